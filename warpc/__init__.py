@@ -1,0 +1,16 @@
+"""warpc: compile learned WARP-LUT logic networks into FPGA bitstreams.
+
+Importing warpc is cheap and does not import torch; `warpc.load` (and the frontend) import it on first use.
+Pipeline (hls4ml-like): ``model = warpc.load(ckpt)`` -> ``net = warpc.compile(ckpt)`` (netlist IR) ->
+``net.predict(x)`` -> ``warpc.build(net, board="icebreaker")`` -> report dict.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def load(path, device="cpu"):
+    """Load a checkpoint as a WarpNet in eval mode (see warpc.checkpoint)."""
+    from .checkpoint import load as _load
+
+    return _load(path, device)

@@ -1,0 +1,210 @@
+"""The netlist IR that every stage after discretization speaks (no torch here).
+
+Signals are integers:  0 = constant 0, 1 = constant 1, 2 .. 2+I-1 = primary inputs (encoded input bits),
+2+I .. = LUT nodes in topological order (a node only reads signals with smaller ids).
+
+- InputBit(feature, threshold): the bit [x[feature] >= threshold] over the integer features the hardware receives
+  (`input_bits` wide, unsigned), so the hardware can encode raw features itself.
+- Node(fanin, table): k = len(fanin) <= 6 inputs; bit c of `table` is the output when fanin[i] = bit i of c
+  (input 0 = least significant, as iCE40 LUT_INIT and BLIF).
+- outputs[c]: the signals whose popcount is class c's score (a signal may appear more than once; constants and
+  inputs are allowed). Argmax ties go to the lowest class index.
+
+JSON form (format "warpc-netlist", version 1): see `to_dict`; truth tables are hex strings.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NetlistError
+
+CONST0, CONST1 = 0, 1
+MAX_K = 6
+FORMAT, FORMAT_VERSION = "warpc-netlist", 1
+
+
+@dataclass(frozen=True)
+class InputBit:
+    feature: int
+    threshold: int
+
+
+@dataclass(frozen=True)
+class Node:
+    fanin: tuple[int, ...]
+    table: int
+    layer: int = -1  # originating layer, for reports (-1 = unknown / made by a pass)
+
+    @property
+    def k(self) -> int:
+        return len(self.fanin)
+
+
+@dataclass
+class Netlist:
+    n_features: int
+    inputs: list[InputBit]
+    nodes: list[Node]
+    outputs: list[list[int]]
+    input_bits: int = 8
+    class_names: list[str] | None = None
+    tau_head: float = 1.0
+    meta: dict = field(default_factory=dict)
+
+    # --- signal ids ----------------------------------------------------------------------------------------
+    @property
+    def first_node(self) -> int:
+        return 2 + len(self.inputs)
+
+    @property
+    def n_signals(self) -> int:
+        return self.first_node + len(self.nodes)
+
+    @property
+    def classes(self) -> int:
+        return len(self.outputs)
+
+    def input_id(self, i: int) -> int:
+        return 2 + i
+
+    def node_id(self, j: int) -> int:
+        return self.first_node + j
+
+    def is_const(self, s: int) -> bool:
+        return s < 2
+
+    def is_input(self, s: int) -> bool:
+        return 2 <= s < self.first_node
+
+    def is_node(self, s: int) -> bool:
+        return s >= self.first_node
+
+    # --- checks and statistics -----------------------------------------------------------------------------
+    def validate(self) -> "Netlist":
+        for i, b in enumerate(self.inputs):
+            if not 0 <= b.feature < self.n_features:
+                raise NetlistError(f"input {i} reads feature {b.feature}, but there are {self.n_features} features")
+        for j, n in enumerate(self.nodes):
+            sid = self.node_id(j)
+            if not 0 <= n.k <= MAX_K:
+                raise NetlistError(f"node {sid} has {n.k} inputs (at most {MAX_K})")
+            if not 0 <= n.table < (1 << (1 << n.k)):
+                raise NetlistError(f"node {sid}: truth table does not fit 2^{n.k} bits")
+            for f in n.fanin:
+                if not 0 <= f < sid:
+                    raise NetlistError(f"node {sid} reads signal {f}, which is not defined before it")
+        if len(self.outputs) < 2:
+            raise NetlistError("a netlist needs at least two output classes")
+        for c, group in enumerate(self.outputs):
+            for s in group:
+                if not 0 <= s < self.n_signals:
+                    raise NetlistError(f"output of class {c} references unknown signal {s}")
+        if self.class_names is not None and len(self.class_names) != len(self.outputs):
+            raise NetlistError("class_names and outputs disagree in length")
+        return self
+
+    def depth(self) -> int:
+        """Logic depth in LUT levels (inputs and constants are level 0)."""
+        level = np.zeros(self.n_signals, dtype=np.int64)
+        for j, n in enumerate(self.nodes):
+            level[self.node_id(j)] = 1 + max((level[f] for f in n.fanin), default=0)
+        outs = [s for g in self.outputs for s in g]
+        return int(level[outs].max()) if outs else 0
+
+    def levels(self) -> np.ndarray:
+        """Level of every signal (inputs/constants 0)."""
+        level = np.zeros(self.n_signals, dtype=np.int64)
+        for j, n in enumerate(self.nodes):
+            level[self.node_id(j)] = 1 + max((int(level[f]) for f in n.fanin), default=0)
+        return level
+
+    def k_histogram(self) -> dict[int, int]:
+        h: dict[int, int] = {}
+        for n in self.nodes:
+            h[n.k] = h.get(n.k, 0) + 1
+        return dict(sorted(h.items()))
+
+    def used_inputs(self) -> list[int]:
+        """Indices (into self.inputs) of input bits that a node or an output reads."""
+        used = {f for n in self.nodes for f in n.fanin} | {s for g in self.outputs for s in g}
+        return [i for i in range(len(self.inputs)) if self.input_id(i) in used]
+
+    def stats(self) -> dict:
+        return {
+            "inputs": len(self.inputs),
+            "inputs_used": len(self.used_inputs()),
+            "nodes": len(self.nodes),
+            "nodes_by_k": {str(k): v for k, v in self.k_histogram().items()},
+            "depth": self.depth(),
+            "outputs": sum(len(g) for g in self.outputs),
+            "classes": self.classes,
+        }
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Integer features (N, n_features) -> encoded input bits (N, I) uint8."""
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            from ..errors import ShapeError
+
+            raise ShapeError(f"expected features of shape (N, {self.n_features}), got {x.shape}")
+        if not self.inputs:
+            return np.zeros((x.shape[0], 0), dtype=np.uint8)
+        feat = np.array([b.feature for b in self.inputs])
+        thr = np.array([b.threshold for b in self.inputs])
+        return (x[:, feat] >= thr[None, :]).astype(np.uint8)
+
+    # --- serialisation -------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "n_features": self.n_features,
+            "input_bits": self.input_bits,
+            "inputs": [[b.feature, b.threshold] for b in self.inputs],
+            "nodes": [{"fanin": list(n.fanin), "table": hex(n.table), "layer": n.layer} for n in self.nodes],
+            "outputs": [list(g) for g in self.outputs],
+            "class_names": self.class_names,
+            "tau_head": self.tau_head,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Netlist":
+        if d.get("format") != FORMAT:
+            raise NetlistError(f"not a warpc netlist (format {d.get('format')!r})")
+        if int(d.get("format_version", 0)) > FORMAT_VERSION:
+            raise NetlistError(f"netlist format {d['format_version']} is newer than supported ({FORMAT_VERSION})")
+        try:
+            net = cls(
+                n_features=int(d["n_features"]),
+                input_bits=int(d.get("input_bits", 8)),
+                inputs=[InputBit(int(f), int(t)) for f, t in d["inputs"]],
+                nodes=[Node(tuple(int(v) for v in n["fanin"]), int(n["table"], 16), int(n.get("layer", -1)))
+                       for n in d["nodes"]],
+                outputs=[[int(s) for s in g] for g in d["outputs"]],
+                class_names=d.get("class_names"),
+                tau_head=float(d.get("tau_head", 1.0)),
+                meta=dict(d.get("meta") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise NetlistError(f"malformed netlist JSON: {e}") from None
+        return net.validate()
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Netlist":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise NetlistError(f"cannot read netlist {path}: {e}") from None
+
+    def copy(self) -> "Netlist":
+        return Netlist.from_dict(json.loads(json.dumps(self.to_dict())))

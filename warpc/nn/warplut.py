@@ -1,0 +1,230 @@
+"""The WARP-LUT layer (and the DLGN baseline behind the same API): plain PyTorch reference implementation.
+
+See warpc/nn/walsh.py for the sign and index conventions. Fused backends (warpc.nn.kernels) must match
+`warp_forward_reference` exactly for fixed noise.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .walsh import truth_tables_from_theta
+
+SAMPLINGS = ("soft", "gumbel", "soft_st", "gumbel_st")
+INITS = ("residual", "random")
+WIRINGS = ("random", "unique", "learnable")
+PARAMETRIZATIONS = ("warp", "dlgn")
+
+
+def default_tau(k: int) -> float:
+    """Node temperature by fan-in: 1, 4, 16 for k = 2, 4, 6, geometric in between (2^(k-2))."""
+    return float(2.0 ** (k - 2))
+
+
+def walsh_basis(xi: torch.Tensor) -> torch.Tensor:
+    """chi (..., 2^k) from input bits/probabilities xi (..., k); chi_m = prod_{i in m} (1 - 2 x_i)."""
+    s = 1.0 - 2.0 * xi
+    chi = torch.ones_like(s[..., :1])
+    for i in range(s.shape[-1]):
+        chi = torch.cat([chi, chi * s[..., i : i + 1]], dim=-1)
+    return chi
+
+
+def logistic_noise(shape, device, dtype=torch.float32, generator: torch.Generator | None = None) -> torch.Tensor:
+    """G1 - G2 for two independent Gumbel(0,1) variables, i.e. Logistic(0,1): log u - log(1-u)."""
+    u = torch.rand(shape, device=device, dtype=dtype, generator=generator).clamp_(1e-6, 1.0 - 1e-6)
+    return torch.log(u) - torch.log1p(-u)
+
+
+def warp_forward_reference(
+    x: torch.Tensor, idx: torch.Tensor, theta: torch.Tensor, tau: float, noise: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Relaxed WARP-LUT layer: y = sigmoid(-(z + noise) / tau), z = sum_m theta_m chi_m(x[:, idx]).
+
+    x (B, in), idx (out, k) long, theta (out, 2^k), noise (B, out) or None. Returns (B, out).
+    """
+    z = (walsh_basis(x[:, idx]) * theta).sum(-1)
+    if noise is not None:
+        z = z + noise
+    return torch.sigmoid(-z / tau)
+
+
+# DLGN: the 16 two-input gates of difflogic, each a multilinear polynomial c0 + c1 a + c2 b + c3 ab.
+# Rows are difflogic's gate order (FALSE, AND, A&~B, A, ~A&B, B, XOR, OR, NOR, XNOR, ~B, A|~B, ~A, ~A|B, NAND, TRUE).
+DLGN_POLY = torch.tensor(
+    [
+        [0, 0, 0, 0], [0, 0, 0, 1], [0, 1, 0, -1], [0, 1, 0, 0],
+        [0, 0, 1, -1], [0, 0, 1, 0], [0, 1, 1, -2], [0, 1, 1, -1],
+        [1, -1, -1, 1], [1, -1, -1, 2], [1, 0, -1, 0], [1, 0, -1, 1],
+        [1, -1, 0, 0], [1, -1, 0, 1], [1, 0, 0, -1], [1, 0, 0, 0],
+    ],
+    dtype=torch.float32,
+)
+
+
+def dlgn_gate_tables() -> np.ndarray:
+    """(16, 4) truth tables of the DLGN gates, corner c = a + 2 b, evaluated from DLGN_POLY itself."""
+    a = np.array([0, 1, 0, 1], dtype=np.float64)
+    b = np.array([0, 0, 1, 1], dtype=np.float64)
+    p = DLGN_POLY.double().numpy()
+    vals = p[:, :1] + p[:, 1:2] * a + p[:, 2:3] * b + p[:, 3:4] * a * b
+    return (vals > 0.5).astype(np.uint8)
+
+
+class WarpLUT(nn.Module):
+    """A layer of `out_features` k-input logic nodes over `in_features` binary inputs.
+
+    parametrization="warp": 2^k Walsh coefficients per node; training output sigmoid(-(z + L)/tau) with logistic
+    noise L for sampling="gumbel" (none for "soft"; "*_st" = straight-through: hard forward, relaxed gradient);
+    eval output [z < 0]. parametrization="dlgn": difflogic's softmax over 16 gates (k must be 2).
+    Wiring: a saved buffer `idx` (out, k); "random" draws inputs uniformly, "unique" uses every input before any
+    repeats, "learnable" learns a softmax over `candidates` random inputs per slot (argmax when discretized).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        k: int = 2,
+        tau: float | None = None,
+        sampling: str = "gumbel",
+        init: str = "residual",
+        wiring: str = "random",
+        parametrization: str = "warp",
+        candidates: int = 16,
+        seed: int | None = None,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        if not 2 <= k <= 6:
+            raise ConfigError(f"k must be between 2 and 6, got {k}")
+        if sampling not in SAMPLINGS:
+            raise ConfigError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        if init not in INITS:
+            raise ConfigError(f"init must be one of {INITS}, got {init!r}")
+        if wiring not in WIRINGS:
+            raise ConfigError(f"wiring must be one of {WIRINGS}, got {wiring!r}")
+        if parametrization not in PARAMETRIZATIONS:
+            raise ConfigError(f"parametrization must be one of {PARAMETRIZATIONS}, got {parametrization!r}")
+        if parametrization == "dlgn" and k != 2:
+            raise ConfigError("the DLGN parametrization has 2-input gates only (k=2)")
+        if in_features < 1 or out_features < 1:
+            raise ConfigError("layer sizes must be positive")
+        self.in_features, self.out_features, self.k = in_features, out_features, k
+        self.tau = float(tau) if tau is not None else default_tau(k)
+        self.sampling, self.init_mode, self.wiring = sampling, init, wiring
+        self.parametrization, self.backend = parametrization, backend
+        gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % (2**31))
+
+        if wiring == "learnable":
+            self.candidates = candidates
+            cand = torch.randint(0, in_features, (out_features, k, candidates), generator=gen)
+            self.register_buffer("cand", cand)
+            self.wiring_logits = nn.Parameter(torch.zeros(out_features, k, candidates))
+            self.register_buffer("idx", cand[..., 0].clone())
+        else:
+            self.register_buffer("idx", self._draw_wiring(wiring, in_features, out_features, k, gen))
+
+        if parametrization == "warp":
+            theta = torch.zeros(out_features, 1 << k)
+            if init == "residual":
+                # theta on input 0's basis element: the node passes input 0 through with probability 0.95.
+                theta[:, 1] = self.tau * math.log(0.95 / 0.05)
+                theta += 0.01 * self.tau * torch.randn(theta.shape, generator=gen)
+            else:
+                theta.normal_(0.0, self.tau, generator=gen)
+            self.theta = nn.Parameter(theta)
+        else:
+            logits = torch.randn(out_features, 16, generator=gen)
+            if init == "residual":
+                logits[:, 3] += 5.0  # gate "A": pass input 0 through
+            self.logits = nn.Parameter(logits)
+
+    @staticmethod
+    def _draw_wiring(wiring: str, n_in: int, n_out: int, k: int, gen: torch.Generator) -> torch.Tensor:
+        if wiring == "random":
+            return torch.randint(0, n_in, (n_out, k), generator=gen)
+        # unique: walk through random permutations of the inputs so each is used before any repeats,
+        # and avoid the same input twice in one node where possible.
+        total = n_out * k
+        perms = [torch.randperm(n_in, generator=gen) for _ in range((total + n_in - 1) // n_in)]
+        flat = torch.cat(perms)[:total]
+        return flat.view(k, n_out).t().contiguous()
+
+    # --- wiring / coefficients -------------------------------------------------------------------------------
+    def wiring_indices(self) -> torch.Tensor:
+        """Hard wiring (out, k): the buffer, or the argmax candidate for learnable wiring."""
+        if self.wiring == "learnable":
+            best = self.wiring_logits.argmax(-1, keepdim=True)
+            return torch.gather(self.cand, -1, best).squeeze(-1)
+        return self.idx
+
+    def coefficients(self) -> torch.Tensor:
+        """Walsh-basis view (out, 2^k) of what the node computes in training (DLGN: in the {1,a,b,ab} basis)."""
+        if self.parametrization == "warp":
+            return self.theta
+        return F.softmax(self.logits, -1) @ DLGN_POLY.to(self.logits.device)
+
+    @torch.no_grad()
+    def truth_tables(self) -> np.ndarray:
+        """Hard truth tables (out, 2^k) uint8, bit c = output at corner c (input i = bit i of c)."""
+        if self.parametrization == "warp":
+            return truth_tables_from_theta(self.theta.detach().double().cpu().numpy())
+        return dlgn_gate_tables()[self.logits.argmax(-1).cpu().numpy()]
+
+    # --- forward ---------------------------------------------------------------------------------------------
+    def _gather(self, x: torch.Tensor) -> torch.Tensor:
+        if self.wiring == "learnable" and self.training:
+            w = F.softmax(self.wiring_logits, -1)  # (out, k, C)
+            return (x[:, self.cand] * w).sum(-1)
+        return x[:, self.wiring_indices()]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.in_features:
+            from ..errors import ShapeError
+
+            raise ShapeError(f"WarpLUT expects input (batch, {self.in_features}), got {tuple(x.shape)}")
+        if not self.training:
+            return self._forward_hard(x)
+        if self.parametrization == "warp" and self.wiring != "learnable":
+            from .kernels import fused_forward
+
+            y = fused_forward(self, x)
+            if y is not None:
+                return y
+        xi = self._gather(x)
+        if self.parametrization == "dlgn":
+            c = self.coefficients()
+            a, b = xi[..., 0], xi[..., 1]
+            y = c[:, 0] + c[:, 1] * a + c[:, 2] * b + c[:, 3] * a * b
+            if self.sampling.endswith("_st"):
+                y = y + ((y > 0.5).to(y.dtype) - y).detach()
+            return y
+        z = (walsh_basis(xi) * self.theta).sum(-1)
+        if self.sampling.startswith("gumbel"):
+            z = z + logistic_noise(z.shape, z.device, z.dtype)
+        y = torch.sigmoid(-z / self.tau)
+        if self.sampling.endswith("_st"):
+            y = y + ((z < 0).to(y.dtype) - y).detach()
+        return y
+
+    def _forward_hard(self, x: torch.Tensor) -> torch.Tensor:
+        xi = x[:, self.wiring_indices()]
+        if self.parametrization == "dlgn":
+            tables = torch.from_numpy(dlgn_gate_tables()).to(x.device)[self.logits.argmax(-1)]  # (out, 4)
+            corner = (xi[..., 0] > 0.5).long() + 2 * (xi[..., 1] > 0.5).long()
+            return torch.gather(tables.expand(x.shape[0], -1, -1), 2, corner.unsqueeze(-1)).squeeze(-1).to(x.dtype)
+        # Sign of z in float64, so that it agrees with truth_tables() (also float64) on every corner.
+        z = (walsh_basis(xi.double()) * self.theta.double()).sum(-1)
+        return (z < 0).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in={self.in_features}, out={self.out_features}, k={self.k}, tau={self.tau:g}, "
+            f"{self.parametrization}, sampling={self.sampling}, wiring={self.wiring}"
+        )
