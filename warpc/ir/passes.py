@@ -1,0 +1,321 @@
+"""Optimisation passes over the netlist IR. Each pass is `Netlist -> (Netlist, PassReport)`, keeps every class
+score exactly, and says what it removed. `optimize` runs them to a fixed point.
+
+Semantics kept by every pass: the multiset of output literals per class evaluates to the same values on every
+input vector within the hardware's range (features in [0, 2^input_bits)). Outputs may repeat a signal (each copy
+counts), may be constants or input bits.
+
+The node-local rewrites (constant propagation, support reduction, structural hashing) share one engine,
+`_rebuild`, that walks nodes in topological order mapping every old signal to a *literal* (new signal, negated);
+negated literals fold into their consumers' truth tables, so an inverter never costs a LUT except where an
+output needs the complemented value.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..errors import NetlistError
+from . import tt
+from .netlist import InputBit, Netlist, Node
+
+
+@dataclass
+class PassReport:
+    name: str
+    nodes_before: int
+    nodes_after: int
+    inputs_before: int
+    inputs_after: int
+    removed: dict = field(default_factory=dict)   # what the pass removed / rewrote, by kind
+    layers_before: dict = field(default_factory=dict)  # node count per originating layer
+    layers_after: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "nodes_before": self.nodes_before, "nodes_after": self.nodes_after,
+            "inputs_before": self.inputs_before, "inputs_after": self.inputs_after, "removed": dict(self.removed),
+            "layers_before": dict(self.layers_before), "layers_after": dict(self.layers_after),
+        }
+
+    def __str__(self) -> str:
+        what = ", ".join(f"{k}={v}" for k, v in self.removed.items() if v) or "nothing"
+        return f"{self.name}: nodes {self.nodes_before} -> {self.nodes_after}; {what}"
+
+
+def layer_counts(net: Netlist) -> dict[int, int]:
+    return dict(sorted(Counter(n.layer for n in net.nodes).items()))
+
+
+def _report(name: str, before: Netlist, after: Netlist, removed: dict) -> PassReport:
+    return PassReport(name, len(before.nodes), len(after.nodes), len(before.inputs), len(after.inputs),
+                      removed, layer_counts(before), layer_counts(after))
+
+
+def _like(net: Netlist, inputs: list[InputBit], nodes: list[Node], outputs: list[list[int]]) -> Netlist:
+    return Netlist(n_features=net.n_features, inputs=inputs, nodes=nodes, outputs=outputs, input_bits=net.input_bits,
+                   class_names=None if net.class_names is None else list(net.class_names), tau_head=net.tau_head,
+                   meta=dict(net.meta))
+
+
+# --- the literal-rewriting engine ---------------------------------------------------------------------------
+def _rebuild(net: Netlist, *, consts: bool, support: bool, strash: bool,
+             input_sub: dict[int, int] | None = None) -> tuple[Netlist, Counter]:
+    """Rewrite every node given the enabled simplifications; returns the new netlist and counters.
+
+    consts:  fold constant fan-ins (signals 0/1, or inputs substituted by constants) into tables; a node whose
+             table is constant becomes a constant.
+    support: merge repeated fan-ins, drop fan-ins the table does not depend on; 1-input identity -> wire,
+             1-input inverter -> negated literal folded into consumers.
+    strash:  canonical fan-in order (sorted, table permuted) and output polarity (table bit 0 = 0), identical
+             (fanin, table) merged; f and not f share one node.
+    input_sub: old input signal -> old signal (0/1 for constants, another input for duplicates).
+    """
+    cnt: Counter = Counter()
+    first = net.first_node
+    lit: list[tuple[int, bool]] = [(0, False), (0, True)] + [(s, False) for s in range(2, first)]
+    for s, t in (input_sub or {}).items():
+        lit[s] = lit[t] if t >= 2 else (0, bool(t))
+    nodes: list[list] = []  # [fanin list (new ids), table, layer]
+    seen: dict[tuple, int] = {}
+
+    for node in net.nodes:
+        k, t = node.k, node.table
+        fan: list[int] = []
+        for i, f in enumerate(node.fanin):
+            g, neg = lit[f]
+            if neg and g != 0:
+                t = tt.negate_input(t, k, i)
+            if g == 0:  # constant literal: value = neg
+                fan.append(-1 - int(neg))  # marker, resolved below
+            else:
+                fan.append(g)
+        # constants: fold (consts) or keep as signals 0/1
+        if any(f < 0 for f in fan):
+            if consts:
+                i = len(fan) - 1
+                while i >= 0:
+                    if fan[i] < 0:
+                        t = tt.cofactor(t, len(fan), i, -1 - fan[i])
+                        del fan[i]
+                        cnt["const_fanins_folded"] += 1
+                    i -= 1
+            else:
+                fan = [(-1 - f) if f < 0 else f for f in fan]
+        k = len(fan)
+        if support:
+            i = 0
+            while i < k:  # repeated fan-ins
+                j = next((j for j in range(i + 1, k) if fan[j] == fan[i]), None)
+                if j is None:
+                    i += 1
+                    continue
+                t = tt.merge_inputs(t, k, i, j)
+                del fan[j]
+                k -= 1
+                cnt["repeated_fanins_merged"] += 1
+            for i in range(k - 1, -1, -1):
+                if not tt.depends(t, k, i):
+                    t = tt.cofactor(t, k, i, 0)
+                    del fan[i]
+                    k -= 1
+                    cnt["fanins_dropped"] += 1
+        cval = tt.is_const(t, k)
+        if cval is not None and (consts or (support and k == 0)):
+            lit.append((0, bool(cval)))
+            cnt["nodes_to_constants"] += 1
+            continue
+        if support and k == 1:
+            if t == 0b10:
+                lit.append((fan[0], False))
+                cnt["wires_removed"] += 1
+                continue
+            if t == 0b01:
+                lit.append((fan[0], True))
+                cnt["inverters_folded"] += 1
+                continue
+        neg_out = False
+        if strash:
+            order = tuple(sorted(range(k), key=lambda i: fan[i]))
+            if order != tuple(range(k)):
+                t = tt.permute(t, k, order)
+                fan = [fan[i] for i in order]
+            if t & 1:
+                t = ~t & tt.full(k)
+                neg_out = True
+            key = (tuple(fan), t)
+            hit = seen.get(key)
+            if hit is not None:
+                lit.append((hit, neg_out))
+                cnt["nodes_merged"] += 1
+                continue
+            seen[key] = first + len(nodes)
+        nodes.append([fan, t, node.layer])
+        lit.append((first + len(nodes) - 1, neg_out))
+
+    # Outputs: positive literals directly; constants as signals 0/1. A node that outputs only need negated is
+    # stored complemented (its consumers' tables absorb the flip); otherwise an inverter node is added.
+    olits = [[lit[s] for s in g] for g in net.outputs]
+    pos: Counter = Counter()
+    negc: Counter = Counter()
+    for g in olits:
+        for s, neg in g:
+            if s != 0:
+                (negc if neg else pos)[s] += 1
+    flip = {s for s in negc if s >= first and pos[s] == 0}
+    if flip:
+        for s in flip:
+            nd = nodes[s - first]
+            nd[1] = ~nd[1] & tt.full(len(nd[0]))
+        for nd in nodes:
+            for i, f in enumerate(nd[0]):
+                if f in flip:
+                    nd[1] = tt.negate_input(nd[1], len(nd[0]), i)
+        cnt["outputs_complemented_in_place"] += len(flip)
+    inv: dict[int, int] = {}
+    outputs: list[list[int]] = []
+    for g in olits:
+        og = []
+        for s, neg in g:
+            if s == 0:
+                og.append(1 if neg else 0)
+            elif not neg or s in flip:
+                og.append(s)
+            else:
+                if s not in inv:
+                    nodes.append([[s], 0b01, -1])
+                    inv[s] = first + len(nodes) - 1
+                    cnt["output_inverters_added"] += 1
+                og.append(inv[s])
+        outputs.append(og)
+    out = _like(net, list(net.inputs), [Node(tuple(f), t, layer) for f, t, layer in nodes], outputs)
+    return out, cnt
+
+
+# --- passes -----------------------------------------------------------------------------------------------
+def constant_propagation(net: Netlist) -> tuple[Netlist, PassReport]:
+    """Fold constant fan-ins and constant input bits (threshold <= 0 is always 1; threshold above the input
+    range is always 0) into truth tables; constant tables become constants."""
+    top = (1 << net.input_bits) - 1
+    sub = {}
+    for i, b in enumerate(net.inputs):
+        if b.threshold <= 0:
+            sub[net.input_id(i)] = 1
+        elif b.threshold > top:
+            sub[net.input_id(i)] = 0
+    read = {f for n in net.nodes for f in n.fanin} | {s for g in net.outputs for s in g}
+    sub = {s: v for s, v in sub.items() if s in read}
+    out, cnt = _rebuild(net, consts=True, support=False, strash=False, input_sub=sub)
+    cnt["constant_input_bits"] = len(sub)
+    return out, _report("constant_propagation", net, out, dict(cnt))
+
+
+def support_reduction(net: Netlist) -> tuple[Netlist, PassReport]:
+    """Drop fan-ins a table does not depend on, merge repeated fan-ins, turn 1-input identities into wires and
+    fold inverters into their consumers."""
+    out, cnt = _rebuild(net, consts=False, support=True, strash=False)
+    return out, _report("support_reduction", net, out, dict(cnt))
+
+
+def structural_hashing(net: Netlist) -> tuple[Netlist, PassReport]:
+    """Merge nodes with identical (sorted fan-in, table) up to output polarity."""
+    out, cnt = _rebuild(net, consts=False, support=False, strash=True)
+    return out, _report("structural_hashing", net, out, dict(cnt))
+
+
+def dedupe_inputs(net: Netlist) -> tuple[Netlist, PassReport]:
+    """Identical input bits (same feature and threshold) are read through the first of them."""
+    first_of: dict[InputBit, int] = {}
+    sub = {}
+    for i, b in enumerate(net.inputs):
+        s = net.input_id(i)
+        if b in first_of:
+            sub[s] = first_of[b]
+        else:
+            first_of[b] = s
+    if not sub:
+        return net, _report("dedupe_inputs", net, net, {"duplicate_input_bits": 0})
+    out = _substitute(net, sub)
+    out = renumber(out, [i for i in range(len(net.inputs)) if net.input_id(i) not in sub], list(range(len(net.nodes))))
+    return out, _report("dedupe_inputs", net, out, {"duplicate_input_bits": len(sub)})
+
+
+def _substitute(net: Netlist, sub: dict[int, int]) -> Netlist:
+    nodes = [Node(tuple(sub.get(f, f) for f in n.fanin), n.table, n.layer) for n in net.nodes]
+    outputs = [[sub.get(s, s) for s in g] for g in net.outputs]
+    return _like(net, list(net.inputs), nodes, outputs)
+
+
+def dead_node_elimination(net: Netlist) -> tuple[Netlist, PassReport]:
+    """Remove nodes no output reaches."""
+    live = bytearray(net.n_signals)
+    for g in net.outputs:
+        for s in g:
+            live[s] = 1
+    first = net.first_node
+    for j in range(len(net.nodes) - 1, -1, -1):
+        if live[first + j]:
+            for f in net.nodes[j].fanin:
+                live[f] = 1
+    keep_nodes = [j for j in range(len(net.nodes)) if live[first + j]]
+    out = renumber(net, list(range(len(net.inputs))), keep_nodes)
+    by_layer = Counter(net.nodes[j].layer for j in range(len(net.nodes)) if not live[first + j])
+    return out, _report("dead_node_elimination", net, out,
+                        {"dead_nodes": len(net.nodes) - len(keep_nodes),
+                         **{f"dead_nodes_layer{l}": v for l, v in sorted(by_layer.items())}})
+
+
+def remove_unused_inputs(net: Netlist) -> tuple[Netlist, PassReport]:
+    """Drop encoder bits that no node and no output reads."""
+    used = net.used_inputs()
+    out = renumber(net, used, list(range(len(net.nodes))))
+    return out, _report("remove_unused_inputs", net, out, {"unused_input_bits": len(net.inputs) - len(used)})
+
+
+def renumber(net: Netlist, keep_inputs: list[int], keep_nodes: list[int]) -> Netlist:
+    """Keep the given inputs / nodes (indices, ascending), renumbering signals; kept items must not read
+    dropped ones."""
+    remap = {0: 0, 1: 1}
+    for new, i in enumerate(keep_inputs):
+        remap[net.input_id(i)] = 2 + new
+    first = 2 + len(keep_inputs)
+    for new, j in enumerate(keep_nodes):
+        remap[net.node_id(j)] = first + new
+    try:
+        nodes = [Node(tuple(remap[f] for f in net.nodes[j].fanin), net.nodes[j].table, net.nodes[j].layer)
+                 for j in keep_nodes]
+        outputs = [[remap[s] for s in g] for g in net.outputs]
+    except KeyError as e:
+        raise NetlistError(f"renumber: signal {e} is read but was dropped") from None
+    return _like(net, [net.inputs[i] for i in keep_inputs], nodes, outputs)
+
+
+PASSES = (dedupe_inputs, constant_propagation, support_reduction, structural_hashing, dead_node_elimination,
+          remove_unused_inputs)
+
+
+def signature(net: Netlist) -> tuple:
+    return (tuple(net.inputs), tuple(net.nodes), tuple(tuple(g) for g in net.outputs))
+
+
+def optimize(net: Netlist, max_rounds: int = 20) -> tuple[Netlist, list[PassReport]]:
+    """Run all passes until nothing changes; returns the optimised netlist and every pass's report in order."""
+    reports: list[PassReport] = []
+    for _ in range(max_rounds):
+        before = signature(net)
+        for p in PASSES:
+            net, rep = p(net)
+            reports.append(rep)
+        if signature(net) == before:
+            break
+    return net.validate(), reports
+
+
+def summarize(reports: list[PassReport]) -> dict[str, dict]:
+    """Totals per pass name over all rounds."""
+    tot: dict[str, Counter] = {}
+    for r in reports:
+        c = tot.setdefault(r.name, Counter())
+        c.update({k: v for k, v in r.removed.items() if v})
+        c["nodes_removed"] += r.nodes_before - r.nodes_after
+    return {k: dict(v) for k, v in tot.items()}
