@@ -156,6 +156,22 @@ def _rebuild(net: Netlist, *, consts: bool, support: bool, strash: bool,
     # Outputs: positive literals directly; constants as signals 0/1. A node that outputs only need negated is
     # stored complemented (its consumers' tables absorb the flip); otherwise an inverter node is added.
     olits = [[lit[s] for s in g] for g in net.outputs]
+    if strash:
+        # s and not s in one class always add exactly 1 to its score: a constant-1 output instead of two bits
+        for c, g in enumerate(olits):
+            pos_i: dict[int, list[int]] = {}
+            neg_i: dict[int, list[int]] = {}
+            for i, (sg, neg) in enumerate(g):
+                if sg != 0:
+                    (neg_i if neg else pos_i).setdefault(sg, []).append(i)
+            drop: set[int] = set()
+            for sg, ps in pos_i.items():
+                for a, b in zip(ps, neg_i.get(sg, [])):
+                    drop |= {a, b}
+                    cnt["complementary_output_pairs"] += 1
+            if drop:
+                ones = len(drop) // 2
+                olits[c] = [l for i, l in enumerate(g) if i not in drop] + [(0, True)] * ones
     pos: Counter = Counter()
     negc: Counter = Counter()
     for g in olits:
@@ -183,9 +199,14 @@ def _rebuild(net: Netlist, *, consts: bool, support: bool, strash: bool,
                 og.append(s)
             else:
                 if s not in inv:
-                    nodes.append([[s], 0b01, -1])
+                    if s >= first:  # a complemented copy of the node: one LUT, like an inverter, but no extra level
+                        f, t, layer = nodes[s - first]
+                        nodes.append([list(f), ~t & tt.full(len(f)), layer])
+                        cnt["output_complement_copies"] += 1
+                    else:
+                        nodes.append([[s], 0b01, -1])
+                        cnt["output_inverters_added"] += 1
                     inv[s] = first + len(nodes) - 1
-                    cnt["output_inverters_added"] += 1
                 og.append(inv[s])
         outputs.append(og)
     out = _like(net, list(net.inputs), [Node(tuple(f), t, layer) for f, t, layer in nodes], outputs)
@@ -215,6 +236,55 @@ def support_reduction(net: Netlist) -> tuple[Netlist, PassReport]:
     fold inverters into their consumers."""
     out, cnt = _rebuild(net, consts=False, support=True, strash=False)
     return out, _report("support_reduction", net, out, dict(cnt))
+
+
+def thermometer_dont_cares(net: Netlist) -> tuple[Netlist, PassReport]:
+    """Use the encoder's structure: bits of one feature are a thermometer code, [x >= t2] implies [x >= t1] for
+    t1 <= t2, so a node reading several bits of one feature never sees some corners. Fan-ins that matter only on
+    those impossible corners are dropped (exact for every input value, not just the test set)."""
+    cnt: Counter = Counter()
+    nodes = []
+    for n in net.nodes:
+        pos = [i for i, f in enumerate(n.fanin) if net.is_input(f)]
+        feats: dict[int, list[int]] = {}
+        for i in pos:
+            feats.setdefault(net.inputs[n.fanin[i] - 2].feature, []).append(i)
+        pairs = [(i, j) for g in feats.values() for i in g for j in g
+                 if i != j and net.inputs[n.fanin[i] - 2].threshold <= net.inputs[n.fanin[j] - 2].threshold]
+        if not pairs:
+            nodes.append(n)
+            continue
+        k, t = n.k, n.table
+        # care[c] = 1 unless corner c has x_j = 1 and x_i = 0 with t_i <= t_j
+        care = 0
+        for c in range(1 << k):
+            if all(not ((c >> j) & 1 and not (c >> i) & 1) for i, j in pairs):
+                care |= 1 << c
+        fan = list(n.fanin)
+        for v in range(k - 1, -1, -1):
+            ok = True
+            for c in range(1 << k):
+                if not (c >> v) & 1:
+                    d = c | (1 << v)
+                    if (care >> c) & 1 and (care >> d) & 1 and ((t >> c) & 1) != ((t >> d) & 1):
+                        ok = False
+                        break
+            if not ok:
+                continue
+            # g(rest) = f on whichever expansion is a care corner (don't-cares become 0)
+            t0, t1 = tt.cofactor(t, k, v, 0), tt.cofactor(t, k, v, 1)
+            c0, c1 = tt.cofactor(care, k, v, 0), tt.cofactor(care, k, v, 1)
+            t = (t0 & c0) | (t1 & c1 & ~c0)
+            care = c0 | c1
+            del fan[v]
+            k -= 1
+            cnt["fanins_dropped"] += 1
+        t &= care  # impossible corners to 0, so equal functions get equal tables for structural hashing
+        if k != n.k or t != n.table:
+            cnt["nodes_simplified"] += 1
+        nodes.append(Node(tuple(fan), t, n.layer))
+    out = _like(net, list(net.inputs), nodes, [list(g) for g in net.outputs])
+    return out, _report("thermometer_dont_cares", net, out, dict(cnt))
 
 
 def structural_hashing(net: Netlist) -> tuple[Netlist, PassReport]:
@@ -290,7 +360,7 @@ def renumber(net: Netlist, keep_inputs: list[int], keep_nodes: list[int]) -> Net
     return _like(net, [net.inputs[i] for i in keep_inputs], nodes, outputs)
 
 
-PASSES = (dedupe_inputs, constant_propagation, support_reduction, structural_hashing, dead_node_elimination,
+PASSES = (dedupe_inputs, constant_propagation, thermometer_dont_cares, support_reduction, structural_hashing, dead_node_elimination,
           remove_unused_inputs)
 
 

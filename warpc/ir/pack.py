@@ -1,0 +1,310 @@
+"""Packing the optimised DAG into K-input LUT cells (K = 4 for iCE40, up to 6).
+
+1. `decompose`: nodes with more than K inputs are split by Shannon expansion (f = x ? f1 : f0, cofactors
+   recursively, a 3-input multiplexer LUT per split); the passes then merge equal / constant cofactors.
+2. Cut enumeration: priority cuts (at most `cuts` per node, always including the node's own fan-in cut), each
+   K-feasible cut of a node a candidate LUT whose inputs are the cut's leaves.
+3. Selection: depth-oriented (if a depth bound is asked for: FlowMap-style optimal arrival times) or area-flow
+   first; then area-flow recovery and exact local area recovery (reference counting: a cut's cost is the number
+   of LUTs it would add given everything else that is mapped, so shared logic is not duplicated needlessly),
+   respecting the required times when a depth bound is set.
+4. Truth tables of the chosen cuts are computed exactly by evaluating the cone on projection tables; the result
+   is again a Netlist, cleaned by the passes (a cut function may not depend on all its leaves).
+
+If every node already has k <= K, the result never has more LUTs than the input has nodes (the node-per-LUT
+mapping is a fallback).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from ..errors import NetlistError
+from . import tt
+from .netlist import Netlist, Node
+from .passes import PassReport, _like, _report, dead_node_elimination, optimize
+
+MUX3 = 0xCA  # fanin (a, b, s): s ? b : a
+
+
+@dataclass
+class PackReport:
+    K: int
+    luts: int
+    luts_by_k: dict
+    depth: int
+    depth_bound: int | None
+    min_depth: int
+    nodes_in: int
+    decomposed_nodes: int
+    area_rounds: list = field(default_factory=list)  # LUT count after each selection round
+    fallback_node_per_lut: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+# --- decomposition ------------------------------------------------------------------------------------------
+def decompose(net: Netlist, K: int) -> tuple[Netlist, PassReport]:
+    """Split every node with k > K into K-input nodes (Shannon expansion on its highest inputs)."""
+    if not 3 <= K <= 6:
+        raise NetlistError(f"LUT size K must be between 3 and 6, got {K}")
+    if all(n.k <= K for n in net.nodes):
+        return net, _report("decompose", net, net, {"nodes_split": 0})
+    first = net.first_node
+    remap = list(range(first))
+    nodes: list[Node] = []
+    split = 0
+
+    def build(table: int, fan: list[int], layer: int) -> int:
+        k = len(fan)
+        if k <= K:
+            nodes.append(Node(tuple(fan), table, layer))
+            return first + len(nodes) - 1
+        s0 = build(tt.cofactor(table, k, k - 1, 0), fan[:-1], layer)
+        s1 = build(tt.cofactor(table, k, k - 1, 1), fan[:-1], layer)
+        nodes.append(Node((s0, s1, fan[-1]), MUX3, layer))
+        return first + len(nodes) - 1
+
+    for n in net.nodes:
+        fan = [remap[f] for f in n.fanin]
+        if n.k > K:
+            split += 1
+        remap.append(build(n.table, fan, n.layer))
+    out = _like(net, list(net.inputs), nodes, [[remap[s] for s in g] for g in net.outputs])
+    return out, _report("decompose", net, out, {"nodes_split": split, "nodes_added": len(nodes) - len(net.nodes)})
+
+
+# --- mapping ------------------------------------------------------------------------------------------------
+class _Mapper:
+    def __init__(self, net: Netlist, K: int, C: int) -> None:
+        self.net, self.K, self.C = net, K, C
+        self.first = net.first_node
+        self.N = net.n_signals
+        self.fanin = [()] * self.first + [n.fanin for n in net.nodes]
+        self.roots = sorted({s for g in net.outputs for s in g if s >= self.first})
+        fo = [0] * self.N
+        for fan in self.fanin:
+            for f in fan:
+                fo[f] += 1
+        for s in self.roots:
+            fo[s] += 1
+        self.fo_est = [max(1, v) for v in fo]
+        self.cuts: list[list[frozenset]] = [[] for _ in range(self.N)]
+        self.best: list[frozenset | None] = [None] * self.N
+        self.arr = [0] * self.N
+        self.af = [0.0] * self.N
+        self.refs = [0] * self.N
+
+    # cut enumeration (once), ranked by the first selection mode
+    def enumerate(self, depth_first: bool) -> None:
+        K, C, first = self.K, self.C, self.first
+        limit = 4 * C * C
+        for s in range(first, self.N):
+            cand = {frozenset()}
+            for f in self.fanin[s]:
+                if f < 2:
+                    continue  # constants are not LUT inputs
+                fc = [frozenset((f,))] + (self.cuts[f] if f >= first else [])
+                nxt = set()
+                for a in cand:
+                    for b in fc:
+                        u = a | b
+                        if len(u) <= K:
+                            nxt.add(u)
+                if len(nxt) > limit:
+                    nxt = set(sorted(nxt, key=len)[:limit])
+                cand = nxt
+            own = frozenset(f for f in self.fanin[s] if f >= 2)
+            scored = sorted(cand, key=lambda c: self._key(c, depth_first))
+            kept: list[frozenset] = [own]
+            for c in scored:
+                if len(kept) > C:
+                    break
+                if c is own or c == own or any(k <= c for k in kept):
+                    continue
+                kept.append(c)
+            kept.sort(key=lambda c: self._key(c, depth_first))
+            self.cuts[s] = kept
+            self._choose(s, kept[0])
+
+    def _arrival(self, c: frozenset) -> int:
+        return 1 + max((self.arr[l] for l in c), default=0)
+
+    def _flow(self, c: frozenset) -> float:
+        first, af, fo = self.first, self.af, self.fo_est
+        return 1.0 + sum(af[l] / fo[l] for l in c if l >= first)
+
+    def _key(self, c: frozenset, depth_first: bool) -> tuple:
+        d, a = self._arrival(c), self._flow(c)
+        return (d, a, len(c)) if depth_first else (a, d, len(c))
+
+    def _choose(self, s: int, c: frozenset) -> None:
+        self.best[s] = c
+        self.arr[s] = self._arrival(c)
+        self.af[s] = self._flow(c)
+
+    # exact area by reference counting
+    def _ref(self, s: int) -> int:
+        area = 1
+        for l in self.best[s]:
+            if l >= self.first:
+                self.refs[l] += 1
+                if self.refs[l] == 1:
+                    area += self._ref(l)
+        return area
+
+    def _deref(self, s: int) -> int:
+        area = 1
+        for l in self.best[s]:
+            if l >= self.first:
+                self.refs[l] -= 1
+                if self.refs[l] == 0:
+                    area += self._deref(l)
+        return area
+
+    def _cut_area(self, c: frozenset) -> int:
+        """LUTs that mapping the current node with cut c adds (node itself included)."""
+        area, touched = 1, []
+        stack = [l for l in c if l >= self.first]
+        # ref: count newly needed nodes
+        for l in stack:
+            self.refs[l] += 1
+            touched.append(l)
+            if self.refs[l] == 1:
+                area += self._ref(l)
+        for l in touched:
+            self.refs[l] -= 1
+            if self.refs[l] == 0:
+                self._deref(l)
+        return area
+
+    def map_all(self) -> int:
+        """Reference the whole mapping from the outputs; returns the LUT count."""
+        self.refs = [0] * self.N
+        area = 0
+        for s in self.roots:
+            self.refs[s] += 1
+            if self.refs[s] == 1:
+                area += self._ref(s)
+        return area
+
+    def required(self, bound: int | None) -> list[float]:
+        req = [math.inf] * self.N
+        if bound is None:
+            return req
+        for s in self.roots:
+            req[s] = bound
+        for s in range(self.N - 1, self.first - 1, -1):
+            if self.refs[s] > 0:
+                for l in self.best[s]:
+                    req[l] = min(req[l], req[s] - 1)
+        return req
+
+    def area_flow_round(self, bound: int | None) -> None:
+        req = self.required(bound)
+        self.fo_est = [max(1, r) for r in self.refs]
+        for s in range(self.first, self.N):
+            ok = [c for c in self.cuts[s] if self._arrival(c) <= req[s]] or [min(self.cuts[s], key=self._arrival)]
+            self._choose(s, min(ok, key=lambda c: (self._flow(c), self._arrival(c), len(c))))
+        self.map_all()
+
+    def exact_area_round(self, bound: int | None) -> None:
+        req = self.required(bound)
+        for s in range(self.first, self.N):
+            ok = [c for c in self.cuts[s] if self._arrival(c) <= req[s]] or [min(self.cuts[s], key=self._arrival)]
+            if self.refs[s] > 0:
+                self._deref(s)
+                scored = [(self._cut_area(c), self._arrival(c), len(c), i) for i, c in enumerate(ok)]
+                self._choose(s, ok[min(scored)[3]])
+                self._ref(s)
+            else:
+                self._choose(s, min(ok, key=lambda c: (self._flow(c), self._arrival(c), len(c))))
+
+    def depth(self) -> int:
+        return max((self.arr[s] for s in self.roots), default=0)
+
+    def build(self) -> Netlist:
+        """The mapped netlist: one node per referenced root, with the cone's exact truth table."""
+        net, first = self.net, self.first
+        mapped = [s for s in range(first, self.N) if self.refs[s] > 0]
+        new_id = {0: 0, 1: 1, **{s: s for s in range(2, first)}}
+        for j, s in enumerate(mapped):
+            new_id[s] = first + j
+        nodes = []
+        for s in mapped:
+            leaves = sorted(self.best[s])
+            m = len(leaves)
+            val = {0: 0, 1: tt.full(m)}
+            for i, l in enumerate(leaves):
+                val[l] = tt.var(i, m)
+            nodes.append(Node(tuple(new_id[l] for l in leaves), self._cone(s, val, m), net.nodes[s - first].layer))
+        return _like(net, list(net.inputs), nodes, [[new_id[s] for s in g] for g in net.outputs])
+
+    def _cone(self, s: int, val: dict, m: int) -> int:
+        stack = [s]
+        while stack:
+            v = stack[-1]
+            pending = [f for f in self.fanin[v] if f not in val]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            if v not in val:
+                val[v] = tt.compose(self.net.nodes[v - self.first].table, [val[f] for f in self.fanin[v]], m)
+        return val[s]
+
+
+def pack(net: Netlist, K: int = 4, depth: int | str | None = None, cuts: int = 8,
+         area_rounds: int = 3) -> tuple[Netlist, PackReport]:
+    """Map `net` onto K-input LUTs. depth: None = area only; an int = at most that many LUT levels
+    (NetlistError if below the minimum); "min" = the minimum achievable depth. Returns (packed net, report)."""
+    t0 = time.perf_counter()
+    if not 3 <= K <= 6:
+        raise NetlistError(f"LUT size K must be between 3 and 6, got {K}")
+    nodes_in = len(net.nodes)
+    work, rep = decompose(net, K)
+    split = rep.removed.get("nodes_split", 0)
+    if split:
+        work, _ = optimize(work)
+    work, _ = dead_node_elimination(work)
+    mp = _Mapper(work, K, cuts)
+    depth_first = depth is not None
+    mp.enumerate(depth_first)
+    min_depth = mp.depth() if depth_first else 0
+    bound: int | None = None
+    if depth is not None:
+        if depth == "min" or depth == 0:
+            bound = min_depth
+        else:
+            bound = int(depth)
+            if bound < min_depth:
+                raise NetlistError(f"depth bound {bound} is below the minimum achievable depth {min_depth} for K={K}")
+    rounds = [mp.map_all()]
+    if bound is not None:
+        # keep the depth-optimal choices as a fallback if recovery breaks the bound
+        keep = (list(mp.best), list(mp.arr))
+    for r in range(area_rounds):
+        if r == 0:
+            mp.area_flow_round(bound)
+        mp.exact_area_round(bound)
+        rounds.append(mp.map_all())
+    if bound is not None and mp.depth() > bound:
+        mp.best, mp.arr = keep
+        rounds.append(mp.map_all())
+    out = mp.build()
+    out, _ = optimize(out)
+    fallback = False
+    if all(n.k <= K for n in net.nodes):
+        base, _ = dead_node_elimination(net)
+        if len(out.nodes) > len(base.nodes) and (bound is None or base.depth() <= bound):
+            out, fallback = base, True
+    if any(n.k > K for n in out.nodes):
+        raise NetlistError("packing left a node wider than K (internal error)")
+    out.meta = dict(out.meta, packed_K=K)
+    report = PackReport(K=K, luts=len(out.nodes), luts_by_k=out.k_histogram(), depth=out.depth(), depth_bound=bound,
+                        min_depth=min_depth, nodes_in=nodes_in, decomposed_nodes=split, area_rounds=rounds,
+                        fallback_node_per_lut=fallback, seconds=round(time.perf_counter() - t0, 3))
+    return out.validate(), report
