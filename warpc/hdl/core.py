@@ -24,6 +24,19 @@ def _bits_for(value: int) -> int:
     return max(1, int(value).bit_length())
 
 
+def ge_const(value, t: int):
+    """[value >= t] for an unsigned value and a constant 0 < t < 2^width, as AND/OR logic. Yosys would map a
+    `>=` to a carry chain (one LC per bit); this form becomes ~width/3 LUT4s and shares nothing with carries."""
+    res = None  # None = "all lower bits compared equal" = true
+    for i in range(len(value)):  # LSB first: ge_i = t_i ? (v_i & ge_{i-1}) : (v_i | ge_{i-1})
+        v = value[i]
+        if (t >> i) & 1:
+            res = v if res is None else (v & res)
+        else:
+            res = None if res is None else (v | res)
+    return Const(1, 1) if res is None else res
+
+
 def lut4_init(table: int, k: int) -> int:
     """16-bit SB_LUT4 LUT_INIT for a k <= 4 input table; unused inputs are tied to 0 but the table is replicated,
     so the cell computes the function whatever they carry."""
@@ -107,7 +120,7 @@ class Encoder(Elaboratable):
                     cmp[key] = Const(0, 1)
                 else:
                     ge = Signal(name=f"ge_f{b.feature}_t{b.threshold}")
-                    m.d.comb += ge.eq(self.x[b.feature * w : (b.feature + 1) * w] >= b.threshold)
+                    m.d.comb += ge.eq(ge_const(self.x[b.feature * w : (b.feature + 1) * w], b.threshold))
                     cmp[key] = ge
             m.d.comb += self.bits[i].eq(cmp[key])
         return m
@@ -300,11 +313,11 @@ class WarpCore(Elaboratable):
             m.d.comb += arg.scores.eq(scores_r)
             m.d.sync += [self.cls.eq(arg.cls), self.scores.eq(scores_r)]
             valid = [self.valid_in]
-            for t in range(self.latency):
+            for t in range(self.latency - 1):
                 v = Signal(name=f"valid{t + 1}")
                 m.d.sync += v.eq(valid[-1])
                 valid.append(v)
-            m.d.comb += self.valid_out.eq(valid[-1])
+            m.d.sync += self.valid_out.eq(valid[-1])
         else:
             m.d.comb += [lutnet.bits.eq(bits), pop.outputs.eq(lutnet.outputs), arg.scores.eq(pop.scores),
                          self.cls.eq(arg.cls), self.scores.eq(pop.scores), self.valid_out.eq(self.valid_in)]

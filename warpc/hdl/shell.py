@@ -14,7 +14,7 @@ from __future__ import annotations
 from amaranth.hdl import Const, Elaboratable, Module, Signal
 
 from ..ir.netlist import Netlist
-from .core import WarpCore, _bits_for
+from .core import WarpCore, _bits_for, ge_const
 from .uart import UARTRx, UARTTx
 
 SYNC_BYTE = 0xA5
@@ -46,7 +46,7 @@ class SerialEncoder(Elaboratable):
                     ge[t] = Const(0, 1)
                 else:
                     g = Signal(name=f"ge{t}")
-                    m.d.comb += g.eq(self.value >= t)
+                    m.d.comb += g.eq(ge_const(self.value, t))
                     ge[t] = g
             if b.feature not in hit:
                 h = Signal(name=f"hit{b.feature}")

