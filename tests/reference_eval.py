@@ -15,7 +15,8 @@ def reference_signals(net, bits: np.ndarray) -> np.ndarray:
         corner = np.zeros(bits.shape[0], dtype=np.int64)
         for i, f in enumerate(n.fanin):
             corner += vals[:, f].astype(np.int64) << i
-        vals[:, net.node_id(j)] = [(n.table >> int(c)) & 1 for c in corner]
+        table_bits = np.array([(n.table >> c) & 1 for c in range(1 << n.k)], dtype=np.uint8)
+        vals[:, net.node_id(j)] = table_bits[corner]
     return vals
 
 
@@ -28,8 +29,10 @@ def reference_counts_bits(net, bits: np.ndarray) -> np.ndarray:
 def reference_counts(net, x: np.ndarray) -> np.ndarray:
     """Class scores from raw integer features: thermometer compare per input bit, then the netlist."""
     x = np.asarray(x)
-    bits = np.array([[int(row[b.feature] >= b.threshold) for b in net.inputs] for row in x], dtype=np.uint8)
-    return reference_counts_bits(net, bits.reshape(len(x), len(net.inputs)))
+    bits = np.zeros((len(x), len(net.inputs)), dtype=np.uint8)
+    for i, b in enumerate(net.inputs):
+        bits[:, i] = x[:, b.feature] >= b.threshold
+    return reference_counts_bits(net, bits)
 
 
 def reference_predict(net, x: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ def write_blif(net: Netlist, path_or_file: str | Path | IO[str], model: str = "w
     for j in range(len(net.nodes)):
         name.setdefault(net.node_id(j), f"n{net.node_id(j)}")
     lines = [f"# warpc netlist: {len(net.nodes)} LUT nodes, {len(used)} input bits, {net.classes} classes",
-             f"# warpc-meta n_features {net.n_features} input_bits {net.input_bits}",
+             f"# warpc-meta n_features {net.n_features} input_bits {net.input_bits} classes {net.classes}",
              f".model {model}"]
     for i in used:
         b = net.inputs[i]
@@ -94,7 +94,7 @@ def read_blif(path_or_file: str | Path | IO[str]) -> Netlist:
     outputs: list[str] = []
     gates: list[tuple[list[str], str, list[str]]] = []  # (fanin names, output name, cubes)
     in_meta: dict[str, InputBit] = {}
-    n_features, input_bits = None, 8
+    n_features, input_bits, n_classes = None, 8, 0
     cur = None
     for line in _logical_lines(text):
         if line.startswith("# warpc-input"):
@@ -104,6 +104,7 @@ def read_blif(path_or_file: str | Path | IO[str]) -> Netlist:
         if line.startswith("# warpc-meta"):
             p = line.split()
             n_features, input_bits = int(p[3]), int(p[5])
+            n_classes = int(p[7]) if len(p) > 7 else 0
             continue
         tok = line.split()
         if tok[0].startswith("."):
@@ -179,7 +180,7 @@ def read_blif(path_or_file: str | Path | IO[str]) -> Netlist:
         outs = [[s for _, s in sorted(groups.get(c, []))] for c in range(max(groups) + 1)]
     else:
         outs = [[s] for s in plain] + [[s for _, s in sorted(v)] for _, v in sorted(groups.items())]
-    while len(outs) < 2:
+    while len(outs) < max(2, n_classes):
         outs.append([])
     ins = [in_meta.get(nm, InputBit(i, 1)) for i, nm in enumerate(inputs)]
     nf = n_features if n_features is not None else max([b.feature + 1 for b in ins], default=1)

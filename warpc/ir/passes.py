@@ -156,7 +156,7 @@ def _rebuild(net: Netlist, *, consts: bool, support: bool, strash: bool,
     # Outputs: positive literals directly; constants as signals 0/1. A node that outputs only need negated is
     # stored complemented (its consumers' tables absorb the flip); otherwise an inverter node is added.
     olits = [[lit[s] for s in g] for g in net.outputs]
-    if strash:
+    if strash or support:
         # s and not s in one class always add exactly 1 to its score: a constant-1 output instead of two bits
         for c, g in enumerate(olits):
             pos_i: dict[int, list[int]] = {}

@@ -1,0 +1,138 @@
+"""The middle end's Python API (hls4ml-like): ``net = warpc.compile(ckpt, K=4)`` -> ``net.predict(x)``.
+
+compile() discretizes a checkpoint / model / netlist, runs the optimisation passes to a fixed point and packs the
+result into K-input LUT cells; the CompiledNet keeps every stage, the per-pass reports and the packing report.
+Pure numpy after discretization (reading a checkpoint or a torch model imports torch).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import NetlistError
+from .ir.emulate import argmax_lowest, emulate_counts
+from .ir.netlist import Netlist
+from .ir.passes import PASSES, PassReport, layer_counts, optimize as _optimize, summarize
+
+
+@dataclass
+class CompiledNet:
+    """The compiled network: `netlist` is the final IR (packed into K-LUTs unless K=None)."""
+
+    netlist: Netlist
+    stages: dict[str, Netlist] = field(default_factory=dict)  # "discretized", "optimized", "packed"
+    report: dict = field(default_factory=dict)
+    pass_reports: list[PassReport] = field(default_factory=list)
+
+    def counts(self, x: np.ndarray) -> np.ndarray:
+        """Class scores (N, classes) int64 from raw integer features, bit-exact with the hardware."""
+        return emulate_counts(self.netlist, x)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted class (N,) int64; ties go to the lowest class index."""
+        return argmax_lowest(self.counts(x))
+
+    def save(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write netlist.json + netlist.blif (final), netlist.opt.json/.blif (optimised, unpacked) and
+        compile_report.json into out_dir."""
+        from .ir.blif import write_blif
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"netlist.json": self.netlist.save(out / "netlist.json")}
+        write_blif(self.netlist, out / "netlist.blif")
+        paths["netlist.blif"] = out / "netlist.blif"
+        opt = self.stages.get("optimized")
+        if opt is not None and opt is not self.netlist:
+            paths["netlist.opt.json"] = opt.save(out / "netlist.opt.json")
+            write_blif(opt, out / "netlist.opt.blif")
+            paths["netlist.opt.blif"] = out / "netlist.opt.blif"
+        (out / "compile_report.json").write_text(json.dumps(self.report, indent=1, default=str))
+        paths["compile_report.json"] = out / "compile_report.json"
+        return paths
+
+    def layer_table(self) -> list[list]:
+        """Rows [layer, count per stage...] with a header row; see report['layers']."""
+        lay = self.report.get("layers", {})
+        cols = list(lay)
+        layers = sorted({int(l) for c in cols for l in lay[c]})
+        rows = [["layer", *cols]]
+        for l in layers:
+            rows.append([l if l >= 0 else "pass", *[lay[c].get(l, 0) for c in cols]])
+        rows.append(["total", *[sum(lay[c].values()) for c in cols]])
+        return rows
+
+
+def to_netlist(source) -> Netlist:
+    """A Netlist from a checkpoint path, a netlist JSON path, a WarpNet, a hard description dict or a Netlist."""
+    from .ir.discretize import from_checkpoint, from_description, from_model
+
+    if isinstance(source, Netlist):
+        return source
+    if isinstance(source, CompiledNet):
+        return source.netlist
+    if isinstance(source, dict):
+        return Netlist.from_dict(source) if source.get("format") == "warpc-netlist" else from_description(source)
+    if isinstance(source, (str, Path)):
+        p = Path(source)
+        if p.suffix == ".json":
+            return Netlist.load(p)
+        return from_checkpoint(p)
+    if hasattr(source, "hard_description"):
+        return from_model(source)
+    raise NetlistError(f"cannot compile a {type(source).__name__}; pass a checkpoint path, netlist, or WarpNet")
+
+
+def compile(source, K: int | None = 4, optimize: bool = True, depth: int | str | None = None, cuts: int = 8,
+            area_rounds: int = 3) -> CompiledNet:
+    """Discretize, optimise (to a fixed point) and pack into K-input LUTs.
+
+    K: LUT size (4 for iCE40, 6 selectable; None = do not pack). depth: None = area-oriented packing, an int =
+    at most that many LUT levels, "min" = minimum depth. Returns a CompiledNet with .counts / .predict / .save,
+    .stages and .report (per-pass statistics, packing result, timings).
+    """
+    from .ir.pack import pack
+
+    t0 = time.perf_counter()
+    net = to_netlist(source).validate()
+    stages = {"discretized": net}
+    layers = {"discretized": layer_counts(net)}
+    timings = {"discretize_s": round(time.perf_counter() - t0, 3)}
+    reports: list[PassReport] = []
+    cur = net
+    if optimize:
+        t = time.perf_counter()
+        # first round pass by pass, for the per-layer table; then the fixed point
+        for p in PASSES:
+            cur, rep = p(cur)
+            reports.append(rep)
+            layers[rep.name] = rep.layers_after
+        cur, more = _optimize(cur)
+        reports += more
+        timings["optimize_s"] = round(time.perf_counter() - t, 3)
+        stages["optimized"] = cur
+        layers["optimized"] = layer_counts(cur)
+    pack_report = None
+    if K is not None:
+        t = time.perf_counter()
+        cur, pr = pack(cur, K=K, depth=depth, cuts=cuts, area_rounds=area_rounds)
+        pack_report = pr.to_dict()
+        timings["pack_s"] = round(time.perf_counter() - t, 3)
+        stages["packed"] = cur
+        layers[f"packed K={K}"] = layer_counts(cur)
+    timings["total_s"] = round(time.perf_counter() - t0, 3)
+    report = {
+        "stats": {name: n.stats() for name, n in stages.items()},
+        "passes": summarize(reports),
+        "pass_reports": [r.to_dict() for r in reports],
+        "layers": layers,
+        "pack": pack_report,
+        "timings": timings,
+        "K": K,
+        "depth_bound": depth,
+    }
+    return CompiledNet(cur, stages, report, reports)
