@@ -1,0 +1,112 @@
+"""The gate: on the full digits test split, the emulator's class scores equal PyTorch eval-mode counts exactly,
+before and after every pass and after packing (K=4, K=6), for a trained model and for k=2,3,4,6, DLGN, learned
+wiring and learnable-encoder models; the naive reference agrees too."""
+import json
+
+import numpy as np
+import pytest
+
+from ir_models import digits_split, model_counts, train_quick
+from reference_eval import reference_counts
+from warpc.ir import from_model
+from warpc.ir.emulate import emulate_counts, emulate_predict
+from warpc.ir.pack import pack
+from warpc.ir.passes import PASSES, optimize
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return digits_split()
+
+
+@pytest.fixture(scope="session")
+def trained(digits):
+    xtr, ytr, xte, yte = digits
+    model = train_quick(xtr, ytr, 10, steps=250, thresholds=3, widths=[300, 150], k=2, init="residual")
+    return model
+
+
+def _check_all_stages(model, x, reference=True):
+    expect = model_counts(model, x)
+    net = from_model(model)
+    assert (emulate_counts(net, x) == expect).all()
+    if reference:
+        assert (reference_counts(net, x) == expect).all()
+    cur = net
+    for p in PASSES:  # every pass on its own
+        cur, _ = p(cur)
+        assert (emulate_counts(cur, x) == expect).all(), p.__name__
+    opt, _ = optimize(net)
+    assert (emulate_counts(opt, x) == expect).all()
+    for K in (4, 6):
+        packed, rep = pack(opt, K=K)
+        assert all(n.k <= K for n in packed.nodes)
+        assert (emulate_counts(packed, x) == expect).all(), K
+        if reference:
+            assert (reference_counts(packed, x) == expect).all()
+        if max(n.k for n in net.nodes) <= K:
+            assert rep.luts <= len(opt.nodes)
+    return net, opt
+
+
+def test_trained_digits_bit_exact(trained, digits):
+    xte, yte = digits[2], digits[3]
+    net, opt = _check_all_stages(trained, xte)
+    acc = (emulate_predict(opt, xte) == yte).mean()
+    assert acc > 0.5  # it did learn something, so the net has real structure
+    assert len(opt.nodes) < len(net.nodes)  # trained nets have wires / constants / dead nodes to remove
+
+
+CASES = {
+    "k2_random": dict(k=2, init="random"),
+    "k3": dict(k=3, init="random"),
+    "k4": dict(k=4, init="random"),
+    "k6": dict(k=6, init="random", widths=[60, 30]),
+    "mixed_k_residual": dict(k=[2, 4], init="residual"),
+    "dlgn": dict(k=2, parametrization="dlgn", init="random"),
+    "learned_wiring": dict(k=2, wiring="learnable", init="random"),
+    "learnable_encoder": dict(k=3, encoder="learnable", init="random"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_model_families_bit_exact(case, digits):
+    xtr, ytr, xte, _ = digits
+    kw = dict(thresholds=3, widths=[120, 60])
+    kw.update(CASES[case])
+    steps = 15 if case in ("learned_wiring", "learnable_encoder", "dlgn") else 0  # move learned parameters
+    model = train_quick(xtr, ytr, 10, steps=steps, **kw)
+    _check_all_stages(model, xte, reference=case in ("k6", "dlgn"))
+
+
+def test_compile_api_and_cli(trained, digits, tmp_path):
+    from click.testing import CliRunner
+
+    from warpc.checkpoint import save_checkpoint
+    from warpc.cli import main
+    from warpc.compile import compile as wcompile
+
+    xte, yte = digits[2], digits[3]
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", trained, {"data": {"name": "digits"}})
+    cn = wcompile(ckpt, K=4)
+    assert (cn.counts(xte) == model_counts(trained, xte)).all()
+    assert cn.report["pack"]["luts"] == len(cn.netlist.nodes)
+    assert set(cn.stages) == {"discretized", "optimized", "packed"}
+    np.savez(tmp_path / "d.npz", x=xte, y=yte)
+    r = CliRunner().invoke(main, ["compile", str(ckpt), "-o", str(tmp_path / "out"), "--k", "4"])
+    assert r.exit_code == 0, r.output
+    assert "LUT4" in r.output and "nodes per layer" in r.output
+    for f in ("netlist.json", "netlist.blif", "netlist.opt.blif", "compile_report.json"):
+        assert (tmp_path / "out" / f).exists()
+    from warpc.ir import Netlist
+    from warpc.ir.blif import read_blif
+
+    saved = Netlist.load(tmp_path / "out" / "netlist.json")
+    assert (emulate_counts(saved, xte) == cn.counts(xte)).all()
+    assert (emulate_counts(read_blif(tmp_path / "out" / "netlist.blif"), xte) == cn.counts(xte)).all()
+    r = CliRunner().invoke(main, ["predict", str(ckpt), "--npz", str(tmp_path / "d.npz"), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["predictions"] == cn.predict(xte).tolist()
+    r = CliRunner().invoke(main, ["compile", str(tmp_path / "missing.safetensors"), "-o", str(tmp_path / "x")])
+    assert r.exit_code == 1 and r.output.startswith("error:")
