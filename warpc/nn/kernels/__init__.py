@@ -1,9 +1,172 @@
-"""Fused training backends for WarpLUT (CPU C++ / Triton). `fused_forward` returns None when the plain PyTorch
-path should be used (no fused backend for this device / configuration, or backend="torch")."""
+"""Fused training backends for WarpLUT: "cpp" (C++/OpenMP extension built on first use) and "triton" (GPU).
+
+`fused_forward(layer, x)` is the hook WarpLUT.forward calls in training mode; it returns None when the plain
+PyTorch path should run (backend "torch", no fused backend for this device / dtype / configuration).
+
+Selection: a layer's own `backend` ("torch" | "cpp" | "triton" | "auto") wins unless it is "auto"; then the
+global choice (`set_backend(...)`, else the environment variable WARPC_BACKEND, else "auto") applies.
+"auto" = triton for CUDA tensors when triton imports, cpp for CPU tensors when the extension builds, else torch.
+
+Layout: the fused layers compute node-major (nodes x batch) and return the transposed view, a (batch, nodes)
+tensor whose `.t()` is contiguous; the next fused layer reads it without a copy. Values and shapes are those of
+the plain path; only the strides differ (use `.reshape`, not `.view`, on layer outputs).
+"""
 from __future__ import annotations
+
+import os
+import warnings
+import weakref
 
 import torch
 
+from ...errors import ConfigError
+
+BACKENDS = ("auto", "torch", "cpp", "triton")
+_global_backend: str | None = None
+_warned: set[str] = set()
+_rev_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def set_backend(name: str | None) -> None:
+    """Global backend for layers whose own backend is "auto" (None: back to WARPC_BACKEND / "auto")."""
+    if name is not None and name not in BACKENDS:
+        raise ConfigError(f"backend must be one of {BACKENDS}, got {name!r}")
+    global _global_backend
+    _global_backend = name
+
+
+def get_backend() -> str:
+    """The global backend choice: set_backend(...), else $WARPC_BACKEND, else "auto"."""
+    if _global_backend is not None:
+        return _global_backend
+    env = os.environ.get("WARPC_BACKEND", "auto").strip().lower() or "auto"
+    if env not in BACKENDS:
+        raise ConfigError(f"WARPC_BACKEND must be one of {BACKENDS}, got {env!r}")
+    return env
+
+
+def _warn_once(key: str, msg: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+
+
+def cpp_available() -> bool:
+    """True if the C++ extension is (or can be) built here. The first call may compile it (~30-60 s)."""
+    from . import _cpu
+
+    return _cpu.available()
+
+
+def triton_available() -> bool:
+    try:
+        from . import _triton  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _triton_interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def resolve_backend(layer, x: torch.Tensor) -> str:
+    """The backend that will run `layer` on `x`: "torch", "cpp" or "triton"."""
+    want = getattr(layer, "backend", "auto") or "auto"
+    if want not in BACKENDS:
+        raise ConfigError(f"backend must be one of {BACKENDS}, got {want!r}")
+    if want == "auto":
+        want = get_backend()
+    if want == "torch":
+        return "torch"
+    if layer.parametrization != "warp" or layer.wiring == "learnable":
+        return "torch"  # DLGN and learnable wiring: plain path only
+    if x.is_cuda:
+        if want in ("auto", "triton") and x.dtype in (torch.float32, torch.bfloat16, torch.float16) and triton_available():
+            return "triton"
+        if want != "auto":
+            _warn_once(f"{want}-cuda", f"warpc: backend {want!r} is not available for CUDA tensors here; using torch")
+        return "torch"
+    if x.device.type != "cpu":
+        return "torch"
+    if want == "triton":
+        if _triton_interpreting() and triton_available():
+            return "triton"  # Triton's CPU interpreter: for tests, slow
+        _warn_once("triton-cpu", "warpc: backend 'triton' needs a CUDA tensor (or TRITON_INTERPRET=1); using cpp/torch")
+        want = "auto"
+    if x.dtype != torch.float32 or layer.theta.dtype != torch.float32:
+        return "torch"
+    if want in ("auto", "cpp") and cpp_available():
+        return "cpp"
+    return "torch"
+
+
+def reverse_index(layer, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(idx int32, rev_ptr int64 (in+1), rev_slot int32 (out*k)): the CSR of the slots j*k+i reading each input.
+    Cached per layer; rebuilt when the wiring buffer changes (new storage, in-place update or device)."""
+    key = (idx.data_ptr(), idx._version, idx.device, tuple(idx.shape), layer.in_features)
+    hit = _rev_cache.get(layer)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    flat = idx.reshape(-1)
+    order = torch.argsort(flat, stable=True)
+    counts = torch.bincount(flat, minlength=layer.in_features)
+    ptr = torch.zeros(layer.in_features + 1, dtype=torch.int64, device=idx.device)
+    ptr[1:] = torch.cumsum(counts, 0)
+    val = (idx.to(torch.int32).contiguous(), ptr, order.to(torch.int32).contiguous())
+    _rev_cache[layer] = (key, val)
+    return val
+
+
+def draw_seed() -> int:
+    """A 63-bit noise seed from torch's default CPU generator (reproducible under torch.manual_seed, no GPU sync)."""
+    return int(torch.empty((), dtype=torch.int64).random_())
+
+
+def layer_forward(layer, x: torch.Tensor, backend: str, seed: int | None = None,
+                  noise: torch.Tensor | None = None) -> torch.Tensor:
+    """Training forward of a WARP layer on a fused backend. `noise` (B, out) replaces the kernel's own noise
+    (gumbel samplings only); `seed` fixes the kernel's noise (see `kernel_noise`)."""
+    idx32, rev_ptr, rev_slot = reverse_index(layer, layer.idx)
+    gumbel = layer.sampling.startswith("gumbel")
+    st = layer.sampling.endswith("_st")
+    if not gumbel:
+        mode, seed, noise = 0, 0, None
+    elif noise is not None:
+        mode, seed = 2, 0
+    else:
+        mode, seed = 1, draw_seed() if seed is None else int(seed)
+    if backend == "cpp":
+        from ._cpu_fn import WarpCpuFn
+
+        return WarpCpuFn.apply(x, layer.theta, idx32, rev_ptr, rev_slot, layer.tau, mode, seed, noise, st)
+    if backend == "triton":
+        from ._triton import WarpTritonFn
+
+        return WarpTritonFn.apply(x, layer.theta, idx32, rev_ptr, rev_slot, layer.tau, mode, seed, noise, st)
+    raise ConfigError(f"no fused backend {backend!r}")
+
+
+def kernel_noise(backend: str, seed: int, batch: int, out: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The logistic noise (batch, out) that `backend`'s forward adds for `seed` (to feed the plain reference)."""
+    if backend == "cpp":
+        from . import _cpu
+
+        return _cpu.load().noise(int(seed), out, batch).t()
+    if backend == "triton":
+        from ._triton import triton_noise
+
+        return triton_noise(int(seed), out, batch, torch.device(device)).t()
+    raise ConfigError(f"no fused backend {backend!r}")
+
 
 def fused_forward(layer, x: torch.Tensor) -> torch.Tensor | None:
-    return None
+    """WarpLUT.forward's hook (training mode): the fused output, or None for the plain path."""
+    backend = resolve_backend(layer, x)
+    if backend == "torch":
+        return None
+    return layer_forward(layer, x, backend)
+
+
+__all__ = ["BACKENDS", "set_backend", "get_backend", "resolve_backend", "cpp_available", "triton_available",
+           "layer_forward", "kernel_noise", "fused_forward", "reverse_index", "draw_seed"]

@@ -1,0 +1,355 @@
+// Fused WARP-LUT forward/backward for the CPU (PyTorch C++ extension, built on first use).
+//
+// Layout: activations are node-major ("transposed", nodes x batch, contiguous) so that the gather of a node's
+// k inputs reads k contiguous rows and every inner loop runs over the batch and vectorises. Nodes are split
+// across threads with at::parallel_for; each node's reductions run in one thread, so results do not depend on
+// the thread count. Transcendentals are small polynomial versions written in plain float arithmetic so that
+// the compiler vectorises them with any instruction set (no -march=native, no -ffast-math needed).
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+constexpr int BLK = 64;  // batch elements per inner block (keeps chi[2^k][BLK] in L1)
+
+inline float as_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline uint32_t as_uint(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+
+// exp(x), |rel err| ~ 2e-7 on [-87, 88]; round-to-nearest via the 1.5*2^23 trick (no floor call).
+inline float fexp(float x) {
+  x = std::min(88.0f, std::max(-87.0f, x));
+  const float t = x * 1.44269504088896341f + 12582912.0f;
+  const float n = t - 12582912.0f;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t e = static_cast<int32_t>(n) + 127;
+  return p * as_float(static_cast<uint32_t>(e) << 23);
+}
+
+// log(x) for normal positive x (cephes logf polynomial), |rel err| ~ 1e-7.
+inline float flog(float x) {
+  const uint32_t u = as_uint(x);
+  int32_t e = static_cast<int32_t>(u >> 23) - 127;
+  float m = as_float((u & 0x007fffffu) | 0x3f800000u);  // [1, 2)
+  const bool big = m > 1.41421356f;
+  m = big ? m * 0.5f : m;
+  e = big ? e + 1 : e;
+  const float f = m - 1.0f;
+  float p = 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  const float f2 = f * f;
+  float y = f * f2 * p;
+  const float ef = static_cast<float>(e);
+  y += ef * -2.12194440e-4f;
+  y += -0.5f * f2;
+  return f + y + ef * 0.693359375f;
+}
+
+// Counter-based hash (two rounds of "lowbias32", keyed): uniform 32 bits per (seed, counter).
+inline uint32_t mix32(uint32_t x) {
+  x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16;
+  return x;
+}
+inline float uniform_from_counter(uint32_t c, uint32_t k0, uint32_t k1) {
+  const uint32_t h = mix32(mix32(c * 0x9E3779B9u + k0) ^ k1);
+  const float u = (static_cast<float>(h >> 8) + 0.5f) * (1.0f / 16777216.0f);
+  return std::min(1.0f - 1e-6f, std::max(1e-6f, u));  // same clamp as warpc.nn.warplut.logistic_noise
+}
+inline float logistic_from_counter(uint32_t c, uint32_t k0, uint32_t k1) {
+  const float u = uniform_from_counter(c, k0, k1);
+  return flog(u / (1.0f - u));  // log u - log(1 - u) with one log
+}
+
+struct Noise {
+  int mode;          // 0 none, 1 hash(seed), 2 explicit tensor
+  uint32_t k0, k1;
+  const float* ext;  // (out, B) when mode == 2
+};
+
+template <int K>
+inline __attribute__((always_inline)) void forward_nodes(int64_t j0, int64_t j1, int64_t B, const float* xT, const int32_t* idx, const float* theta,
+                   float inv_tau, Noise nz, bool st, float* yT, float* ysT) {
+  constexpr int M = 1 << K;
+  alignas(64) float chi[M][BLK];
+  alignas(64) float s[K][BLK];
+  alignas(64) float a[BLK];
+  for (int64_t j = j0; j < j1; ++j) {
+    const float* th = theta + j * M;
+    for (int64_t b0 = 0; b0 < B; b0 += BLK) {
+      const int n = static_cast<int>(std::min<int64_t>(BLK, B - b0));
+      for (int i = 0; i < K; ++i) {
+        const float* xr = xT + static_cast<int64_t>(idx[j * K + i]) * B + b0;
+        for (int b = 0; b < n; ++b) s[i][b] = 1.0f - 2.0f * xr[b];
+      }
+      for (int b = 0; b < n; ++b) chi[0][b] = 1.0f;
+      for (int i = 0; i < K; ++i)
+        for (int m = 0; m < (1 << i); ++m)
+          for (int b = 0; b < n; ++b) chi[(1 << i) + m][b] = chi[m][b] * s[i][b];
+      for (int b = 0; b < n; ++b) a[b] = th[0];
+      for (int m = 1; m < M; ++m) {
+        const float t = th[m];
+        for (int b = 0; b < n; ++b) a[b] += t * chi[m][b];
+      }
+      float* yr = yT + j * B + b0;
+      if (nz.mode == 1 && inv_tau == 1.0f) {
+        // tau = 1 (the k = 2 default): sigmoid(-(z + log(u/(1-u)))) = (1-u) / ((1-u) + u e^z), no log needed.
+        const uint32_t c0 = static_cast<uint32_t>(j * B + b0);
+        if (st) {
+          float* sr = ysT + j * B + b0;
+          for (int b = 0; b < n; ++b) {
+            const float u = uniform_from_counter(c0 + static_cast<uint32_t>(b), nz.k0, nz.k1);
+            const float v = 1.0f - u, w = u * fexp(a[b]);
+            sr[b] = v / (v + w);
+            yr[b] = w < v ? 1.0f : 0.0f;
+          }
+        } else {
+          for (int b = 0; b < n; ++b) {
+            const float u = uniform_from_counter(c0 + static_cast<uint32_t>(b), nz.k0, nz.k1);
+            const float v = 1.0f - u;
+            yr[b] = v / (v + u * fexp(a[b]));
+          }
+        }
+        continue;
+      }
+      if (nz.mode == 1) {
+        const uint32_t c0 = static_cast<uint32_t>(j * B + b0);
+        for (int b = 0; b < n; ++b) a[b] += logistic_from_counter(c0 + static_cast<uint32_t>(b), nz.k0, nz.k1);
+      } else if (nz.mode == 2) {
+        const float* nr = nz.ext + j * B + b0;
+        for (int b = 0; b < n; ++b) a[b] += nr[b];
+      }
+      if (st) {
+        float* sr = ysT + j * B + b0;
+        for (int b = 0; b < n; ++b) {
+          sr[b] = 1.0f / (1.0f + fexp(a[b] * inv_tau));
+          yr[b] = a[b] < 0.0f ? 1.0f : 0.0f;
+        }
+      } else {
+        for (int b = 0; b < n; ++b) yr[b] = 1.0f / (1.0f + fexp(a[b] * inv_tau));
+      }
+    }
+  }
+}
+
+template <int K>
+inline __attribute__((always_inline)) void backward_nodes(int64_t j0, int64_t j1, int64_t B, const float* gT, const float* xT, const int32_t* idx,
+                    const float* theta, const float* ysT, float inv_tau, float* gtheta, float* buf) {
+  constexpr int M = 1 << K;
+  alignas(64) float chi[M][BLK];
+  alignas(64) float s[K][BLK];
+  alignas(64) float gz[BLK];
+  for (int64_t j = j0; j < j1; ++j) {
+    const float* th = theta + j * M;
+    float acc[M];
+    for (int m = 0; m < M; ++m) acc[m] = 0.0f;
+    for (int64_t b0 = 0; b0 < B; b0 += BLK) {
+      const int n = static_cast<int>(std::min<int64_t>(BLK, B - b0));
+      for (int i = 0; i < K; ++i) {
+        const float* xr = xT + static_cast<int64_t>(idx[j * K + i]) * B + b0;
+        for (int b = 0; b < n; ++b) s[i][b] = 1.0f - 2.0f * xr[b];
+      }
+      for (int b = 0; b < n; ++b) chi[0][b] = 1.0f;
+      for (int i = 0; i < K; ++i)
+        for (int m = 0; m < (1 << i); ++m)
+          for (int b = 0; b < n; ++b) chi[(1 << i) + m][b] = chi[m][b] * s[i][b];
+      const float* gr = gT + j * B + b0;
+      const float* yr = ysT + j * B + b0;
+      // y = sigmoid(-a / tau): dy/dz = -y (1 - y) / tau
+      for (int b = 0; b < n; ++b) gz[b] = -gr[b] * yr[b] * (1.0f - yr[b]) * inv_tau;
+      for (int m = 0; m < M; ++m) {
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int b = 0; b < n; ++b) sum += gz[b] * chi[m][b];
+        acc[m] += sum;
+      }
+      if (buf != nullptr) {
+        // dz/dx_i = -2 dz/ds_i, dz/ds_i = sum_{m with bit i} theta_m chi_{m without i}
+        for (int i = 0; i < K; ++i) {
+          alignas(64) float d[BLK];
+          for (int b = 0; b < n; ++b) d[b] = 0.0f;
+          for (int m = 0; m < M; ++m) {
+            if (!((m >> i) & 1)) continue;
+            const float t = th[m];
+            const int mo = m ^ (1 << i);
+            for (int b = 0; b < n; ++b) d[b] += t * chi[mo][b];
+          }
+          float* br = buf + (j * K + i) * B + b0;
+          for (int b = 0; b < n; ++b) br[b] = -2.0f * gz[b] * d[b];
+        }
+      }
+    }
+    for (int m = 0; m < M; ++m) gtheta[j * M + m] = acc[m];
+  }
+}
+
+// Per-k entry points, cloned for x86-64-v3 (AVX2 + FMA) and baseline x86-64 (picked at load time by the dynamic loader), so the
+// binary stays portable and still uses 8-wide vectors where the CPU has them.
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define WARPC_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define WARPC_CLONES
+#endif
+#define WARPC_ENTRY(K)                                                                                          \
+  WARPC_CLONES void forward_k##K(int64_t j0, int64_t j1, int64_t B, const float* x, const int32_t* ix,          \
+                                 const float* th, float it, Noise nz, bool st, float* y, float* ys) {           \
+    forward_nodes<K>(j0, j1, B, x, ix, th, it, nz, st, y, ys);                                                  \
+  }                                                                                                             \
+  WARPC_CLONES void backward_k##K(int64_t j0, int64_t j1, int64_t B, const float* g, const float* x,            \
+                                  const int32_t* ix, const float* th, const float* ys, float it, float* gth,    \
+                                  float* bf) {                                                                  \
+    backward_nodes<K>(j0, j1, B, g, x, ix, th, ys, it, gth, bf);                                                \
+  }
+WARPC_ENTRY(2)
+WARPC_ENTRY(3)
+WARPC_ENTRY(4)
+WARPC_ENTRY(5)
+WARPC_ENTRY(6)
+
+WARPC_CLONES void gather_rows(int64_t p0, int64_t p1, int64_t B, const int64_t* rp, const int32_t* rs,
+                              const float* bf, float* gx) {
+  for (int64_t p = p0; p < p1; ++p) {
+    float* dst = gx + p * B;
+    for (int64_t b = 0; b < B; ++b) dst[b] = 0.0f;
+    for (int64_t t = rp[p]; t < rp[p + 1]; ++t) {
+      const float* src = bf + static_cast<int64_t>(rs[t]) * B;
+      for (int64_t b = 0; b < B; ++b) dst[b] += src[b];
+    }
+  }
+}
+
+void check_f32_contig(const torch::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
+  TORCH_CHECK(t.scalar_type() == torch::kFloat32, name, " must be float32");
+  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+}
+
+int64_t grain_for(int64_t B, int k) {
+  // ~32k element-terms per task: enough work to amortise scheduling, enough tasks to balance.
+  const int64_t per_node = std::max<int64_t>(1, B * (int64_t(1) << k));
+  return std::max<int64_t>(1, 32768 / per_node);
+}
+
+}  // namespace
+
+// xT (in, B), idx (out, k) int32, theta (out, 2^k); noise_mode 0 none / 1 hash(seed) / 2 explicit noiseT (out, B).
+// Returns (yT, ysT): yT is the layer output (hard for straight-through), ysT the soft output kept for backward
+// (an alias of yT unless st).
+std::vector<torch::Tensor> warp_forward(torch::Tensor xT, torch::Tensor idx, torch::Tensor theta, double tau,
+                                        int64_t noise_mode, int64_t seed, torch::Tensor noiseT, bool st) {
+  check_f32_contig(xT, "xT");
+  check_f32_contig(theta, "theta");
+  TORCH_CHECK(idx.scalar_type() == torch::kInt32 && idx.is_contiguous() && idx.dim() == 2, "idx must be int32 (out, k)");
+  const int64_t B = xT.size(1), out = idx.size(0);
+  const int k = static_cast<int>(idx.size(1));
+  TORCH_CHECK(k >= 2 && k <= 6, "k must be 2..6");
+  TORCH_CHECK(theta.size(0) == out && theta.size(1) == (int64_t(1) << k), "theta shape mismatch");
+  TORCH_CHECK(out * B < (int64_t(1) << 32), "layer too large for the 32-bit noise counter");
+  Noise nz{static_cast<int>(noise_mode), static_cast<uint32_t>(seed), static_cast<uint32_t>(uint64_t(seed) >> 32), nullptr};
+  if (noise_mode == 2) {
+    check_f32_contig(noiseT, "noiseT");
+    TORCH_CHECK(noiseT.size(0) == out && noiseT.size(1) == B, "noise shape mismatch");
+    nz.ext = noiseT.data_ptr<float>();
+  }
+  auto yT = torch::empty({out, B}, xT.options());
+  auto ysT = st ? torch::empty({out, B}, xT.options()) : yT;
+  const float* x = xT.data_ptr<float>();
+  const int32_t* ix = idx.data_ptr<int32_t>();
+  const float* th = theta.data_ptr<float>();
+  float* y = yT.data_ptr<float>();
+  float* ys = ysT.data_ptr<float>();
+  const float inv_tau = static_cast<float>(1.0 / tau);
+  at::parallel_for(0, out, grain_for(B, k), [&](int64_t j0, int64_t j1) {
+    switch (k) {
+      case 2: forward_k2(j0, j1, B, x, ix, th, inv_tau, nz, st, y, ys); break;
+      case 3: forward_k3(j0, j1, B, x, ix, th, inv_tau, nz, st, y, ys); break;
+      case 4: forward_k4(j0, j1, B, x, ix, th, inv_tau, nz, st, y, ys); break;
+      case 5: forward_k5(j0, j1, B, x, ix, th, inv_tau, nz, st, y, ys); break;
+      default: forward_k6(j0, j1, B, x, ix, th, inv_tau, nz, st, y, ys); break;
+    }
+  });
+  return {yT, ysT};
+}
+
+// gT (out, B) upstream gradient, ysT the soft output. rev_ptr (in + 1) / rev_slot (out * k): CSR of the slots
+// (j * k + i) that read each input. Returns (gtheta (out, 2^k), gxT (in, B) or an empty tensor).
+std::vector<torch::Tensor> warp_backward(torch::Tensor gT, torch::Tensor xT, torch::Tensor idx, torch::Tensor theta,
+                                         torch::Tensor ysT, double tau, torch::Tensor rev_ptr, torch::Tensor rev_slot,
+                                         bool need_gx) {
+  check_f32_contig(gT, "gT");
+  check_f32_contig(xT, "xT");
+  check_f32_contig(theta, "theta");
+  check_f32_contig(ysT, "ysT");
+  const int64_t n_in = xT.size(0), B = xT.size(1), out = idx.size(0);
+  const int k = static_cast<int>(idx.size(1));
+  auto gtheta = torch::empty_like(theta);
+  torch::Tensor buf, gxT;
+  if (need_gx) {
+    TORCH_CHECK(rev_ptr.scalar_type() == torch::kInt64 && rev_ptr.numel() == n_in + 1, "rev_ptr must be int64 (in + 1)");
+    TORCH_CHECK(rev_slot.scalar_type() == torch::kInt32 && rev_slot.numel() == out * k, "rev_slot must be int32 (out * k)");
+    buf = torch::empty({out * k, B}, xT.options());
+    gxT = torch::empty({n_in, B}, xT.options());
+  }
+  const float* g = gT.data_ptr<float>();
+  const float* x = xT.data_ptr<float>();
+  const int32_t* ix = idx.data_ptr<int32_t>();
+  const float* th = theta.data_ptr<float>();
+  const float* ys = ysT.data_ptr<float>();
+  float* gth = gtheta.data_ptr<float>();
+  float* bf = need_gx ? buf.data_ptr<float>() : nullptr;
+  const float inv_tau = static_cast<float>(1.0 / tau);
+  at::parallel_for(0, out, grain_for(B, k), [&](int64_t j0, int64_t j1) {
+    switch (k) {
+      case 2: backward_k2(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf); break;
+      case 3: backward_k3(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf); break;
+      case 4: backward_k4(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf); break;
+      case 5: backward_k5(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf); break;
+      default: backward_k6(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf); break;
+    }
+  });
+  if (need_gx) {
+    // Input gradient through the reverse index: each input sums its consumers' rows, no atomics.
+    const int64_t* rp = rev_ptr.data_ptr<int64_t>();
+    const int32_t* rs = rev_slot.data_ptr<int32_t>();
+    float* gx = gxT.data_ptr<float>();
+    at::parallel_for(0, n_in, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, B)), [&](int64_t p0, int64_t p1) {
+      gather_rows(p0, p1, B, rp, rs, bf, gx);
+    });
+  }
+  return {gtheta, need_gx ? gxT : torch::Tensor()};
+}
+
+// The logistic noise the forward adds for a given seed, node-major (out, B): lets tests feed the reference.
+torch::Tensor warp_noise(int64_t seed, int64_t out, int64_t B) {
+  auto nT = torch::empty({out, B}, torch::TensorOptions().dtype(torch::kFloat32));
+  float* p = nT.data_ptr<float>();
+  const uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(uint64_t(seed) >> 32);
+  at::parallel_for(0, out * B, 65536, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) p[c] = logistic_from_counter(static_cast<uint32_t>(c), k0, k1);
+  });
+  return nT;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &warp_forward, "fused WARP-LUT forward (node-major)");
+  m.def("backward", &warp_backward, "fused WARP-LUT backward (node-major, reverse-index input gradient)");
+  m.def("noise", &warp_noise, "the kernel's logistic noise (out, B) for a seed");
+}
