@@ -1,10 +1,13 @@
 """BLIF export / import of the netlist IR.
 
-write_blif: `.inputs` = the encoded input bits that something reads (`i{index}`; a comment line per bit records
+write_blif: `.inputs` = the encoded input bits that something reads (a comment line per bit records
 its feature and threshold), `.outputs` = the bits that feed the popcounts (`c{class}_{j}`, j counts within the
 class), one `.names` per LUT node (on-set cubes, input 0 first), constants as `.names` with no inputs.
 A node's net takes the name of its first output bit; further output bits that repeat a signal, or are inputs /
 constants, get a buffer / constant `.names`.
+
+Input bits are named `x{feature}_ge{threshold}` (stable across compile stages); `thermometer=True` writes a
+variant for equivalence checking whose primary inputs only produce valid thermometer codes.
 
 read_blif: what write_blif writes, plus generic single-output `.names` with don't-care cubes and off-set
 (`0`) covers. Outputs named `c{class}_{j}` are grouped per class; otherwise each output is its own class.
@@ -28,9 +31,25 @@ def _cover(table: int, k: int) -> list[str]:
     return ["".join(str((c >> i) & 1) for i in range(k)) + " 1" for c in ones]
 
 
-def write_blif(net: Netlist, path_or_file: str | Path | IO[str], model: str = "warpc") -> None:
-    used = net.used_inputs()
-    name: dict[int, str] = {net.input_id(i): f"i{i}" for i in used}
+def input_names(net: Netlist) -> list[str]:
+    """Stable names of the input bits, `x{feature}_ge{threshold}` (the same bit has the same name in every stage
+    of a compile, so BLIFs of different stages can be compared by name)."""
+    names, seen = [], {}
+    for b in net.inputs:
+        nm = f"x{b.feature}_ge{b.threshold}".replace("-", "m")
+        seen[nm] = seen.get(nm, 0) + 1
+        names.append(nm if seen[nm] == 1 else f"{nm}_{seen[nm] - 1}")
+    return names
+
+
+def write_blif(net: Netlist, path_or_file: str | Path | IO[str], model: str = "warpc",
+               thermometer: bool = False) -> None:
+    """thermometer=True: for equivalence checking, the primary inputs become per-feature free bits
+    `x{f}_z{t}` and each input bit is their running AND in threshold order, so every input pattern of the BLIF
+    is a valid thermometer code (the passes may use the encoder's impossible patterns as don't-cares)."""
+    used = list(range(len(net.inputs))) if thermometer else net.used_inputs()
+    iname = input_names(net)
+    name: dict[int, str] = {net.input_id(i): iname[i] for i in used}
     out_names: list[tuple[str, int]] = []
     for c, g in enumerate(net.outputs):
         for j, s in enumerate(g):
@@ -44,11 +63,31 @@ def write_blif(net: Netlist, path_or_file: str | Path | IO[str], model: str = "w
     lines = [f"# warpc netlist: {len(net.nodes)} LUT nodes, {len(used)} input bits, {net.classes} classes",
              f"# warpc-meta n_features {net.n_features} input_bits {net.input_bits} classes {net.classes}",
              f".model {model}"]
-    for i in used:
-        b = net.inputs[i]
-        lines.append(f"# warpc-input i{i} feature {b.feature} threshold {b.threshold}")
-    lines.append(".inputs " + " ".join(f"i{i}" for i in used) if used else ".inputs")
+    enc: list[str] = []
+    if thermometer:
+        by_f: dict[int, list[int]] = {}
+        for i in used:
+            by_f.setdefault(net.inputs[i].feature, []).append(i)
+        pis = []
+        for f, idx in sorted(by_f.items()):
+            idx.sort(key=lambda i: net.inputs[i].threshold)
+            prev = None
+            for i in idx:
+                z = f"x{f}_z{net.inputs[i].threshold}".replace("-", "m") + f"_{i}"
+                pis.append(z)
+                if prev is None:
+                    enc += [f".names {z} {iname[i]}", "1 1"]
+                else:
+                    enc += [f".names {prev} {z} {iname[i]}", "11 1"]
+                prev = iname[i]
+    else:
+        pis = [iname[i] for i in used]
+        for i in used:
+            b = net.inputs[i]
+            lines.append(f"# warpc-input {iname[i]} feature {b.feature} threshold {b.threshold}")
+    lines.append(".inputs " + " ".join(pis) if pis else ".inputs")
     lines.append(".outputs " + " ".join(o for o, _ in out_names))
+    lines += enc
     for j, n in enumerate(net.nodes):
         sid = net.node_id(j)
         lines.append(".names " + " ".join([name[f] if f >= 2 else ("$false", "$true")[f] for f in n.fanin] + [name[sid]]))

@@ -360,6 +360,22 @@ def renumber(net: Netlist, keep_inputs: list[int], keep_nodes: list[int]) -> Net
     return _like(net, [net.inputs[i] for i in keep_inputs], nodes, outputs)
 
 
+def expand_inputs(net: Netlist, inputs: list[InputBit]) -> Netlist:
+    """The same logic over a superset input list (e.g. the unpacked net's), for comparing stages pin by pin."""
+    pos = {}
+    for i, b in enumerate(inputs):
+        pos.setdefault(b, i)
+    try:
+        sub = {net.input_id(i): 2 + pos[b] for i, b in enumerate(net.inputs)}
+    except KeyError as e:
+        raise NetlistError(f"expand_inputs: input bit {e} is not in the given list") from None
+    shift = len(inputs) - len(net.inputs)
+    for j in range(len(net.nodes)):
+        sub[net.node_id(j)] = net.node_id(j) + shift
+    nodes = [Node(tuple(sub.get(f, f) for f in n.fanin), n.table, n.layer) for n in net.nodes]
+    return _like(net, list(inputs), nodes, [[sub.get(s, s) for s in g] for g in net.outputs])
+
+
 PASSES = (dedupe_inputs, constant_propagation, thermometer_dont_cares, support_reduction, structural_hashing, dead_node_elimination,
           remove_unused_inputs)
 
