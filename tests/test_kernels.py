@@ -197,10 +197,22 @@ TRITON_SCRIPT = textwrap.dedent(
         for s in ("soft", "gumbel", "soft_st", "gumbel_st"):
             compare_backend("triton", k, s, batch=20, n_in=24, n_out=18)
     compare_backend("triton", 2, "gumbel", tau=0.7, batch=20, n_in=24, n_out=18)
+    # bf16 activations: forward within bf16 rounding, gradients in fp32 for theta
+    from warpc.nn import WarpLUT, warp_forward_reference
+    lay = WarpLUT(24, 18, k=3, sampling="soft", init="random", seed=0)
+    xb = torch.rand(20, 24).bfloat16().requires_grad_(True)
+    yb = K.layer_forward(lay, xb, "triton")
+    assert yb.dtype == torch.bfloat16
+    xf = xb.detach().float().requires_grad_(True)
+    ref = WarpLUT(24, 18, k=3, sampling="soft", init="random", seed=0)
+    yf = warp_forward_reference(xf, ref.idx, ref.theta, ref.tau)
+    torch.testing.assert_close(yb.float(), yf, rtol=0, atol=8e-3)
+    yb.float().sum().backward(); yf.sum().backward()
+    torch.testing.assert_close(lay.theta.grad, ref.theta.grad, rtol=2e-2, atol=2e-2)
     n = K.kernel_noise("triton", 3, 256, 64)
     assert abs(n.mean().item()) < 0.1 and abs(n.var().item() - 3.29) < 0.3, (n.mean(), n.var())
     # auto-dispatch on CPU tensors never picks triton unless asked
-    layer = K.set_backend("triton")
+    K.set_backend("triton")
     from warpc.nn import WarpLUT
     w = WarpLUT(24, 18, seed=0)
     assert K.resolve_backend(w, torch.rand(2, 24)) == "triton"
