@@ -167,7 +167,9 @@ def build(source, board: str = "icebreaker", out: str | Path = "build", *, pipel
     try:
         tools.run(cmd, out, out / "nextpnr.stdout.log", "place-and-route", say)
     except ToolchainError as e:
-        tools.raise_if_does_not_fit(out / "nextpnr.log", brd["device"])
+        from .report import parse_stat
+
+        tools.raise_if_does_not_fit(out / "nextpnr.log", brd["device"], parse_stat(stat, blocks)["blocks"])
         log = (out / "nextpnr.log").read_text(errors="replace") if (out / "nextpnr.log").exists() else ""
         if "FAIL at" in log:
             raise ToolchainError(f"timing not met at {clk / 1e6:g} MHz: {_fmax_lines(log)}. Pipeline deeper "

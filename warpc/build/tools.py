@@ -87,7 +87,7 @@ def parse_utilisation(log_text: str) -> dict[str, dict[str, int]]:
     return found
 
 
-def raise_if_does_not_fit(log: Path, device: str) -> None:
+def raise_if_does_not_fit(log: Path, device: str, blocks: dict | None = None) -> None:
     text = log.read_text(errors="replace") if log.exists() else ""
     if "no BELs remaining" not in text and "Unable to place" not in text and "too many" not in text.lower():
         return
@@ -101,10 +101,13 @@ def raise_if_does_not_fit(log: Path, device: str) -> None:
         extra.append(f"IO {io['used']}/{io['available']}")
     if bram and bram not in over.values():
         extra.append(f"BRAM {bram['used']}/{bram['available']}")
+    per_block = ", ".join(f"{k} {v.get('LUT', 0)}" for k, v in (blocks or {}).items())
     lc = util.get("ICESTORM_LC")
     need = (f"needs {lc['used']} LCs, the {device} has {lc['available']}" if lc else "does not fit")
     raise DoesNotFitError(
         f"the design does not fit the {device}: {need} (over capacity: {', '.join(parts) or 'see log'}"
         + (f"; also {', '.join(extra)}" if extra else "")
-        + f"). Shrink the model, pack it with K=4, or choose a bigger device. Log: {log}"
+        + ")" + (f"; synthesised LUTs per block: {per_block}"
+                 " (a class popcount costs about 2 LUTs per output bit)" if blocks else "")
+        + f". Shrink the model (narrower last layer, fewer nodes) or choose a bigger device. Log: {log}"
     )
