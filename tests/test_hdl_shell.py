@@ -65,9 +65,9 @@ def test_uart_loopback():
     assert got == data
 
 
-@pytest.mark.parametrize("scores,input_bits", [(True, 8), (False, 10)])
-def test_shell_answers_like_reference(scores, input_bits):
-    net = random_net(seed=3, n_features=3, widths=(12, 6), classes=3, input_bits=input_bits)
+@pytest.mark.parametrize("scores,input_bits,n_features", [(True, 8, 3), (False, 10, 3), (True, 8, 40)])
+def test_shell_answers_like_reference(scores, input_bits, n_features):
+    net = random_net(seed=3, n_features=n_features, widths=(12, 6), classes=3, input_bits=input_bits)
     x = random_x(net, 4, seed=5)
     ref = reference_counts(net, x)
     shell = UartShell(net, divisor=DIV, pipeline=1, scores=scores)

