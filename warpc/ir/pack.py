@@ -47,8 +47,39 @@ class PackReport:
 
 
 # --- decomposition ------------------------------------------------------------------------------------------
+def _tab(fn, k: int) -> int:
+    return sum(1 << c for c in range(1 << k) if fn(*[(c >> i) & 1 for i in range(k)]))
+
+
+# 6-input-into-LUT4 trick: m passes x_i through when x_j = 1, so the root can reuse it as the select.
+_M4 = _tab(lambda xi, xj, a, b: xi if xj else (b if xi else a), 4)     # fanin (x_i, x_j, f|i0j0, f|i1j0)
+_R4 = _tab(lambda m, xj, c, d: (d if m else c) if xj else m, 4)        # fanin (m, x_j, f|i0j1, f|i1j1)
+
+
+def _cost(cofs: list[int], k: int) -> int:
+    """Distinct cofactors that need a LUT (constants and single literals are free; f and not f share one)."""
+    seen = set()
+    for c in cofs:
+        sup = [i for i in range(k) if tt.depends(c, k, i)]
+        if len(sup) <= 1:
+            continue
+        seen.add(min(c, ~c & tt.full(k)))
+    return len(seen)
+
+
+def _cof2(table: int, k: int, i: int, j: int) -> list[int]:
+    """Cofactors f|x_i=a,x_j=b for (a, b) in 00, 10, 01, 11, over the other k-2 inputs (i < j)."""
+    out = []
+    for b in (0, 1):
+        for a in (0, 1):
+            out.append(tt.cofactor(tt.cofactor(table, k, j, b), k - 1, i, a))
+    return out
+
+
 def decompose(net: Netlist, K: int) -> tuple[Netlist, PassReport]:
-    """Split every node with k > K into K-input nodes (Shannon expansion on its highest inputs)."""
+    """Split every node with k > K into K-input nodes. Shannon expansion on the input(s) whose cofactors need the
+    fewest LUTs; with K >= 4 two inputs at a time (four cofactors + 2 LUTs: a 6-input function takes 6 LUT4s,
+    not the 7 of a plain multiplexer tree)."""
     if not 3 <= K <= 6:
         raise NetlistError(f"LUT size K must be between 3 and 6, got {K}")
     if all(n.k <= K for n in net.nodes):
@@ -58,15 +89,26 @@ def decompose(net: Netlist, K: int) -> tuple[Netlist, PassReport]:
     nodes: list[Node] = []
     split = 0
 
+    def add(fan, table, layer) -> int:
+        nodes.append(Node(tuple(fan), table, layer))
+        return first + len(nodes) - 1
+
     def build(table: int, fan: list[int], layer: int) -> int:
         k = len(fan)
         if k <= K:
-            nodes.append(Node(tuple(fan), table, layer))
-            return first + len(nodes) - 1
-        s0 = build(tt.cofactor(table, k, k - 1, 0), fan[:-1], layer)
-        s1 = build(tt.cofactor(table, k, k - 1, 1), fan[:-1], layer)
-        nodes.append(Node((s0, s1, fan[-1]), MUX3, layer))
-        return first + len(nodes) - 1
+            return add(fan, table, layer)
+        if k - K >= 2 and K >= 4:
+            pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+            i, j = min(pairs, key=lambda p: _cost(_cof2(table, k, *p), k - 2))
+            rest = [f for t, f in enumerate(fan) if t not in (i, j)]
+            s00, s10, s01, s11 = (build(c, rest, layer) for c in _cof2(table, k, i, j))
+            m = add((fan[i], fan[j], s00, s10), _M4, layer)
+            return add((m, fan[j], s01, s11), _R4, layer)
+        v = min(range(k), key=lambda v: _cost([tt.cofactor(table, k, v, 0), tt.cofactor(table, k, v, 1)], k - 1))
+        rest = [f for t, f in enumerate(fan) if t != v]
+        s0 = build(tt.cofactor(table, k, v, 0), rest, layer)
+        s1 = build(tt.cofactor(table, k, v, 1), rest, layer)
+        return add((s0, s1, fan[v]), MUX3, layer)
 
     for n in net.nodes:
         fan = [remap[f] for f in n.fanin]
