@@ -119,14 +119,40 @@ def counts_from_bits(net: Netlist, bits: np.ndarray) -> np.ndarray:
     counts = np.zeros((n, plan.classes), dtype=np.int64)
     for s in range(0, n, _CHUNK):
         chunk = bits[s : s + _CHUNK]
-        vals = _eval_words(plan, pack_bits(chunk))
-        if plan.out_sig.size:
-            ob = unpack_bits(vals[plan.out_sig], len(chunk))  # (n_chunk, n_out) uint8
-            for c in range(plan.classes):
-                sel = plan.out_class == c
-                if sel.any():
-                    counts[s : s + len(chunk), c] = ob[:, sel].sum(1, dtype=np.int64)
+        counts[s : s + len(chunk)] = _counts(plan, pack_bits(chunk), len(chunk))
     return counts
+
+
+def _counts(plan: _Plan, in_words: np.ndarray, n: int) -> np.ndarray:
+    counts = np.zeros((n, plan.classes), dtype=np.int64)
+    if not plan.out_sig.size:
+        return counts
+    vals = _eval_words(plan, in_words)
+    ob = unpack_bits(vals[plan.out_sig], n)  # (n, n_out) uint8
+    for c in range(plan.classes):
+        sel = plan.out_class == c
+        if sel.any():
+            counts[:, c] = ob[:, sel].sum(1, dtype=np.int64)
+    return counts
+
+
+def encode_words(net: Netlist, x: np.ndarray) -> np.ndarray:
+    """Thermometer-encode integer features already checked to lie in [0, 2^input_bits) straight into packed
+    words (I, ceil(N/64)): compares on the transposed features in a narrow integer type (thresholds clipped to
+    [0, 2^input_bits], which keeps every compare's result in that range)."""
+    top = 1 << net.input_bits
+    dt = np.int16 if top <= 1 << 14 else np.int64
+    n = len(x)
+    words = (n + 63) // 64
+    if not net.inputs:
+        return np.zeros((0, words), dtype=np.uint64)
+    feat = np.array([b.feature for b in net.inputs])
+    thr = np.clip(np.array([b.threshold for b in net.inputs], dtype=np.int64), 0, top).astype(dt)
+    xt = np.ascontiguousarray(np.asarray(x).T, dtype=dt)  # (F, N): row gathers are cheap
+    packed = np.packbits(xt[feat] >= thr[:, None], axis=1, bitorder="little")
+    out = np.zeros((len(feat), words * 8), dtype=np.uint8)
+    out[:, : packed.shape[1]] = packed
+    return out.view("<u8").astype(np.uint64, copy=False)
 
 
 def check_features(net: Netlist, x: np.ndarray) -> np.ndarray:
@@ -145,7 +171,15 @@ def check_features(net: Netlist, x: np.ndarray) -> np.ndarray:
 
 def emulate_counts(net: Netlist, x: np.ndarray) -> np.ndarray:
     """Class scores (N, classes) int64 (popcount per class) from raw integer features (N, n_features)."""
-    return counts_from_bits(net, net.encode(check_features(net, x)))
+    x = check_features(net, x)
+    if not np.issubdtype(x.dtype, np.integer):
+        return counts_from_bits(net, net.encode(x))  # float features: compare exactly as given
+    plan = _plan(net)
+    counts = np.zeros((len(x), plan.classes), dtype=np.int64)
+    for s in range(0, len(x), _CHUNK):
+        chunk = x[s : s + _CHUNK]
+        counts[s : s + len(chunk)] = _counts(plan, encode_words(net, chunk), len(chunk))
+    return counts
 
 
 def argmax_lowest(counts: np.ndarray) -> np.ndarray:
