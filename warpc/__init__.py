@@ -16,6 +16,13 @@ def load(path, device="cpu"):
     return _load(path, device)
 
 
+def compile(source, K: int | None = 4, optimize: bool = True, depth=None, **kwargs):
+    """Checkpoint / model / netlist -> CompiledNet (optimised, packed into K-LUTs; see warpc.compile.compile)."""
+    from .compile import compile as _compile
+
+    return _compile(source, K=K, optimize=optimize, depth=depth, **kwargs)
+
+
 def build(source, board: str = "icebreaker", out="build", **kwargs) -> dict:
     """Netlist / CompiledNet / checkpoint -> bitstream in `out` + report dict (see warpc.build.flow.build)."""
     from .build.flow import build as _build

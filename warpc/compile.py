@@ -125,7 +125,16 @@ def compile(source, K: int | None = 4, optimize: bool = True, depth: int | str |
         stages["packed"] = cur
         layers[f"packed K={K}"] = layer_counts(cur)
     timings["total_s"] = round(time.perf_counter() - t0, 3)
+    final = cur
     report = {
+        "summary": {
+            "K": K, "nodes_discretized": len(net.nodes),
+            "nodes_optimized": len(stages["optimized"].nodes) if "optimized" in stages else None,
+            "luts": len(final.nodes) if K is not None else None,
+            "luts_by_k": final.k_histogram(), "depth": final.depth(),
+            "input_bits_used": len(final.used_inputs()), "input_bits": len(net.inputs),
+            "seconds": timings["total_s"],
+        },
         "stats": {name: n.stats() for name, n in stages.items()},
         "passes": summarize(reports),
         "pass_reports": [r.to_dict() for r in reports],
