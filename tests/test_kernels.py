@@ -62,6 +62,18 @@ def test_cpp_matches_reference(cpp, k, sampling):
     compare_backend(cpp, k, sampling)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("k", [2, 5])
+def test_cpp_thread_counts(cpp, threads, k):
+    # one thread accumulates the input gradient in place, more threads go through the reverse index
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        compare_backend(cpp, k, "gumbel", batch=70, n_in=33, n_out=300)
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("tau", [1.0, 0.7, 3.0])
 def test_cpp_tau_paths(cpp, tau):
     # tau = 1 takes the log-free noise path; others the general one

@@ -14,7 +14,8 @@ class WarpCpuFn(torch.autograd.Function):
         mod = _cpu.load()
         xT = x.t()
         if not xT.is_contiguous():
-            xT = xT.contiguous()  # first layer (batch-major input): one transpose; later layers get node-major views
+            # first layer (batch-major input): one tiled transpose; later layers receive node-major views
+            xT = mod.node_major(x if x.dtype == torch.float32 else x.float())
         th = theta.detach().contiguous()
         nT = _EMPTY
         if noise is not None:
@@ -29,7 +30,7 @@ class WarpCpuFn(torch.autograd.Function):
         xT, th, ysT, idx32, rev_ptr, rev_slot = ctx.saved_tensors
         gT = g.t()
         if not gT.is_contiguous() or gT.dtype != torch.float32:
-            gT = gT.to(torch.float32).contiguous()
+            gT = _cpu.load().node_major(g.to(torch.float32))  # e.g. GroupSum's (expanded) gradient
         need_gx = bool(ctx.needs_input_grad[0])
         gtheta, gxT = _cpu.load().backward(gT, xT, idx32, th, ysT, ctx.tau, rev_ptr, rev_slot, need_gx)
         gx = gxT.t() if need_gx else None

@@ -8,6 +8,10 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -152,7 +156,7 @@ inline __attribute__((always_inline)) void forward_nodes(int64_t j0, int64_t j1,
 
 template <int K>
 inline __attribute__((always_inline)) void backward_nodes(int64_t j0, int64_t j1, int64_t B, const float* gT, const float* xT, const int32_t* idx,
-                    const float* theta, const float* ysT, float inv_tau, float* gtheta, float* buf) {
+                    const float* theta, const float* ysT, float inv_tau, float* gtheta, float* buf, float* gx) {
   constexpr int M = 1 << K;
   alignas(64) float chi[M][BLK];
   alignas(64) float s[K][BLK];
@@ -181,7 +185,7 @@ inline __attribute__((always_inline)) void backward_nodes(int64_t j0, int64_t j1
         for (int b = 0; b < n; ++b) sum += gz[b] * chi[m][b];
         acc[m] += sum;
       }
-      if (buf != nullptr) {
+      if (buf != nullptr || gx != nullptr) {
         // dz/dx_i = -2 dz/ds_i, dz/ds_i = sum_{m with bit i} theta_m chi_{m without i}
         for (int i = 0; i < K; ++i) {
           alignas(64) float d[BLK];
@@ -192,8 +196,13 @@ inline __attribute__((always_inline)) void backward_nodes(int64_t j0, int64_t j1
             const int mo = m ^ (1 << i);
             for (int b = 0; b < n; ++b) d[b] += t * chi[mo][b];
           }
-          float* br = buf + (j * K + i) * B + b0;
-          for (int b = 0; b < n; ++b) br[b] = -2.0f * gz[b] * d[b];
+          if (gx != nullptr) {  // one thread: accumulate straight into the input gradient (same order as CSR)
+            float* gr = gx + static_cast<int64_t>(idx[j * K + i]) * B + b0;
+            for (int b = 0; b < n; ++b) gr[b] += -2.0f * gz[b] * d[b];
+          } else {
+            float* br = buf + (j * K + i) * B + b0;
+            for (int b = 0; b < n; ++b) br[b] = -2.0f * gz[b] * d[b];
+          }
         }
       }
     }
@@ -215,8 +224,8 @@ inline __attribute__((always_inline)) void backward_nodes(int64_t j0, int64_t j1
   }                                                                                                             \
   WARPC_CLONES void backward_k##K(int64_t j0, int64_t j1, int64_t B, const float* g, const float* x,            \
                                   const int32_t* ix, const float* th, const float* ys, float it, float* gth,    \
-                                  float* bf) {                                                                  \
-    backward_nodes<K>(j0, j1, B, g, x, ix, th, ys, it, gth, bf);                                                \
+                                  float* bf, float* gx) {                                                       \
+    backward_nodes<K>(j0, j1, B, g, x, ix, th, ys, it, gth, bf, gx);                                            \
   }
 WARPC_ENTRY(2)
 WARPC_ENTRY(3)
@@ -305,27 +314,32 @@ std::vector<torch::Tensor> warp_backward(torch::Tensor gT, torch::Tensor xT, tor
   if (need_gx) {
     TORCH_CHECK(rev_ptr.scalar_type() == torch::kInt64 && rev_ptr.numel() == n_in + 1, "rev_ptr must be int64 (in + 1)");
     TORCH_CHECK(rev_slot.scalar_type() == torch::kInt32 && rev_slot.numel() == out * k, "rev_slot must be int32 (out * k)");
-    buf = torch::empty({out * k, B}, xT.options());
     gxT = torch::empty({n_in, B}, xT.options());
   }
+  // With one thread the input gradient is accumulated in place; with more, through a scratch buffer and the
+  // reverse index (no atomics, deterministic, same summation order either way).
+  const bool direct = need_gx && at::get_num_threads() == 1;
+  if (need_gx && !direct) buf = torch::empty({out * k, B}, xT.options());
+  if (direct) gxT.zero_();
   const float* g = gT.data_ptr<float>();
   const float* x = xT.data_ptr<float>();
   const int32_t* ix = idx.data_ptr<int32_t>();
   const float* th = theta.data_ptr<float>();
   const float* ys = ysT.data_ptr<float>();
   float* gth = gtheta.data_ptr<float>();
-  float* bf = need_gx ? buf.data_ptr<float>() : nullptr;
+  float* bf = (need_gx && !direct) ? buf.data_ptr<float>() : nullptr;
+  float* gd = direct ? gxT.data_ptr<float>() : nullptr;
   const float inv_tau = static_cast<float>(1.0 / tau);
   at::parallel_for(0, out, grain_for(B, k), [&](int64_t j0, int64_t j1) {
     switch (k) {
-      case 2: backward_k2(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf); break;
-      case 3: backward_k3(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf); break;
-      case 4: backward_k4(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf); break;
-      case 5: backward_k5(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf); break;
-      default: backward_k6(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf); break;
+      case 2: backward_k2(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf, gd); break;
+      case 3: backward_k3(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf, gd); break;
+      case 4: backward_k4(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf, gd); break;
+      case 5: backward_k5(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf, gd); break;
+      default: backward_k6(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf, gd); break;
     }
   });
-  if (need_gx) {
+  if (need_gx && !direct) {
     // Input gradient through the reverse index: each input sums its consumers' rows, no atomics.
     const int64_t* rp = rev_ptr.data_ptr<int64_t>();
     const int32_t* rs = rev_slot.data_ptr<int32_t>();
@@ -348,7 +362,45 @@ torch::Tensor warp_noise(int64_t seed, int64_t out, int64_t B) {
   return nT;
 }
 
+// (B, n) float32 with any strides (a batch-major input, an expanded gradient) -> (n, B) contiguous, in cache
+// tiles: torch's generic strided copy is several times slower for this access pattern.
+torch::Tensor node_major(torch::Tensor x) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32 && x.device().is_cpu(), "x must be 2-D float32 CPU");
+  const int64_t B = x.size(0), n = x.size(1), sb = x.stride(0), sn = x.stride(1);
+  auto out = torch::empty({n, B}, x.options().memory_format(at::MemoryFormat::Contiguous));
+  const float* src = x.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  constexpr int64_t T = 32;
+  at::parallel_for(0, (n + T - 1) / T, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, B)), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t j0 = t * T, j1 = std::min(n, j0 + T);
+      for (int64_t b0 = 0; b0 < B; b0 += T) {
+        const int64_t b1 = std::min(B, b0 + T);
+#if defined(__SSE2__)
+        if (sn == 1 && j1 - j0 == T && b1 - b0 == T) {  // full tile, rows contiguous: 4x4 SSE transposes
+          for (int64_t b = b0; b < b1; b += 4)
+            for (int64_t j = j0; j < j1; j += 4) {
+              __m128 r0 = _mm_loadu_ps(src + (b + 0) * sb + j), r1 = _mm_loadu_ps(src + (b + 1) * sb + j);
+              __m128 r2 = _mm_loadu_ps(src + (b + 2) * sb + j), r3 = _mm_loadu_ps(src + (b + 3) * sb + j);
+              _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+              _mm_storeu_ps(dst + (j + 0) * B + b, r0);
+              _mm_storeu_ps(dst + (j + 1) * B + b, r1);
+              _mm_storeu_ps(dst + (j + 2) * B + b, r2);
+              _mm_storeu_ps(dst + (j + 3) * B + b, r3);
+            }
+          continue;
+        }
+#endif
+        for (int64_t b = b0; b < b1; ++b)
+          for (int64_t j = j0; j < j1; ++j) dst[j * B + b] = src[b * sb + j * sn];
+      }
+    }
+  });
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("node_major", &node_major, "(B, n) any strides -> (n, B) contiguous");
   m.def("forward", &warp_forward, "fused WARP-LUT forward (node-major)");
   m.def("backward", &warp_backward, "fused WARP-LUT backward (node-major, reverse-index input gradient)");
   m.def("noise", &warp_noise, "the kernel's logistic noise (out, B) for a seed");

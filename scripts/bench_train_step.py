@@ -1,0 +1,242 @@
+#!/usr/bin/env python
+"""Time one full training step (forward, GroupSum, cross-entropy, backward, Adam) of a random-wired WARP net
+for each available trainer, in one run, and write a table to scripts/results/.
+
+Trainers: warpc's plain PyTorch reference (backend="torch"), warpc's fused backends ("cpp" on CPU, "triton" and
+"triton-bf16" on CUDA), and, when importable, torchlogix (LogicDense, parametrization="warp") and difflogic's CUDA
+LogicLayer (DLGN). Trainers run interleaved in rounds (the machine may be shared): each round times `--steps`
+steps of every trainer; the table gives the median over rounds of the mean step time.
+
+Configurations (k = 2, Gumbel noise, residual init):
+  cpu-digits   192 inputs (64 features x 3 thresholds), 3 x 2,000 nodes, batch 128
+  cpu-fashion  2,352 inputs (784 x 3), 3 x 2,000 nodes, batch 128
+  gpu-12k      9,216 inputs, 4 x 12,000 nodes, batch 128   (the fast-training issue's configurations)
+  gpu-256k     15,360 inputs, 5 x 256,000 nodes, batch 64
+
+  python scripts/bench_train_step.py                       # CPU: cpu-* configs; CUDA: all four
+  python scripts/bench_train_step.py --threads 1 --tag 1t  # single-threaded CPU run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from warpc.nn import GroupSum, WarpLUT  # noqa: E402
+from warpc.nn import kernels  # noqa: E402
+
+CONFIGS = {
+    "cpu-digits": dict(n_in=192, widths=[2000] * 3, batch=128),
+    "cpu-fashion": dict(n_in=2352, widths=[2000] * 3, batch=128),
+    "gpu-12k": dict(n_in=9216, widths=[12000] * 4, batch=128),
+    "gpu-256k": dict(n_in=15360, widths=[256000] * 5, batch=64),
+}
+CLASSES = 10
+
+
+class _Net(nn.Module):
+    def __init__(self, layers, tau_head=10.0):
+        super().__init__()
+        self.layers = nn.Sequential(*layers)
+        self.head = GroupSum(CLASSES, tau_head)
+
+    def forward(self, x):
+        return self.head(self.layers(x))
+
+
+def warpc_net(cfg, backend, device):
+    layers, n = [], cfg["n_in"]
+    for i, w in enumerate(cfg["widths"]):
+        layers.append(WarpLUT(n, w, k=2, sampling="gumbel", init="residual", wiring="unique", seed=i,
+                              backend=backend))
+        n = w
+    return _Net(layers).to(device)
+
+
+def torchlogix_net(cfg, device):
+    from torchlogix.layers import LogicDense  # Python >= 3.12
+
+    layers, n = [], cfg["n_in"]
+    for w in cfg["widths"]:
+        layers.append(LogicDense(n, w, device=device.type, lut_rank=2, parametrization="warp",
+                                 parametrization_kwargs=dict(forward_sampling="gumbel_soft")))
+        n = w
+    return _Net(layers).to(device)
+
+
+def difflogic_net(cfg, device):
+    from difflogic import LogicLayer  # needs its CUDA extension
+
+    layers, n = [], cfg["n_in"]
+    for w in cfg["widths"]:
+        layers.append(LogicLayer(n, w, device="cuda", implementation="cuda", connections="random"))
+        n = w
+    return _Net(layers).to(device)
+
+
+def trainers(device):
+    """(name, builder, note) for everything that can run on `device`."""
+    out = [("warpc-torch (plain reference)", lambda c: warpc_net(c, "torch", device), None)]
+    if device.type == "cpu":
+        if kernels.cpp_available():
+            out.append(("warpc-cpp", lambda c: warpc_net(c, "cpp", device), None))
+    else:
+        if kernels.triton_available():
+            out.append(("warpc-triton", lambda c: warpc_net(c, "triton", device), None))
+            out.append(("warpc-triton-bf16", lambda c: warpc_net(c, "triton", device), "bf16"))
+    try:
+        import torchlogix  # noqa: F401
+
+        out.append(("torchlogix WARP", lambda c: torchlogix_net(c, device), None))
+    except Exception:
+        pass
+    if device.type == "cuda":
+        try:
+            import difflogic  # noqa: F401
+
+            out.append(("difflogic CUDA (DLGN)", lambda c: difflogic_net(c, device), None))
+        except Exception:
+            pass
+    return out
+
+
+def make_step(model, x, y, opt_kind):
+    if opt_kind == "fused":
+        opt = torch.optim.Adam(model.parameters(), lr=0.01, fused=True)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        loss = loss_fn(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_config(name, cfg, device, args):
+    torch.manual_seed(0)
+    x = (torch.rand(cfg["batch"], cfg["n_in"], device=device) > 0.5).float()
+    y = torch.randint(0, CLASSES, (cfg["batch"],), device=device)
+    entries = []
+    for tname, build, note in trainers(device):
+        try:
+            model = build(cfg)
+            xin = x.to(torch.bfloat16) if note == "bf16" else x
+            step = make_step(model, xin, y, args.adam)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            for _ in range(args.warmup):
+                step()
+            sync(device)
+            peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
+            entries.append(dict(name=tname, step=step, times=[], cpu=[], peak_mib=peak, model=model))
+        except Exception as e:  # a peer that does not build here is reported, not fatal
+            entries.append(dict(name=tname, error=f"{type(e).__name__}: {e}"[:200]))
+    live = [e for e in entries if "step" in e]
+    for _ in range(args.rounds):
+        for e in live:
+            sync(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(args.steps):
+                e["step"]()
+            sync(device)
+            e["times"].append((time.perf_counter() - t0) / args.steps * 1e3)
+            e["cpu"].append((time.process_time() - c0) / args.steps * 1e3)
+    ref = next((e for e in live if e["name"].startswith("warpc-torch")), None)
+    dl = next((e for e in live if e["name"].startswith("difflogic")), None)
+    rows = []
+    for e in entries:
+        if "error" in e:
+            rows.append(dict(config=name, trainer=e["name"], error=e["error"]))
+            continue
+        med = statistics.median(e["times"])
+        cpu = statistics.median(e["cpu"])
+        row = dict(config=name, trainer=e["name"], ms_per_step=med, ms_min=min(e["times"]), cpu_ms_per_step=cpu,
+                   rounds=[round(t, 4) for t in e["times"]], peak_mib=e["peak_mib"])
+        if ref is not None:
+            row["speedup_vs_plain"] = statistics.median(ref["times"]) / med
+            row["cpu_speedup_vs_plain"] = statistics.median(ref["cpu"]) / cpu
+        if dl is not None:
+            row["ratio_to_difflogic"] = med / statistics.median(dl["times"])
+        rows.append(row)
+        print(f"{name:12s} {e['name']:30s} {med:9.3f} ms/step (CPU {cpu:.3f})"
+              + (f"  x{row['speedup_vs_plain']:.1f} vs plain (CPU x{row['cpu_speedup_vs_plain']:.1f})"
+                 if "speedup_vs_plain" in row else ""), flush=True)
+    for e in entries:
+        e.pop("model", None)
+        e.pop("step", None)
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="auto", help="cpu | cuda | auto")
+    ap.add_argument("--configs", nargs="*", default=None, help=f"subset of {list(CONFIGS)}")
+    ap.add_argument("--steps", type=int, default=10, help="steps per round")
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    ap.add_argument("--adam", choices=["default", "fused"], default="default")
+    ap.add_argument("--tag", default="", help="suffix for the result file names")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    args = ap.parse_args()
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = args.configs or ([c for c in CONFIGS if c.startswith("cpu")] if device.type == "cpu" else list(CONFIGS))
+    hw = torch.cuda.get_device_name() if device.type == "cuda" else (platform.processor() or platform.machine())
+    if device.type == "cpu":
+        try:
+            hw = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+        except Exception:
+            pass
+    meta = dict(device=device.type, hardware=hw, torch=torch.__version__, python=platform.python_version(),
+                threads=torch.get_num_threads(), steps_per_round=args.steps, rounds=args.rounds, adam=args.adam,
+                date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), command=" ".join(sys.argv))
+    print(json.dumps(meta))
+    rows = []
+    for n in names:
+        rows += run_config(n, CONFIGS[n], device, args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"train_step_{device.type}" + (f"_{args.tag}" if args.tag else "")
+    (out / f"{stem}.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))
+    lines = [f"# Training-step benchmark ({device.type}: {hw}, {meta['threads']} threads, torch {meta['torch']})",
+             "", f"`{meta['command']}` — {meta['date']}; median over {args.rounds} rounds of {args.steps} steps.",
+             "Wall ms/step is what a user waits; CPU ms/step (process CPU time, all threads) is less sensitive to other",
+             "jobs on a shared machine. × vs plain: the plain PyTorch reference's time over this trainer's.", "",
+             "| config | trainer | wall ms/step | min ms | × vs plain (wall) | CPU ms/step | × vs plain (CPU) "
+             "| ÷ difflogic | peak MiB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['config']} | {r['trainer']} | failed: {r['error']} | | | | | | |")
+            continue
+        f = lambda k, fmt: (fmt.format(r[k]) if r.get(k) is not None else "—")  # noqa: E731
+        lines.append(f"| {r['config']} | {r['trainer']} | {r['ms_per_step']:.3f} | {r['ms_min']:.3f} | "
+                     f"{f('speedup_vs_plain', '{:.1f}')} | {r['cpu_ms_per_step']:.3f} | "
+                     f"{f('cpu_speedup_vs_plain', '{:.1f}')} | {f('ratio_to_difflogic', '{:.2f}')} | "
+                     f"{f('peak_mib', '{:.0f}')} |")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out / stem}.json / .md")
+
+
+if __name__ == "__main__":
+    main()
