@@ -104,8 +104,9 @@ def _load_data(checkpoint, dataset, data_dir, npz, split):
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--k", "K", default=4, show_default=True, type=click.IntRange(3, 6))
 @click.option("--no-opt", is_flag=True)
+@click.option("--check", is_flag=True, help="also run the PyTorch model and check the class scores are bit-exact")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON object (accuracy, predictions, class scores)")
-def predict_cmd(checkpoint, dataset, data_dir, npz, split, K, no_opt, as_json):
+def predict_cmd(checkpoint, dataset, data_dir, npz, split, K, no_opt, check, as_json):
     """Class predictions of the compiled (optimised, packed) netlist, emulated bit-exactly."""
     import numpy as np
 
@@ -116,14 +117,27 @@ def predict_cmd(checkpoint, dataset, data_dir, npz, split, K, no_opt, as_json):
     counts = cn.counts(np.asarray(x))
     pred = counts.argmax(1)
     acc = float((pred == np.asarray(y)).mean()) if y is not None and len(pred) else None
+    exact = None
+    if check:
+        if Path(checkpoint).suffix == ".json":
+            raise DatasetError("--check needs a checkpoint (a netlist JSON has no PyTorch model)")
+        import torch
+
+        from ..checkpoint import load
+
+        model = load(checkpoint)
+        ref = model.counts(torch.tensor(np.asarray(x), dtype=torch.float32)).numpy()
+        exact = bool((ref == counts).all())
     if as_json:
         click.echo(json.dumps({"dataset": name, "split": split, "n": int(len(pred)), "accuracy": acc,
-                               "luts": len(cn.netlist.nodes), "K": K, "predictions": pred.tolist(),
-                               "counts": counts.tolist()}))
+                               "luts": len(cn.netlist.nodes), "K": K, "bit_exact": exact,
+                               "predictions": pred.tolist(), "counts": counts.tolist()}))
         return
     click.echo(f"{name} [{split}]: {len(pred)} samples, netlist {len(cn.netlist.nodes)} LUT{K} cells")
     if acc is not None:
         click.echo(f"accuracy {acc:.4f}")
+    if exact is not None:
+        click.echo(f"class scores equal PyTorch eval on all {len(pred)} samples: {'yes' if exact else 'NO'}")
     hist = np.bincount(pred, minlength=counts.shape[1])
     click.echo("predicted per class: " + " ".join(str(int(v)) for v in hist))
 
