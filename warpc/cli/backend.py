@@ -56,7 +56,7 @@ def hdl_cmd(source, out, pipeline, lut_cells, pack_k, name, toolchain):
 @click.option("--seed", default=1, show_default=True, help="nextpnr placement seed")
 @click.option("--no-equiv", is_flag=True, help="skip the equivalence checks (simulation and formal)")
 @click.option("--no-formal", is_flag=True, help="skip only the formal check")
-@click.option("--formal-timeout", default=600.0, show_default=True, help="seconds per module")
+@click.option("--formal-timeout", default=120.0, show_default=True, help="seconds per block")
 @click.option("--dataset", default=None, help="test data for the equivalence check (default: the checkpoint's)")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--max-vectors", type=int, default=None, help="check only the first N test vectors")

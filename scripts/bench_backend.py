@@ -1,0 +1,72 @@
+"""Backend benchmark: checkpoint -> UP5K bitstream with equivalence, per model; writes the measured numbers to
+scripts/results/backend_<name>.json and appends a row to scripts/results/backend.md.
+
+    python scripts/bench_backend.py runs/backend/digits_1k.safetensors --name digits_1k [--pipeline 1]
+        [--router auto] [--no-formal] [--out out/bench]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("checkpoint")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--board", default="icebreaker")
+    ap.add_argument("--pipeline", type=int, default=1)
+    ap.add_argument("--router", default="auto")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-formal", action="store_true")
+    ap.add_argument("--formal-timeout", type=float, default=120)
+    ap.add_argument("--out", default="out/bench")
+    a = ap.parse_args()
+
+    from warpc.build.flow import build
+    from warpc.errors import DoesNotFitError
+
+    out = Path(a.out) / a.name
+    t0 = time.perf_counter()
+    row: dict = {"name": a.name, "checkpoint": a.checkpoint, "board": a.board, "pipeline": a.pipeline,
+                 "router": a.router, "machine": f"{platform.machine()} {platform.node()}"}
+    try:
+        rep = build(a.checkpoint, board=a.board, out=out, pipeline=a.pipeline, router=a.router, seed=a.seed,
+                    formal=not a.no_formal, formal_timeout=a.formal_timeout)
+        eq = rep["equivalence"]
+        row.update({
+            "fits": True, "LC": rep["LC"], "LC_pct": rep["utilization_pct"].get("LC"), "LUT": rep["LUT"],
+            "FF": rep["FF"], "CARRY": rep["CARRY"], "Fmax_MHz": rep["Fmax_MHz"], "clock_MHz": rep["clock_MHz"],
+            "Latency_cycles": rep["Latency_cycles"], "Interval_cycles": rep["Interval_cycles"],
+            "accuracy": (rep.get("accuracy") or {}).get("accuracy"),
+            "vectors_checked": eq.get("vectors"), "equivalence_passed": eq.get("passed"),
+            "formal": {k: v["status"] + f" {v['seconds']} s" for k, v in (eq.get("formal") or {}).get("modules", {}).items()},
+            "nodes": rep["model"]["nodes"], "depth": rep["model"]["depth"], "router_used": rep["options"]["router_used"],
+            "blocks": rep["blocks"], "stages_s": rep["stages_s"], "stamp": rep["stamp"]["id"],
+        })
+    except DoesNotFitError as e:
+        row.update({"fits": False, "error": str(e)})
+    row["wall_s"] = round(time.perf_counter() - t0, 1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"backend_{a.name}.json").write_text(json.dumps(row, indent=1))
+    md = RESULTS / "backend.md"
+    if not md.exists():
+        md.write_text("| name | fits | LC | Fmax MHz | latency | accuracy | vectors | formal | stages (s) |\n"
+                      "|---|---|---|---|---|---|---|---|---|\n")
+    with md.open("a") as fh:
+        if row["fits"]:
+            fh.write(f"| {a.name} | yes | {row['LC']} ({row['LC_pct']}%) | {row['Fmax_MHz']} | "
+                     f"{row['Latency_cycles']} | {row['accuracy']} | {row['vectors_checked']} | {row['formal']} | "
+                     f"{row['stages_s']} |\n")
+        else:
+            fh.write(f"| {a.name} | no | {row['error'][:160]} | | | | | | |\n")
+    print(json.dumps(row, indent=1))
+
+
+if __name__ == "__main__":
+    main()
