@@ -116,3 +116,14 @@ def test_adam_matches_torch():
             (p.sin() * torch.arange(4.0)).sum().backward()
             o.step()
     assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [dict(k=[2, 4]), dict(parametrization="dlgn"), dict(encoder="learnable", k=3)])
+def test_fast_discrete_predict_equals_model_predict(digits, kw):
+    from warpc.nn.model import WarpNet
+    from warpc.train import predict
+
+    cfg = _cfg(digits, widths=[200, 100], init="random", **kw)
+    model = WarpNet(cfg).fit_encoder(digits.x_train)
+    x = torch.tensor(digits.x_test, dtype=torch.float32)
+    assert torch.equal(predict(model, x, batch_size=100), model.predict(x))

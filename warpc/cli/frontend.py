@@ -73,7 +73,7 @@ def _label_column(text: str | None):
 @click.option("--sampling", type=click.Choice(["soft", "gumbel", "soft_st", "gumbel_st"]), default=None)
 @click.option("--init", "init", type=click.Choice(["residual", "random"]), default=None)
 @click.option("--input-bits", type=int, default=None, help="bits of the integer features (float data is quantised)")
-@click.option("--steps", type=int, default=None, help="optimizer steps (default 2000 unless --epochs)")
+@click.option("--steps", type=int, default=None, help="optimizer steps (default 1500 unless --epochs)")
 @click.option("--epochs", type=float, default=None, help="passes over the training split (instead of --steps)")
 @click.option("--batch-size", type=int, default=None, show_default="128")
 @click.option("--lr", type=float, default=None, show_default="0.05")
@@ -84,14 +84,16 @@ def _label_column(text: str | None):
 @click.option("--test-fraction", type=float, default=None, show_default="0.2",
               help="test share for datasets without a test set")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
+@click.option("--backend", type=click.Choice(["auto", "torch", "cpp", "triton"]), default=None,
+              help="WARP-LUT training kernels (default: $WARPC_BACKEND or auto)")
 @click.option("--eval-every", type=int, default=None, help="steps between validations (default steps/20)")
 @click.option("--resume", is_flag=True, help="continue the interrupted run stored beside --out (NAME.last.safetensors)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @click.option("--json", "as_json", is_flag=True, help="print the final metrics as one JSON object")
 def train_cmd(dataset, data_dir, label_column, download, out, config_file, widths, k, thresholds, encoder, wiring,
               wiring_candidates, parametrization, tau, tau_head, sampling, init, input_bits, steps, epochs,
-              batch_size, lr, weight_decay, seed, split_seed, val_fraction, test_fraction, device, eval_every,
-              resume, quiet, as_json):
+              batch_size, lr, weight_decay, seed, split_seed, val_fraction, test_fraction, device, backend,
+              eval_every, resume, quiet, as_json):
     """Train a WARP-LUT network and save the best checkpoint (by discrete validation accuracy)."""
     from .. import data as wdata
     from .. import train as wtrain
@@ -129,6 +131,10 @@ def train_cmd(dataset, data_dir, label_column, download, out, config_file, width
         prev = meta.get("train", {})
         train_kw = {key: prev[key] for key in ("batch_size", "lr", "weight_decay", "seed") if key in prev}
         seed = train_kw.pop("seed", seed)
+    if backend is not None:
+        from ..nn.kernels import set_backend
+
+        set_backend(backend)
     input_bits_eff = overrides.get("input_bits", base.get("input_bits", 8))
     ds = wdata.load_dataset(
         dataset, data_dir=data_dir, label_column=_label_column(label_column),
