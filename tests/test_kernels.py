@@ -227,7 +227,19 @@ TRITON_SCRIPT = textwrap.dedent(
     K.set_backend("triton")
     from warpc.nn import WarpLUT
     w = WarpLUT(24, 18, seed=0)
-    assert K.resolve_backend(w, torch.rand(2, 24)) == "triton"
+    assert K.resolve_backend(w, torch.rand(2, 24)) == "triton"  # runs the self-test for k = 2
+    assert K._selftest[(2, "cpu")] is True
+    # a layer stack trains through the Triton kernels (interpreter)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(WarpLUT(24, 40, seed=1), WarpLUT(40, 30, seed=2), torch.nn.Flatten())
+    xs = (torch.rand(32, 24) > 0.5).float()
+    tgt = xs[:, :3].sum(1).long()
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+    losses = []
+    for _ in range(25):
+        loss = torch.nn.functional.cross_entropy(net(xs).reshape(32, 3, 10).sum(-1) / 2.0, tgt.clamp(max=2))
+        opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())
+    assert sum(losses[-5:]) < sum(losses[:5]), losses
     print("OK")
     """
 )

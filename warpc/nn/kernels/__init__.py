@@ -70,6 +70,51 @@ def _triton_interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+_selftest: dict = {}
+
+
+def triton_selftest(k: int, device: torch.device) -> bool:
+    """Compile and check the Triton kernels for fan-in k on `device` once (forward and backward, with and without
+    in-kernel noise, straight-through) against the plain reference. A failure disables the Triton backend for
+    this k with a warning instead of breaking training."""
+    key = (int(k), str(device))
+    if key in _selftest:
+        return _selftest[key]
+    ok, why = False, ""
+    try:
+        from ..warplut import WarpLUT, warp_forward_reference
+
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            for sampling in ("soft", "gumbel_st"):
+                layer = WarpLUT(16, 8, k=k, sampling=sampling, init="random", seed=0).to(device)
+                x = torch.rand(8, 16, device=device, requires_grad=True)
+                y = layer_forward(layer, x, "triton", seed=11)
+                noise = kernel_noise("triton", 11, 8, 8, device) if sampling == "gumbel_st" else None
+                x2 = x.detach().clone().requires_grad_(True)
+                th2 = layer.theta.detach().clone().requires_grad_(True)
+                yr = warp_forward_reference(x2, layer.idx, th2, layer.tau, noise)
+                if sampling == "soft":
+                    ok_fwd = torch.allclose(y, yr, rtol=1e-4, atol=1e-5)
+                else:
+                    ok_fwd = bool(((y > 0.5) == (yr > 0.5)).float().mean() > 0.99)
+                (y.float() * torch.arange(8, device=device)).sum().backward()
+                (yr * torch.arange(8, device=device)).sum().backward()
+                ok_bwd = torch.allclose(x.grad, x2.grad, rtol=1e-3, atol=1e-4) and torch.allclose(
+                    layer.theta.grad, th2.grad, rtol=1e-3, atol=1e-4)
+                if not (ok_fwd and ok_bwd):
+                    why = f"results differ from the reference ({sampling})"
+                    break
+            else:
+                ok = True
+    except Exception as e:  # compile / launch errors
+        why = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:300]
+    if not ok:
+        _warn_once(f"triton-selftest-{key}", f"warpc: Triton kernels disabled for k={k} on {device} ({why}); "
+                   "using the plain PyTorch path")
+    _selftest[key] = ok
+    return ok
+
+
 def resolve_backend(layer, x: torch.Tensor) -> str:
     """The backend that will run `layer` on `x`: "torch", "cpp" or "triton"."""
     want = getattr(layer, "backend", "auto") or "auto"
@@ -82,7 +127,8 @@ def resolve_backend(layer, x: torch.Tensor) -> str:
     if layer.parametrization != "warp" or layer.wiring == "learnable":
         return "torch"  # DLGN and learnable wiring: plain path only
     if x.is_cuda:
-        if want in ("auto", "triton") and x.dtype in (torch.float32, torch.bfloat16, torch.float16) and triton_available():
+        if (want in ("auto", "triton") and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
+                and triton_available() and triton_selftest(layer.k, x.device)):
             return "triton"
         if want != "auto":
             _warn_once(f"{want}-cuda", f"warpc: backend {want!r} is not available for CUDA tensors here; using torch")
@@ -90,7 +136,7 @@ def resolve_backend(layer, x: torch.Tensor) -> str:
     if x.device.type != "cpu":
         return "torch"
     if want == "triton":
-        if _triton_interpreting() and triton_available():
+        if _triton_interpreting() and triton_available() and triton_selftest(layer.k, x.device):
             return "triton"  # Triton's CPU interpreter: for tests, slow
         _warn_once("triton-cpu", "warpc: backend 'triton' needs a CUDA tensor (or TRITON_INTERPRET=1); using cpp/torch")
         want = "auto"
@@ -169,4 +215,5 @@ def fused_forward(layer, x: torch.Tensor) -> torch.Tensor | None:
 
 
 __all__ = ["BACKENDS", "set_backend", "get_backend", "resolve_backend", "cpp_available", "triton_available",
+           "triton_selftest",
            "layer_forward", "kernel_noise", "fused_forward", "reverse_index", "draw_seed"]

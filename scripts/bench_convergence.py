@@ -1,0 +1,192 @@
+#!/usr/bin/env python
+"""Discrete test accuracy vs training seconds on Fashion-MNIST: warpc WARP (fused backend) vs DLGN.
+
+Both nets: thermometer bits (3 uniform thresholds per pixel, computed once and kept on the device), the same
+widths, k = 2, GroupSum head, Adam, batch 128, the same seeds. Each trainer gets the same wall-clock training
+budget; at fixed intervals training pauses and the *discrete* (eval-mode, hard LUT) network is scored on the
+10,000 test images in large batches. Evaluation time is not counted as training time.
+
+  python scripts/bench_convergence.py --widths 4000 4000 4000 4000 --seconds 150 --threads 1   # CPU, short
+  python scripts/bench_convergence.py --widths 8000 8000 8000 8000 8000 8000 --seconds 60 --device cuda \\
+      --target 0.856                                                                          # the issue's setup
+
+Writes scripts/results/convergence_<device>[_tag].{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from warpc.nn import GroupSum, WarpLUT  # noqa: E402
+from warpc.nn import kernels  # noqa: E402
+
+DATA = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Tiny IDX reader (used only if warpc.data is unavailable)."""
+    raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_fashion(data_dir: Path):
+    try:
+        from warpc.data.readers import read_idx_dataset
+
+        return read_idx_dataset(data_dir)
+    except ImportError:
+        names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+        return tuple(_read_idx(data_dir / n) for n in names)
+
+
+def thermometer(x: np.ndarray, t: int) -> torch.Tensor:
+    x = x.reshape(len(x), -1).astype(np.float32)
+    thr = (np.arange(1, t + 1) * 256.0 / (t + 1)).astype(np.float32)
+    return torch.from_numpy((x[:, :, None] >= thr).reshape(len(x), -1).astype(np.float32))
+
+
+class Net(nn.Module):
+    def __init__(self, n_in, widths, parametrization, tau_head, init, seed, backend):
+        super().__init__()
+        layers, n = [], n_in
+        for i, w in enumerate(widths):
+            layers.append(WarpLUT(n, w, k=2, sampling="gumbel", init=init, wiring="unique",
+                                  parametrization=parametrization, seed=seed * 1000 + i, backend=backend))
+            n = w
+        self.layers = nn.Sequential(*layers)
+        self.head = GroupSum(10, tau_head)
+
+    def forward(self, x):
+        return self.head(self.layers(x))
+
+
+@torch.no_grad()
+def discrete_accuracy(model, x, y, batch=1000):
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch):
+        correct += (model(x[i:i + batch]).argmax(-1) == y[i:i + batch]).sum()
+    model.train()
+    return correct.item() / len(x)
+
+
+def run(name, model, lr, xtr, ytr, xte, yte, args, device):
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    g = torch.Generator(device="cpu").manual_seed(args.seed)
+    n = len(xtr)
+    curve, trained, steps, next_eval = [], 0.0, 0, args.eval_every
+    perm = torch.randperm(n, generator=g).to(device)
+    pos = 0
+    reached = None
+    while trained < args.seconds:
+        t0 = time.perf_counter()
+        for _ in range(args.chunk):  # a chunk of steps between clock reads: no per-step host sync
+            if pos + args.batch > n:
+                perm, pos = torch.randperm(n, generator=g).to(device), 0
+            sel = perm[pos:pos + args.batch]
+            pos += args.batch
+            loss = loss_fn(model(xtr[sel]), ytr[sel])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        trained += time.perf_counter() - t0
+        steps += args.chunk
+        if trained >= next_eval or trained >= args.seconds:
+            acc = discrete_accuracy(model, xte, yte)
+            curve.append(dict(seconds=round(trained, 2), steps=steps, test_acc=acc, loss=loss.item()))
+            print(f"{name:28s} {trained:7.1f} s {steps:6d} steps  loss {loss.item():.3f}  discrete test {acc:.4f}",
+                  flush=True)
+            if reached is None and args.target and acc >= args.target:
+                reached = dict(seconds=round(trained, 2), steps=steps)
+            next_eval = trained + args.eval_every
+    return dict(trainer=name, lr=lr, curve=curve, reached_target=reached,
+                best=max(c["test_acc"] for c in curve), steps=steps)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--widths", type=int, nargs="+", default=[4000] * 4)
+    ap.add_argument("--thresholds", type=int, default=3)
+    ap.add_argument("--tau-head", type=float, default=10.0)
+    ap.add_argument("--init", default="random", choices=["random", "residual"])
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr-warp", type=float, default=0.01)
+    ap.add_argument("--lr-dlgn", type=float, default=0.01)
+    ap.add_argument("--seconds", type=float, default=150.0, help="training budget per trainer")
+    ap.add_argument("--eval-every", type=float, default=15.0, help="seconds of training between evaluations")
+    ap.add_argument("--chunk", type=int, default=20, help="steps between clock reads")
+    ap.add_argument("--target", type=float, default=None, help="report the first time this accuracy is reached")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--trainers", nargs="+", default=["warp", "dlgn"], choices=["warp", "warp-plain", "dlgn"])
+    ap.add_argument("--data-dir", default=str(DATA))
+    ap.add_argument("--tag", default="")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    args = ap.parse_args()
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    xtr, ytr, xte, yte = load_fashion(Path(args.data_dir))
+    # data on the device once, as bits
+    xtr_b, xte_b = thermometer(xtr, args.thresholds).to(device), thermometer(xte, args.thresholds).to(device)
+    ytr_t, yte_t = torch.from_numpy(ytr.astype(np.int64)).to(device), torch.from_numpy(yte.astype(np.int64)).to(device)
+    n_in = xtr_b.shape[1]
+    results = []
+    for t in args.trainers:
+        torch.manual_seed(args.seed)
+        if t == "dlgn":
+            model = Net(n_in, args.widths, "dlgn", args.tau_head, args.init, args.seed, "torch").to(device)
+            name, lr = "DLGN (plain PyTorch)", args.lr_dlgn
+        else:
+            backend = "torch" if t == "warp-plain" else "auto"
+            model = Net(n_in, args.widths, "warp", args.tau_head, args.init, args.seed, backend).to(device)
+            used = kernels.resolve_backend(model.layers[0], xtr_b[:2])
+            name, lr = f"WARP ({used} backend)", args.lr_warp
+        results.append(run(name, model, lr, xtr_b, ytr_t, xte_b, yte_t, args, device))
+        del model
+    hw = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine()
+    meta = dict(device=device.type, hardware=hw, threads=torch.get_num_threads(), torch=torch.__version__,
+                command=" ".join(sys.argv), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                widths=args.widths, thresholds=args.thresholds, tau_head=args.tau_head, init=args.init,
+                batch=args.batch, seconds=args.seconds)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"convergence_{device.type}" + (f"_{args.tag}" if args.tag else "")
+    (out / f"{stem}.json").write_text(json.dumps(dict(meta=meta, results=results), indent=1))
+    lines = [f"# Fashion-MNIST convergence ({device.type}: {hw}, {meta['threads']} threads)", "",
+             f"`{meta['command']}` — {meta['date']}", "",
+             f"widths {args.widths}, k = 2, {args.thresholds} thresholds, GroupSum τ {args.tau_head}, "
+             f"init {args.init}, batch {args.batch}, Adam; discrete test accuracy on 10,000 images.", "",
+             "| trainer | lr | steps | training s | best discrete test acc | curve (s: acc) |", "|---|---|---|---|---|---|"]
+    for r in results:
+        curve = ", ".join(f"{c['seconds']:.0f}: {c['test_acc']:.3f}" for c in r["curve"])
+        lines.append(f"| {r['trainer']} | {r['lr']} | {r['steps']} | {r['curve'][-1]['seconds']:.0f} | "
+                     f"{r['best']:.4f} | {curve} |")
+    if args.target:
+        lines += ["", f"Time to {args.target:.1%}: " + "; ".join(
+            f"{r['trainer']}: {r['reached_target']['seconds']} s" if r["reached_target"] else f"{r['trainer']}: not reached"
+            for r in results)]
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out / stem}.json / .md")
+
+
+if __name__ == "__main__":
+    main()
