@@ -26,6 +26,7 @@ from .reference import reference_counts
 from .report import summarize_build, write_report
 
 ARTEFACTS = ("top.bin", "top.asc", "top.json", "report.json", "nextpnr.json", "stat.json", "top.il")
+POPCOUNT_FORMAL_MAX = 32  # widest class group whose popcount block still gets a formal proof
 ROUTER2_ABOVE_LUTS = 1500  # measured: router1 is quicker and gives higher Fmax on small designs; see docs/backend.md
 
 
@@ -141,7 +142,9 @@ def build(source, board: str = "icebreaker", out: str | Path = "build", *, pipel
     plat = platform_for(brd)
     plan = plat.build(
         BoardTop(shell), name="top", do_build=False,
-        synth_opts=f"-device {brd.get('synth_device', 'u')}",
+        # -dffe_min_ce_use: an iCE40 tile's 8 LCs share one clock enable, so the serial encoder's per-feature
+        # enables would each claim a tile; below 8 users, yosys folds the enable into the LUT instead
+        synth_opts=f"-device {brd.get('synth_device', 'u')} -dffe_min_ce_use 8",
         script_after_read="setattr -mod -set keep_hierarchy 1 " + " ".join(blocks.values()),
         script_after_synth="tee -q -o stat.json stat -json",
     )
@@ -204,7 +207,16 @@ def build(source, board: str = "icebreaker", out: str | Path = "build", *, pipel
             t = time.perf_counter()
             say("[formal] yosys equiv_* RTL vs synthesised netlist, per block")
             fmods = {k: v for k, v in blocks.items() if k != "core"}  # per block: small proofs, clear limits
+            widest = max(len(g) for g in net.outputs)
+            skipped = {}
+            if widest > POPCOUNT_FORMAL_MAX:  # measured: a 100-bit popcount was not proven in 600 s
+                fmods.pop("popcount")
+                skipped["popcount"] = {"status": "skipped", "seconds": 0.0, "equiv_cells": None,
+                                       "why": f"{widest}-bit popcount > {POPCOUNT_FORMAL_MAX}: SAT does not finish in "
+                                              "minutes (Yosys restructures adder trees); covered by simulation"}
             eq["formal"] = equiv.formal_check(yosys, out, fmods, timeout=formal_timeout)
+            eq["formal"]["modules"].update(skipped)
+            eq["formal"]["complete"] = eq["formal"]["complete"] and not skipped
             stages["formal_s"] = time.perf_counter() - t
             say("[formal] " + ", ".join(f"{k} {v['status']} ({v['seconds']} s)"
                                         for k, v in eq["formal"]["modules"].items()))

@@ -89,7 +89,8 @@ def parse_utilisation(log_text: str) -> dict[str, dict[str, int]]:
 
 def raise_if_does_not_fit(log: Path, device: str, blocks: dict | None = None) -> None:
     text = log.read_text(errors="replace") if log.exists() else ""
-    if "no BELs remaining" not in text and "Unable to place" not in text and "too many" not in text.lower():
+    legal = "Unable to find legal placement" in text
+    if "no BELs remaining" not in text and "Unable to place" not in text and not legal:
         return
     util = parse_utilisation(text)
     over = {k: v for k, v in util.items() if v["used"] > v["available"]}
@@ -104,6 +105,9 @@ def raise_if_does_not_fit(log: Path, device: str, blocks: dict | None = None) ->
     per_block = ", ".join(f"{k} {v.get('LUT', 0)}" for k, v in (blocks or {}).items())
     lc = util.get("ICESTORM_LC")
     need = (f"needs {lc['used']} LCs, the {device} has {lc['available']}" if lc else "does not fit")
+    if legal and lc:
+        need = (f"placement failed with {lc['used']} of {lc['available']} LCs used (tiles share clock enables "
+                "and resets, so a nearly full device may not place)")
     raise DoesNotFitError(
         f"the design does not fit the {device}: {need} (over capacity: {', '.join(parts) or 'see log'}"
         + (f"; also {', '.join(extra)}" if extra else "")
