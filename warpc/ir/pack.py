@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import math
 import time
+from functools import lru_cache
+from itertools import combinations
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..errors import NetlistError
 from . import tt
@@ -40,6 +44,7 @@ class PackReport:
     decomposed_nodes: int
     area_rounds: list = field(default_factory=list)  # LUT count after each selection round
     fallback_node_per_lut: bool = False
+    restructured: bool = False  # the mapping of the decomposed graph was smaller
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -56,24 +61,26 @@ _M4 = _tab(lambda xi, xj, a, b: xi if xj else (b if xi else a), 4)     # fanin (
 _R4 = _tab(lambda m, xj, c, d: (d if m else c) if xj else m, 4)        # fanin (m, x_j, f|i0j1, f|i1j1)
 
 
-def _cost(cofs: list[int], k: int) -> int:
-    """Distinct cofactors that need a LUT (constants and single literals are free; f and not f share one)."""
-    seen = set()
-    for c in cofs:
-        sup = [i for i in range(k) if tt.depends(c, k, i)]
-        if len(sup) <= 1:
-            continue
-        seen.add(min(c, ~c & tt.full(k)))
-    return len(seen)
-
-
 def _cof2(table: int, k: int, i: int, j: int) -> list[int]:
     """Cofactors f|x_i=a,x_j=b for (a, b) in 00, 10, 01, 11, over the other k-2 inputs (i < j)."""
-    out = []
-    for b in (0, 1):
-        for a in (0, 1):
-            out.append(tt.cofactor(tt.cofactor(table, k, j, b), k - 1, i, a))
-    return out
+    return [tt.cofactor(tt.cofactor(table, k, j, b), k - 1, i, a) for b in (0, 1) for a in (0, 1)]
+
+
+def _best_split(table: int, k: int, size: int) -> tuple[int, ...]:
+    """The `size` inputs (1 or 2) whose 2^size cofactors need the fewest LUTs (constants and single literals are
+    free; f and not f share one); vectorised over all candidate input sets."""
+    sets = list(combinations(range(k), size))
+    bits = np.array([(table >> c) & 1 for c in range(1 << k)], dtype=np.uint8)
+    rows = bits[np.stack([_chart(k, B) for B in sets])]  # (sets, 2^size, 2^m): the cofactors' truth tables
+    m = k - size
+    support = np.zeros(rows.shape[:2], dtype=np.int64)
+    for q in range(m):
+        r = rows.reshape(len(sets), 1 << size, 1 << (m - q - 1), 2, 1 << q)
+        support += (r[:, :, :, 0, :] != r[:, :, :, 1, :]).any(axis=(2, 3))
+    canon = np.where(rows[:, :, :1] == 1, 1 - rows, rows)  # complement so corner 0 is 0
+    keys = canon.astype(np.int64) @ (1 << np.arange(1 << m, dtype=np.int64)) if m < 63 else None
+    costs = [len({int(keys[s_, r]) for r in range(1 << size) if support[s_, r] >= 2}) for s_ in range(len(sets))]
+    return sets[int(np.argmin(costs))]
 
 
 def decompose(net: Netlist, K: int) -> tuple[Netlist, PassReport]:
@@ -98,13 +105,12 @@ def decompose(net: Netlist, K: int) -> tuple[Netlist, PassReport]:
         if k <= K:
             return add(fan, table, layer)
         if k - K >= 2 and K >= 4:
-            pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
-            i, j = min(pairs, key=lambda p: _cost(_cof2(table, k, *p), k - 2))
+            i, j = _best_split(table, k, 2)
             rest = [f for t, f in enumerate(fan) if t not in (i, j)]
             s00, s10, s01, s11 = (build(c, rest, layer) for c in _cof2(table, k, i, j))
             m = add((fan[i], fan[j], s00, s10), _M4, layer)
             return add((m, fan[j], s01, s11), _R4, layer)
-        v = min(range(k), key=lambda v: _cost([tt.cofactor(table, k, v, 0), tt.cofactor(table, k, v, 1)], k - 1))
+        (v,) = _best_split(table, k, 1)
         rest = [f for t, f in enumerate(fan) if t != v]
         s0 = build(tt.cofactor(table, k, v, 0), rest, layer)
         s1 = build(tt.cofactor(table, k, v, 1), rest, layer)
@@ -117,6 +123,71 @@ def decompose(net: Netlist, K: int) -> tuple[Netlist, PassReport]:
         remap.append(build(n.table, fan, n.layer))
     out = _like(net, list(net.inputs), nodes, [[remap[s] for s in g] for g in net.outputs])
     return out, _report("decompose", net, out, {"nodes_split": split, "nodes_added": len(nodes) - len(net.nodes)})
+
+
+@lru_cache(maxsize=None)
+def _chart(k: int, B: tuple[int, ...]) -> np.ndarray:
+    """Corner index of (bound assignment b, free assignment r): shape (2^|B|, 2^(k-|B|))."""
+    F = [i for i in range(k) if i not in B]
+    idx = np.zeros((1 << len(B), 1 << len(F)), dtype=np.int64)
+    for b in range(1 << len(B)):
+        for r in range(1 << len(F)):
+            c = 0
+            for q, i in enumerate(B):
+                c |= ((b >> q) & 1) << i
+            for q, i in enumerate(F):
+                c |= ((r >> q) & 1) << i
+            idx[b, r] = c
+    return idx
+
+
+@lru_cache(maxsize=1 << 16)
+def _simple_split(table: int, k: int) -> tuple | None:
+    """A disjoint-support decomposition f = g(h(x_B), x_F) with |B| >= 2, |F| >= 1 (column multiplicity 2),
+    smallest bound set first (at most 3 inputs). Returns (B, h_table over B, F, g_table over (h, F...)) or None."""
+    bits = np.array([(table >> c) & 1 for c in range(1 << k)], dtype=np.uint8)
+    for size in range(2, min(k, 4)):
+        for B in combinations(range(k), size):
+            cols = bits[_chart(k, B)]  # (2^|B|, 2^|F|)
+            first = cols[0]
+            other = np.flatnonzero((cols != first).any(1))
+            if not len(other) or not (cols[other] == cols[other[0]]).all():
+                continue
+            F = tuple(i for i in range(k) if i not in B)
+            h = sum(1 << int(b) for b in other)
+            c0 = sum(int(v) << r for r, v in enumerate(first))
+            c1 = sum(int(v) << r for r, v in enumerate(cols[other[0]]))
+            g = 0
+            for c in range(1 << (len(F) + 1)):
+                g |= (((c1 if c & 1 else c0) >> (c >> 1)) & 1) << c
+            return B, h, F, g
+    return None
+
+
+def restructure(net: Netlist) -> tuple[Netlist, PassReport]:
+    """Split nodes along disjoint-support decompositions (f = g(h(a, b), c, ...)), recursively, so the cut-based
+    mapper can place the pieces independently (a finer graph only adds mapping options: the whole node is still a
+    cut of the root). Equal pieces of different nodes are merged by the structural hashing that follows."""
+    first = net.first_node
+    remap = list(range(first))
+    nodes: list[Node] = []
+    cnt = 0
+
+    def build(table: int, fan: list[int], layer: int) -> int:
+        nonlocal cnt
+        sp = _simple_split(table, len(fan)) if len(fan) >= 3 else None
+        if sp is None:
+            nodes.append(Node(tuple(fan), table, layer))
+            return first + len(nodes) - 1
+        B, h, F, g = sp
+        cnt += 1
+        hs = build(h, [fan[i] for i in B], layer)
+        return build(g, [hs] + [fan[i] for i in F], layer)
+
+    for n in net.nodes:
+        remap.append(build(n.table, [remap[f] for f in n.fanin], n.layer))
+    out = _like(net, list(net.inputs), nodes, [[remap[s] for s in g] for g in net.outputs])
+    return out, _report("restructure", net, out, {"splits": cnt})
 
 
 # --- mapping ------------------------------------------------------------------------------------------------
@@ -299,19 +370,7 @@ class _Mapper:
         return val[s]
 
 
-def pack(net: Netlist, K: int = 4, depth: int | str | None = None, cuts: int = 8,
-         area_rounds: int = 3) -> tuple[Netlist, PackReport]:
-    """Map `net` onto K-input LUTs. depth: None = area only; an int = at most that many LUT levels
-    (NetlistError if below the minimum); "min" = the minimum achievable depth. Returns (packed net, report)."""
-    t0 = time.perf_counter()
-    if not 3 <= K <= 6:
-        raise NetlistError(f"LUT size K must be between 3 and 6, got {K}")
-    nodes_in = len(net.nodes)
-    work, rep = decompose(net, K)
-    split = rep.removed.get("nodes_split", 0)
-    if split:
-        work, _ = optimize(work)
-    work, _ = dead_node_elimination(work)
+def _map_once(work: Netlist, K: int, depth, cuts: int, area_rounds: int) -> tuple[Netlist, dict]:
     mp = _Mapper(work, K, cuts)
     depth_first = depth is not None
     mp.enumerate(depth_first)
@@ -325,9 +384,7 @@ def pack(net: Netlist, K: int = 4, depth: int | str | None = None, cuts: int = 8
             if bound < min_depth:
                 raise NetlistError(f"depth bound {bound} is below the minimum achievable depth {min_depth} for K={K}")
     rounds = [mp.map_all()]
-    if bound is not None:
-        # keep the depth-optimal choices as a fallback if recovery breaks the bound
-        keep = (list(mp.best), list(mp.arr))
+    keep = (list(mp.best), list(mp.arr))  # the depth-optimal choices, if recovery ever broke the bound
     for r in range(area_rounds):
         if r == 0:
             mp.area_flow_round(bound)
@@ -336,8 +393,40 @@ def pack(net: Netlist, K: int = 4, depth: int | str | None = None, cuts: int = 8
     if bound is not None and mp.depth() > bound:
         mp.best, mp.arr = keep
         rounds.append(mp.map_all())
-    out = mp.build()
-    out, _ = optimize(out)
+    out, _ = optimize(mp.build())
+    return out, {"min_depth": min_depth, "bound": bound, "rounds": rounds}
+
+
+def pack(net: Netlist, K: int = 4, depth: int | str | None = None, cuts: int = 8, area_rounds: int = 3,
+         restructure_nodes: bool = True) -> tuple[Netlist, PackReport]:
+    """Map `net` onto K-input LUTs. depth: None = area only; an int = at most that many LUT levels
+    (NetlistError if below the minimum); "min" = the minimum achievable depth. With restructure_nodes, the mapping
+    is also run on the decomposed graph (see `restructure`) and the smaller result kept.
+    Returns (packed net, report)."""
+    t0 = time.perf_counter()
+    if not 3 <= K <= 6:
+        raise NetlistError(f"LUT size K must be between 3 and 6, got {K}")
+    nodes_in = len(net.nodes)
+    work, rep = decompose(net, K)
+    split = rep.removed.get("nodes_split", 0)
+    if split:
+        work, _ = optimize(work)
+    work, _ = dead_node_elimination(work)
+    best, info = _map_once(work, K, depth, cuts, area_rounds)
+    info["restructured"] = False
+    if restructure_nodes and any(n.k >= 3 for n in net.nodes):
+        # decomposable wide nodes split along their decomposition before any Shannon expansion
+        fine, rrep = restructure(net)
+        fine, _ = decompose(fine, K)
+        fine, rrep2 = restructure(fine)
+        if rrep.removed["splits"] or rrep2.removed["splits"]:
+            fine, _ = optimize(fine)
+            alt, ainfo = _map_once(fine, K, depth, cuts, area_rounds)
+            if (len(alt.nodes), alt.depth()) < (len(best.nodes), best.depth()) and (
+                    info["bound"] is None or alt.depth() <= info["bound"]):
+                best, info = alt, dict(ainfo, restructured=True)
+    out = best
+    bound = info["bound"]
     fallback = False
     if all(n.k <= K for n in net.nodes):
         base, _ = dead_node_elimination(net)
@@ -347,6 +436,7 @@ def pack(net: Netlist, K: int = 4, depth: int | str | None = None, cuts: int = 8
         raise NetlistError("packing left a node wider than K (internal error)")
     out.meta = dict(out.meta, packed_K=K)
     report = PackReport(K=K, luts=len(out.nodes), luts_by_k=out.k_histogram(), depth=out.depth(), depth_bound=bound,
-                        min_depth=min_depth, nodes_in=nodes_in, decomposed_nodes=split, area_rounds=rounds,
-                        fallback_node_per_lut=fallback, seconds=round(time.perf_counter() - t0, 3))
+                        min_depth=info["min_depth"], nodes_in=nodes_in, decomposed_nodes=split,
+                        area_rounds=info["rounds"], fallback_node_per_lut=fallback,
+                        restructured=info["restructured"], seconds=round(time.perf_counter() - t0, 3))
     return out.validate(), report

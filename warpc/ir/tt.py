@@ -33,17 +33,17 @@ def is_const(table: int, k: int) -> int | None:
 @lru_cache(maxsize=1 << 16)
 def cofactor(table: int, k: int, i: int, v: int) -> int:
     """Table over k-1 inputs: input i fixed to v and removed (inputs above i shift down by one)."""
-    out, j = 0, 0
-    for c in range(1 << k):
-        if ((c >> i) & 1) == v:
-            out |= ((table >> c) & 1) << j
-            j += 1
+    h = 1 << i
+    t = (table >> (h if v else 0)) & ~_VAR6[i] & full(k)  # corners with x_i = 0 now hold f(.., x_i = v, ..)
+    out, block = 0, (1 << h) - 1
+    for hi in range(1 << (k - 1 - i)):  # squeeze out the gaps: blocks of 2^i bits every 2^(i+1)
+        out |= ((t >> (hi << (i + 1))) & block) << (hi << i)
     return out
 
 
-@lru_cache(maxsize=1 << 16)
 def depends(table: int, k: int, i: int) -> bool:
-    return cofactor(table, k, i, 0) != cofactor(table, k, i, 1)
+    """Whether the table depends on input i (corners c and c + 2^i differ somewhere)."""
+    return bool(((table >> (1 << i)) ^ table) & ~_VAR6[i] & full(k))
 
 
 @lru_cache(maxsize=1 << 16)
