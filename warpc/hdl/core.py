@@ -6,7 +6,7 @@ synthesis with kept hierarchy reports resources per block.
 Pipelining (``pipeline = N``): N = 0 is fully combinational (latency 0). N > 0 registers the encoded input bits,
 the LUT network after every N LUT levels (signals that skip stages are delayed by register chains, so every path
 has the same latency), the popcounts and the argmax. One new sample per clock (II = 1);
-latency = 3 + ceil(depth / N) cycles.
+latency = 3 + ceil(depth / N) cycles (2 + ... with input_reg=False, when the bits come from a register).
 """
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ class CoreShape:
     score_bits: int
     depth: int
     pipeline: int
+    input_reg: bool = True
 
     @property
     def lut_stages(self) -> int:
@@ -65,14 +66,14 @@ class CoreShape:
     @property
     def latency(self) -> int:
         """Cycles from a sample at the core's input to its class at the output (II = 1)."""
-        return 0 if self.pipeline <= 0 else 3 + self.lut_stages
+        return 0 if self.pipeline <= 0 else (3 if self.input_reg else 2) + self.lut_stages
 
     @property
     def class_bits(self) -> int:
         return _bits_for(self.classes - 1)
 
 
-def core_shape(net: Netlist, pipeline: int = 0) -> CoreShape:
+def core_shape(net: Netlist, pipeline: int = 0, input_reg: bool = True) -> CoreShape:
     return CoreShape(
         n_features=net.n_features,
         input_bits=net.input_bits,
@@ -81,6 +82,7 @@ def core_shape(net: Netlist, pipeline: int = 0) -> CoreShape:
         score_bits=_bits_for(max(len(g) for g in net.outputs)),
         depth=net.depth(),
         pipeline=max(0, int(pipeline)),
+        input_reg=input_reg,
     )
 
 
@@ -267,11 +269,14 @@ class WarpCore(Elaboratable):
     encoded input bits, as Netlist.encode gives them); `valid_in`; `cls`, `scores` (flat, score_bits per class),
     `valid_out`. `latency` is in cycles of the `sync` domain (0 = combinational)."""
 
-    def __init__(self, net: Netlist, *, pipeline: int = 0, lut_cells: str = "portable", encoder: bool = True) -> None:
+    def __init__(self, net: Netlist, *, pipeline: int = 0, lut_cells: str = "portable", encoder: bool = True,
+                 input_reg: bool = True) -> None:
         net.validate()
         check_lut_cells(net, lut_cells)
+        if input_reg is False and encoder:
+            raise ConfigError("input_reg=False needs encoder=False and bits that stay stable (e.g. a register)")
         self.net, self.lut_cells, self.with_encoder = net, lut_cells, encoder
-        self.shape = core_shape(net, pipeline)
+        self.shape = core_shape(net, pipeline, input_reg)
         self.pipeline = self.shape.pipeline
         self.latency = self.shape.latency
         sh = self.shape
@@ -304,9 +309,12 @@ class WarpCore(Elaboratable):
         m.submodules.popcount = pop
         m.submodules.argmax = arg
         if reg:
-            bits_r = Signal.like(lutnet.bits, name="bits_r", reset_less=True)  # the input register
-            m.d.sync += bits_r.eq(bits)
-            m.d.comb += lutnet.bits.eq(bits_r)
+            if self.shape.input_reg:
+                bits_r = Signal.like(lutnet.bits, name="bits_r", reset_less=True)  # the input register
+                m.d.sync += bits_r.eq(bits)
+                m.d.comb += lutnet.bits.eq(bits_r)
+            else:  # the caller's bits are already a register (the shell's serial encoder): no second copy
+                m.d.comb += lutnet.bits.eq(bits)
             m.d.comb += pop.outputs.eq(lutnet.outputs)  # registered inside lutnet after the last stage
             scores_r = Signal.like(pop.scores, name="scores_r", reset_less=True)
             m.d.sync += scores_r.eq(pop.scores)

@@ -83,7 +83,8 @@ class UartShell(Elaboratable):
     def __init__(self, net: Netlist, *, divisor: int, pipeline: int = 1, lut_cells: str = "portable",
                  scores: bool = False) -> None:
         self.net, self.divisor, self.with_scores = net, divisor, scores
-        self.core = WarpCore(net, pipeline=pipeline, lut_cells=lut_cells, encoder=False)
+        # the serial encoder's bit register is the core's input register (saves one FF per used input bit)
+        self.core = WarpCore(net, pipeline=pipeline, lut_cells=lut_cells, encoder=False, input_reg=pipeline == 0)
         self.encoder = SerialEncoder(net)
         self.rx = Signal(init=1)
         self.tx = Signal(init=1)
