@@ -107,13 +107,21 @@ def _load_data(checkpoint, dataset, data_dir, npz, split):
 @click.option("--check", is_flag=True, help="also run the PyTorch model and check the class scores are bit-exact")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON object (accuracy, predictions, class scores)")
 def predict_cmd(checkpoint, dataset, data_dir, npz, split, K, no_opt, check, as_json):
-    """Class predictions of the compiled (optimised, packed) netlist, emulated bit-exactly."""
+    """Class predictions of the compiled (optimised, packed) netlist, emulated bit-exactly. CHECKPOINT may also
+    be a netlist .json written by `warpc compile` (emulated as it is)."""
     import numpy as np
 
     from ..compile import compile as wcompile
 
     x, y, name = _load_data(checkpoint, dataset, data_dir, npz, split)
-    cn = wcompile(checkpoint, K=K, optimize=not no_opt)
+    if Path(checkpoint).suffix == ".json":  # a compiled netlist: emulate exactly that netlist
+        from ..ir.netlist import Netlist
+
+        net = Netlist.load(checkpoint)
+        cn = wcompile(net, K=None, optimize=False)
+        K = net.meta.get("packed_K", "?")
+    else:
+        cn = wcompile(checkpoint, K=K, optimize=not no_opt)
     counts = cn.counts(np.asarray(x))
     pred = counts.argmax(1)
     acc = float((pred == np.asarray(y)).mean()) if y is not None and len(pred) else None
