@@ -163,3 +163,12 @@ def test_unknown_dataset_and_missing_file(tmp_path):
         load_dataset("imagenet")
     with pytest.raises(DatasetError, match="not found"):
         load_dataset(str(tmp_path / "missing.csv"))
+
+
+def test_download_needs_torchvision(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("torchvision") is not None:
+        pytest.skip("torchvision installed: --download would go to the network")
+    with pytest.raises(DatasetError, match="torchvision"):
+        load_dataset("mnist", data_dir=tmp_path, download=True)
