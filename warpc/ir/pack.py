@@ -421,7 +421,10 @@ def pack(net: Netlist, K: int = 4, depth: int | str | None = None, cuts: int = 8
         fine, rrep2 = restructure(fine)
         if rrep.removed["splits"] or rrep2.removed["splits"]:
             fine, _ = optimize(fine)
-            alt, ainfo = _map_once(fine, K, depth, cuts, area_rounds)
+            try:
+                alt, ainfo = _map_once(fine, K, info["bound"], cuts, area_rounds)
+            except NetlistError:  # the finer graph could not meet the bound: keep the first mapping
+                alt, ainfo = best, info
             if (len(alt.nodes), alt.depth()) < (len(best.nodes), best.depth()) and (
                     info["bound"] is None or alt.depth() <= info["bound"]):
                 best, info = alt, dict(ainfo, restructured=True)
