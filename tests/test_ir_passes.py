@@ -113,3 +113,20 @@ def test_dedupe_inputs():
     assert rep.removed["duplicate_input_bits"] == 1 and len(out.inputs) == 2
     x = np.array([[a, b, 0] for a in range(4) for b in range(4)])
     assert (reference_counts(out, x) == reference_counts(net, x)).all()
+
+
+def test_functional_merge_sees_through_structure_and_thermometer_codes():
+    # inputs 2 = [x0>=1], 3 = [x0>=2], 4 = [x1>=1]
+    ins = [InputBit(0, 1), InputBit(0, 2), InputBit(1, 1)]
+    nodes = [Node((2, 4), 0b0110),   # 5 = a1 xor c
+             Node((5, 4), 0b0110),   # 6 = (a1 xor c) xor c = a1: an input literal
+             Node((2, 4), 0b1000),   # 7 = a1 and c
+             Node((3, 7), 0b1000),   # 8 = a2 and a1 and c = a2 and c on valid codes
+             Node((3, 4), 0b1000)]   # 9 = a2 and c
+    net = _net(nodes, [[6, 8], [9]], inputs=ins)
+    out, rep = P.functional_merge(net)
+    assert rep.removed["nodes_to_input_literals"] == 1 and rep.removed["nodes_rewritten_over_inputs"] == 1
+    x = np.array([[a, b, 0] for a in range(4) for b in range(4)])
+    assert (reference_counts(out, x) == reference_counts(net, x)).all()
+    opt, _ = P.optimize(net)
+    assert len(opt.nodes) == 1  # only a2 and c is left

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..errors import NetlistError
 from . import tt
 from .netlist import InputBit, Netlist, Node
@@ -60,7 +62,9 @@ def _like(net: Netlist, inputs: list[InputBit], nodes: list[Node], outputs: list
 
 # --- the literal-rewriting engine ---------------------------------------------------------------------------
 def _rebuild(net: Netlist, *, consts: bool, support: bool, strash: bool,
-             input_sub: dict[int, int] | None = None) -> tuple[Netlist, Counter]:
+             input_sub: dict[int, int] | None = None,
+             node_sub: dict[int, tuple[int, bool]] | None = None,
+             node_rewrite: dict[int, Node] | None = None) -> tuple[Netlist, Counter]:
     """Rewrite every node given the enabled simplifications; returns the new netlist and counters.
 
     consts:  fold constant fan-ins (signals 0/1, or inputs substituted by constants) into tables; a node whose
@@ -70,6 +74,8 @@ def _rebuild(net: Netlist, *, consts: bool, support: bool, strash: bool,
     strash:  canonical fan-in order (sorted, table permuted) and output polarity (table bit 0 = 0), identical
              (fanin, table) merged; f and not f share one node.
     input_sub: old input signal -> old signal (0/1 for constants, another input for duplicates).
+    node_sub: old node signal -> (earlier old signal, negated): the node is replaced by that literal.
+    node_rewrite: old node signal -> a replacement Node over earlier old signals.
     """
     cnt: Counter = Counter()
     first = net.first_node
@@ -79,7 +85,17 @@ def _rebuild(net: Netlist, *, consts: bool, support: bool, strash: bool,
     nodes: list[list] = []  # [fanin list (new ids), table, layer]
     seen: dict[tuple, int] = {}
 
-    for node in net.nodes:
+    node_sub = node_sub or {}
+    for j, node in enumerate(net.nodes):
+        if node_sub:
+            tgt = node_sub.get(first + j)
+            if tgt is not None:
+                g, neg = lit[tgt[0]]
+                lit.append((g, neg ^ tgt[1]))
+                cnt["nodes_substituted"] += 1
+                continue
+        if node_rewrite:
+            node = node_rewrite.get(first + j, node)
         k, t = node.k, node.table
         fan: list[int] = []
         for i, f in enumerate(node.fanin):
@@ -287,6 +303,100 @@ def thermometer_dont_cares(net: Netlist) -> tuple[Netlist, PassReport]:
     return out, _report("thermometer_dont_cares", net, out, dict(cnt))
 
 
+GLOBAL_SUPPORT = 10  # functional_merge looks at nodes whose input-bit support is at most this wide
+
+
+def _care(net: Netlist, support: tuple[int, ...], ar: np.ndarray) -> np.ndarray:
+    """Valid thermometer codes over the support's corners (bool, 2^|support|)."""
+    care = np.ones(len(ar), dtype=bool)
+    for a, sa in enumerate(support):
+        for b, sb in enumerate(support):
+            A, B = net.inputs[sa - 2], net.inputs[sb - 2]
+            if a != b and A.feature == B.feature and A.threshold <= B.threshold:
+                care &= ~((((ar >> b) & 1) == 1) & (((ar >> a) & 1) == 0))
+    return care
+
+
+def functional_merge(net: Netlist, max_support: int = GLOBAL_SUPPORT) -> tuple[Netlist, PassReport]:
+    """Global functions: every node whose support in input bits is small gets its exact truth table over those
+    bits (numpy, exhaustive), reduced to the bits it depends on for valid thermometer codes. Nodes with equal
+    functions (or complementary ones) are merged even when structurally different; a node that is a constant or a
+    single (negated) input bit on valid codes becomes that literal. Exact on every valid input, like the
+    thermometer pass; ABC, which sees independent inputs, cannot find the don't-care cases."""
+    first = net.first_node
+    glob: dict[int, tuple[tuple[int, ...], np.ndarray] | None] = {
+        0: ((), np.zeros(1, np.uint8)), 1: ((), np.ones(1, np.uint8))}
+    for s in range(2, first):
+        glob[s] = ((s,), np.array([0, 1], np.uint8))
+    seen: dict[tuple, int] = {}
+    sub: dict[int, tuple[int, bool]] = {}
+    rewrite: dict[int, Node] = {}
+    cnt: Counter = Counter()
+    for j, n in enumerate(net.nodes):
+        sid = first + j
+        fg = [glob[f] for f in n.fanin]
+        if any(g is None for g in fg):
+            glob[sid] = None
+            continue
+        U = tuple(sorted(set().union(*[g[0] for g in fg])))
+        if len(U) > max_support:
+            glob[sid] = None
+            continue
+        ar = np.arange(1 << len(U), dtype=np.int64)
+        corner = np.zeros(len(ar), dtype=np.int64)
+        for i, (sup, vals) in enumerate(fg):
+            c = np.zeros(len(ar), dtype=np.int64)
+            for q, x in enumerate(sup):
+                c |= ((ar >> U.index(x)) & 1) << q
+            corner |= vals[c].astype(np.int64) << i
+        tbits = np.array([(n.table >> c) & 1 for c in range(1 << n.k)], dtype=np.uint8)
+        val = tbits[corner]
+        glob[sid] = (U, val)
+        # canonical form on valid codes: drop bits it does not depend on there, zero the impossible corners
+        care = _care(net, U, ar)
+        sup, v, cr = list(U), val.copy(), care.copy()
+        for q in range(len(sup) - 1, -1, -1):
+            r = v.reshape(-1, 2, 1 << q)
+            c2 = cr.reshape(-1, 2, 1 << q)
+            both = c2[:, 0] & c2[:, 1]
+            if (r[:, 0][both] != r[:, 1][both]).any():
+                continue
+            v = np.where(c2[:, 0], r[:, 0], r[:, 1]).reshape(-1)
+            cr = (c2[:, 0] | c2[:, 1]).reshape(-1)
+            del sup[q]
+        v = v & cr
+        key = (tuple(sup), np.packbits(v).tobytes())
+        if not sup:
+            sub[sid] = (0, bool(v[0]))
+            cnt["nodes_to_constants"] += 1
+            continue
+        if len(sup) == 1 and not (len(n.fanin) == 1 and n.fanin[0] == sup[0]):
+            sub[sid] = (sup[0], bool(v[0]))  # [0, 1] = the bit, [1, 0] = its complement
+            cnt["nodes_to_input_literals"] += 1
+            continue
+        hit = seen.get(key)
+        if hit is not None:
+            sub[sid] = (hit, False)
+            cnt["nodes_merged"] += 1
+            continue
+        if len(sup) <= n.k and set(sup) != set(n.fanin):
+            # on valid codes the node is a function of fewer / other input bits than it reads: read them directly
+            rewrite[sid] = Node(tuple(sup), int(sum(int(b) << c for c, b in enumerate(v))), n.layer)
+            cnt["nodes_rewritten_over_inputs"] += 1
+        ckey = (tuple(sup), np.packbits((1 - v) & cr).tobytes())
+        hit = seen.get(ckey)
+        if hit is not None:
+            sub[sid] = (hit, True)
+            cnt["complements_merged"] += 1
+            continue
+        seen[key] = sid
+    if not sub and not rewrite:
+        return net, _report("functional_merge", net, net, dict(cnt))
+    out, c2 = _rebuild(net, consts=False, support=False, strash=False, node_sub=sub, node_rewrite=rewrite)
+    cnt.update({k: v for k, v in c2.items() if k != "nodes_substituted"})
+    return out, _report("functional_merge", net, out, dict(cnt))
+
+
 def structural_hashing(net: Netlist) -> tuple[Netlist, PassReport]:
     """Merge nodes with identical (sorted fan-in, table) up to output polarity."""
     out, cnt = _rebuild(net, consts=False, support=False, strash=True)
@@ -376,7 +486,8 @@ def expand_inputs(net: Netlist, inputs: list[InputBit]) -> Netlist:
     return _like(net, list(inputs), nodes, [[sub.get(s, s) for s in g] for g in net.outputs])
 
 
-PASSES = (dedupe_inputs, constant_propagation, thermometer_dont_cares, support_reduction, structural_hashing, dead_node_elimination,
+PASSES = (dedupe_inputs, constant_propagation, thermometer_dont_cares, support_reduction, structural_hashing,
+          functional_merge, dead_node_elimination,
           remove_unused_inputs)
 
 
