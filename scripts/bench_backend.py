@@ -15,10 +15,29 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def write_summary() -> Path:
+    """scripts/results/backend.md: one row per scripts/results/backend_*.json."""
+    rows = ["| name | fits | LC | Fmax MHz | latency (cycles) | accuracy | vectors checked | formal | router | "
+            "stages (s) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for p in sorted(RESULTS.glob("backend_*.json")):
+        r = json.loads(p.read_text())
+        if r.get("fits"):
+            st = ", ".join(f"{k[:-2]} {v}" for k, v in r["stages_s"].items())
+            fo = ", ".join(f"{k} {v}" for k, v in r["formal"].items())
+            rows.append(f"| {r['name']} | yes | {r['LC']} ({r['LC_pct']}%) | {r['Fmax_MHz']} | {r['Latency_cycles']} | "
+                        f"{r['accuracy']:.4f} | {r['vectors_checked']} | {fo} | {r['router_used']} | {st} |")
+        else:
+            rows.append(f"| {r['name']} | no | {r['error'][:200]} | | | | | | | |")
+    md = RESULTS / "backend.md"
+    md.write_text("\n".join(rows) + "\n")
+    return md
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("checkpoint")
-    ap.add_argument("--name", required=True)
+    ap.add_argument("checkpoint", nargs="?")
+    ap.add_argument("--name")
+    ap.add_argument("--summary", action="store_true", help="only rewrite scripts/results/backend.md")
     ap.add_argument("--board", default="icebreaker")
     ap.add_argument("--pipeline", type=int, default=1)
     ap.add_argument("--router", default="auto")
@@ -27,6 +46,11 @@ def main() -> None:
     ap.add_argument("--formal-timeout", type=float, default=120)
     ap.add_argument("--out", default="out/bench")
     a = ap.parse_args()
+    if a.summary:
+        print(write_summary().read_text())
+        return
+    if not a.checkpoint or not a.name:
+        ap.error("give a checkpoint and --name")
 
     from warpc.build.flow import build
     from warpc.errors import DoesNotFitError
@@ -54,17 +78,7 @@ def main() -> None:
     row["wall_s"] = round(time.perf_counter() - t0, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"backend_{a.name}.json").write_text(json.dumps(row, indent=1))
-    md = RESULTS / "backend.md"
-    if not md.exists():
-        md.write_text("| name | fits | LC | Fmax MHz | latency | accuracy | vectors | formal | stages (s) |\n"
-                      "|---|---|---|---|---|---|---|---|---|\n")
-    with md.open("a") as fh:
-        if row["fits"]:
-            fh.write(f"| {a.name} | yes | {row['LC']} ({row['LC_pct']}%) | {row['Fmax_MHz']} | "
-                     f"{row['Latency_cycles']} | {row['accuracy']} | {row['vectors_checked']} | {row['formal']} | "
-                     f"{row['stages_s']} |\n")
-        else:
-            fh.write(f"| {a.name} | no | {row['error'][:160]} | | | | | | |\n")
+    write_summary()
     print(json.dumps(row, indent=1))
 
 

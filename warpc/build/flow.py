@@ -60,7 +60,7 @@ def _ensure_k4(net: Netlist, progress) -> Netlist:
     return packed
 
 
-def test_data_for(net: Netlist, x=None, y=None, data_dir=None) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+def equivalence_data(net: Netlist, x=None, y=None, data_dir=None) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     if x is not None:
         return np.asarray(x, dtype=np.int64), (None if y is None else np.asarray(y, dtype=np.int64)), "given"
     meta = net.meta.get("data") if net.meta else None
@@ -109,13 +109,16 @@ def build(source, board: str = "icebreaker", out: str | Path = "build", *, pipel
     out.mkdir(parents=True, exist_ok=True)
     for name in ARTEFACTS:  # never leave artefacts of an earlier build beside this one's
         (out / name).unlink(missing_ok=True)
+    for pattern in ("eq_*.json", "eqf_*", "*.log"):
+        for p in out.glob(pattern):
+            p.unlink()
 
     t = time.perf_counter()
     net, src_info = _netlist_from(source)
     net = _ensure_k4(net, progress) if lut_cells == "sb_lut4" else net
     stages["compile_s"] = time.perf_counter() - t
     net.save(out / "netlist.json")
-    x_eq, y_eq, data_src = test_data_for(net, x, y, data_dir)
+    x_eq, y_eq, data_src = equivalence_data(net, x, y, data_dir)
     if x_eq is None:
         x_eq = np.random.default_rng(seed).integers(0, 1 << net.input_bits, size=(1000, net.n_features))
         data_src = "1000 random feature vectors (no test set known)"

@@ -89,6 +89,8 @@ def summarize_build(out: Path, board: dict, net, shell, options: dict, stamp: di
         "Latency_cycles": core.latency,
         "Interval_cycles": 1,
         "Latency_ns": round(core.latency * 1e3 / (core_clock / 1e6), 1) if core.latency else None,
+        "Latency_from": "the encoded input bits (the shell's serial-encoder register, written as the last feature "
+                        "byte arrives) to the class index; receiving a sample over the UART takes its bytes' time",
         "pipeline": {"lut_levels_per_stage": core.pipeline, "lut_stages": core.shape.lut_stages,
                      "depth": core.shape.depth},
         "blocks": res["blocks"],
@@ -100,7 +102,10 @@ def summarize_build(out: Path, board: dict, net, shell, options: dict, stamp: di
         "accuracy": accuracy,
         "uart": {"baud": board["uart"]["baud"], "sync_byte": "0xA5", "feature_bytes": shell.feature_bytes,
                  "reply_bytes": shell.reply_bytes, "scores": shell.with_scores,
-                 "score_bits": core.shape.score_bits},
+                 "score_bits": core.shape.score_bits,
+                 # 10 bits per byte on the line; host and board alternate, so this bounds `warpc run`
+                 "max_samples_per_s": round(board["uart"]["baud"] / 10 / (1 + net.n_features * shell.feature_bytes
+                                                                          + shell.reply_bytes), 1)},
         "files": {"bitstream": "top.bin", "asc": "top.asc", "netlist": "netlist.json",
                   "logs": ["yosys.log", "nextpnr.log", "icepack.log"]},
     }
