@@ -11,7 +11,7 @@ from reference_eval import reference_counts
 from warpc.ir import from_model
 from warpc.ir.emulate import emulate_counts, emulate_predict
 from warpc.ir.pack import pack
-from warpc.ir.passes import PASSES, optimize
+from warpc.ir.passes import ALL_PASSES, optimize
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +33,7 @@ def _check_all_stages(model, x, reference=True):
     if reference:
         assert (reference_counts(net, x) == expect).all()
     cur = net
-    for p in PASSES:  # every pass on its own
+    for p in ALL_PASSES:  # every pass on its own
         cur, _ = p(cur)
         assert (emulate_counts(cur, x) == expect).all(), p.__name__
     opt, _ = optimize(net)

@@ -12,7 +12,7 @@ from warpc.ir.emulate import emulate_counts
 SEEDS = range(60)
 
 
-@pytest.mark.parametrize("p", P.PASSES, ids=lambda p: p.__name__)
+@pytest.mark.parametrize("p", P.ALL_PASSES, ids=lambda p: p.__name__)
 def test_each_pass_keeps_scores(p):
     for seed in SEEDS:
         net = random_netlist(seed, n_features=2 + seed % 3)

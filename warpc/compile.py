@@ -16,7 +16,7 @@ import numpy as np
 from .errors import NetlistError
 from .ir.emulate import argmax_lowest, emulate_counts
 from .ir.netlist import Netlist
-from .ir.passes import PASSES, PassReport, layer_counts, optimize as _optimize, summarize
+from .ir.passes import ALL_PASSES, PassReport, layer_counts, optimize as _optimize, summarize
 
 
 @dataclass
@@ -107,7 +107,7 @@ def compile(source, K: int | None = 4, optimize: bool = True, depth: int | str |
     if optimize:
         t = time.perf_counter()
         # first round pass by pass, for the per-layer table; then the fixed point
-        for p in PASSES:
+        for p in ALL_PASSES:
             cur, rep = p(cur)
             reports.append(rep)
             layers[rep.name] = rep.layers_after

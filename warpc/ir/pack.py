@@ -410,7 +410,7 @@ def pack(net: Netlist, K: int = 4, depth: int | str | None = None, cuts: int = 8
     work, rep = decompose(net, K)
     split = rep.removed.get("nodes_split", 0)
     if split:
-        work, _ = optimize(work)
+        work, _ = optimize(work, functional=False)
     work, _ = dead_node_elimination(work)
     best, info = _map_once(work, K, depth, cuts, area_rounds)
     info["restructured"] = False
@@ -420,7 +420,7 @@ def pack(net: Netlist, K: int = 4, depth: int | str | None = None, cuts: int = 8
         fine, _ = decompose(fine, K)
         fine, rrep2 = restructure(fine)
         if rrep.removed["splits"] or rrep2.removed["splits"]:
-            fine, _ = optimize(fine)
+            fine, _ = optimize(fine, functional=False)
             try:
                 alt, ainfo = _map_once(fine, K, info["bound"], cuts, area_rounds)
             except NetlistError:  # the finer graph could not meet the bound: keep the first mapping

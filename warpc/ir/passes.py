@@ -487,22 +487,30 @@ def expand_inputs(net: Netlist, inputs: list[InputBit]) -> Netlist:
 
 
 PASSES = (dedupe_inputs, constant_propagation, thermometer_dont_cares, support_reduction, structural_hashing,
-          functional_merge, dead_node_elimination,
-          remove_unused_inputs)
+          dead_node_elimination, remove_unused_inputs)
+ALL_PASSES = (*PASSES, functional_merge)  # functional_merge runs after the local passes converge (see optimize)
 
 
 def signature(net: Netlist) -> tuple:
     return (tuple(net.inputs), tuple(net.nodes), tuple(tuple(g) for g in net.outputs))
 
 
-def optimize(net: Netlist, max_rounds: int = 20) -> tuple[Netlist, list[PassReport]]:
-    """Run all passes until nothing changes; returns the optimised netlist and every pass's report in order."""
+def optimize(net: Netlist, max_rounds: int = 20, functional: bool = True) -> tuple[Netlist, list[PassReport]]:
+    """Run all passes until nothing changes; returns the optimised netlist and every pass's report in order.
+    `functional_merge` (the costliest) runs once the local passes have converged, and again only if it changed
+    something."""
     reports: list[PassReport] = []
     for _ in range(max_rounds):
         before = signature(net)
         for p in PASSES:
             net, rep = p(net)
             reports.append(rep)
+        if signature(net) != before:
+            continue
+        if not functional:
+            break
+        net, rep = functional_merge(net)
+        reports.append(rep)
         if signature(net) == before:
             break
     return net.validate(), reports
