@@ -136,15 +136,19 @@ def run_config(name, cfg, device, args):
     entries = []
     for tname, build, note in trainers(device):
         try:
+            base = 0
+            if device.type == "cuda":
+                sync(device)
+                base = torch.cuda.memory_allocated()  # other trainers' models stay alive for interleaving
+                torch.cuda.reset_peak_memory_stats()
             model = build(cfg)
             xin = x.to(torch.bfloat16) if note == "bf16" else x
             step = make_step(model, xin, y, args.adam)
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
             for _ in range(args.warmup):
                 step()
             sync(device)
-            peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
+            # peak memory of this trainer: model, optimizer state, activations and gradients of a step
+            peak = (torch.cuda.max_memory_allocated() - base) / 2**20 if device.type == "cuda" else None
             entries.append(dict(name=tname, step=step, times=[], cpu=[], peak_mib=peak, model=model))
         except Exception as e:  # a peer that does not build here is reported, not fatal
             entries.append(dict(name=tname, error=f"{type(e).__name__}: {e}"[:200]))
