@@ -22,7 +22,7 @@ def digits():
 @pytest.fixture(scope="session")
 def trained(digits):
     xtr, ytr, xte, yte = digits
-    model = train_quick(xtr, ytr, 10, steps=250, thresholds=3, widths=[300, 150], k=2, init="residual")
+    model = train_quick(xtr, ytr, 10, steps=150, thresholds=3, widths=[300, 150], k=2, init="residual")
     return model
 
 
@@ -74,7 +74,7 @@ def test_model_families_bit_exact(case, digits):
     xtr, ytr, xte, _ = digits
     kw = dict(thresholds=3, widths=[120, 60])
     kw.update(CASES[case])
-    steps = 15 if case in ("learned_wiring", "learnable_encoder", "dlgn") else 0  # move learned parameters
+    steps = 5 if case in ("learned_wiring", "learnable_encoder", "dlgn") else 0  # move learned parameters
     model = train_quick(xtr, ytr, 10, steps=steps, **kw)
     _check_all_stages(model, xte, reference=case in ("k6", "dlgn"))
 
