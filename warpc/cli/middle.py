@@ -29,7 +29,7 @@ def _table(rows: list[list]) -> str:
 @click.command("compile")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="output folder")
-@click.option("--k", "K", default=4, show_default=True, type=click.IntRange(3, 6), help="LUT size to pack into")
+@click.option("--k", "-K", "K", default=4, show_default=True, type=click.IntRange(3, 6), help="LUT size to pack into")
 @click.option("--depth", default=None, help="LUT-level bound for packing (a number, or 'min'); default: area only")
 @click.option("--no-opt", is_flag=True, help="skip the optimisation passes")
 @click.option("--no-pack", is_flag=True, help="skip packing (write the optimised netlist)")
