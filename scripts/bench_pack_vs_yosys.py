@@ -1,5 +1,6 @@
 """warpc's K=4 packing vs Yosys/ABC (`read_blif` of the same optimised, unpacked netlist -> `synth_ice40` -> `stat`)
-on trained checkpoints; also checks bit-exactness on every test sample and ABC `cec` of unpacked vs packed.
+on trained checkpoints, and vs Yosys/ABC on the raw discretized netlist (ABC's own optimisation, no warpc passes);
+also checks bit-exactness on every test sample and ABC `cec` of unpacked vs packed.
 
     python scripts/bench_pack_vs_yosys.py [CKPT ...]      # default: runs/middle/*.safetensors
 Writes scripts/results/pack_vs_yosys.json and .md.
@@ -88,6 +89,9 @@ def main() -> None:
             write_blif(opt, d / "opt.blif")
             write_blif(packed, d / "packed.blif")
             luts_y, t_y, cells = yosys_luts(d / "opt.blif")
+            # and what Yosys/ABC makes of the raw discretized logic on its own (no warpc passes)
+            write_blif(cn.stages["discretized"], d / "disc.blif")
+            luts_yd, t_yd, _ = yosys_luts(d / "disc.blif")
             # equivalence on every valid thermometer code (the passes use impossible codes as don't-cares)
             write_blif(opt, d / "opt_t.blif", thermometer=True)
             write_blif(expand_inputs(packed, opt.inputs), d / "packed_t.blif", thermometer=True)
@@ -106,6 +110,8 @@ def main() -> None:
                 "warpc_pack_s": cn.report["timings"]["pack_s"], "discretize_s": round(t_disc, 3),
                 "yosys_luts": luts_y, "yosys_s": round(t_y, 2), "yosys_cells": cells,
                 "ratio": round(len(packed.nodes) / luts_y, 4) if luts_y else None,
+                "yosys_from_discretized_luts": luts_yd, "yosys_from_discretized_s": round(t_yd, 2),
+                "ratio_vs_discretized": round(len(packed.nodes) / luts_yd, 4) if luts_yd else None,
                 "bit_exact": exact, "abc_cec_equivalent": cec, "abc_cec_s": round(t_cec, 2),
             }
             if a.abc9:
@@ -117,11 +123,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "pack_vs_yosys.json").write_text(json.dumps(rows, indent=1))
     lines = ["| checkpoint | layers x k | nodes (disc -> opt) | warpc LUT4 | output-bit floor | warpc s | Yosys SB_LUT4 "
-             "| Yosys s | ratio | bit-exact (test samples) | ABC cec |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "(opt BLIF) | Yosys s | ratio | Yosys SB_LUT4 (discretized BLIF) | Yosys s | ratio | bit-exact "
+             "(test samples) | ABC cec |", "|" + "---|" * 14]
     for r in rows:
         lines.append(f"| {r['checkpoint']} | {r['arch']} | {r['nodes_discretized']} -> {r['nodes_optimized']} | "
                      f"{r['warpc_luts']} | {r['output_bit_floor']} | "
                      f"{r['warpc_s']} | {r['yosys_luts']} | {r['yosys_s']} | {r['ratio']} | "
+                     f"{r['yosys_from_discretized_luts']} | {r['yosys_from_discretized_s']} | {r['ratio_vs_discretized']} | "
                      f"{all(r['bit_exact'].values())} ({r['test_samples']}) | {r['abc_cec_equivalent']} |")
     (out / "pack_vs_yosys.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -130,3 +130,20 @@ def test_functional_merge_sees_through_structure_and_thermometer_codes():
     assert (reference_counts(out, x) == reference_counts(net, x)).all()
     opt, _ = P.optimize(net)
     assert len(opt.nodes) == 1  # only a2 and c is left
+
+
+def test_popcount_rewrite_keeps_class_sums_and_saves_luts():
+    # class 0: AND(a, b) + OR(a, b) = a + b (both free); class 1: AND(a, c) + XOR(a, c)... = a OR c + 0 -> one LUT
+    nodes = [Node((2, 3), 0b1000), Node((2, 3), 0b1110), Node((2, 4), 0b1000), Node((2, 4), 0b0110)]
+    net = _net(nodes, [[5, 6], [7, 8]])
+    out, rep = P.popcount_rewrite(net)
+    assert rep.removed["output_pairs_rewritten"] == 2 and rep.removed["luts_saved"] == 3
+    assert sorted(out.outputs[0]) == [2, 3]
+    x = np.array([[a, b, c] for a in range(4) for b in range(4) for c in range(4)])
+    assert (reference_counts(out, x) == reference_counts(net, x)).all()
+    opt, _ = P.optimize(net)
+    assert len(opt.nodes) == 1 and (reference_counts(opt, x) == reference_counts(net, x)).all()
+    # an output read elsewhere is left alone (rewriting it would save nothing)
+    net2 = _net(nodes + [Node((5, 4), 0b0110)], [[5, 6], [9]])
+    out2, _ = P.popcount_rewrite(net2)
+    assert out2.outputs[0] == [5, 6]

@@ -317,6 +317,99 @@ def _care(net: Netlist, support: tuple[int, ...], ar: np.ndarray) -> np.ndarray:
     return care
 
 
+def _on(g: tuple[tuple[int, ...], np.ndarray], U: tuple[int, ...], ar: np.ndarray) -> np.ndarray:
+    """A global function (support, values) evaluated on the corners `ar` of the wider support U."""
+    sup, vals = g
+    c = np.zeros(len(ar), dtype=np.int64)
+    for q, x in enumerate(sup):
+        c |= ((ar >> U.index(x)) & 1) << q
+    return vals[c]
+
+
+def popcount_rewrite(net: Netlist, max_support: int = 4) -> tuple[Netlist, PassReport]:
+    """Class-score-preserving rewrite of output pairs (the head only needs each class's *sum*): two output bits
+    y1, y2 of one class over a shared input support of at most `max_support` bits are replaced by u + w with u a
+    constant or an input bit (free: no LUT) and w = y1 + y2 - u a single function (one LUT, or free too), whenever
+    that holds on every valid thermometer code. Only outputs read nowhere else are rewritten, so every rewrite
+    saves at least one LUT. ABC cannot do this: it must keep every output bit."""
+    first = net.first_node
+    refs = Counter(f for n in net.nodes for f in n.fanin)
+    for g in net.outputs:
+        refs.update(g)
+    # global functions of the output nodes with small input support
+    glob: dict[int, tuple | None] = {s: ((s,), np.array([0, 1], np.uint8)) for s in range(2, first)}
+    for j, n in enumerate(net.nodes):
+        fg = [glob.get(f) if f >= 2 else None for f in n.fanin]
+        if any(g is None for g in fg):
+            continue
+        U = tuple(sorted(set().union(*[g[0] for g in fg])))
+        if len(U) > max_support:
+            continue
+        ar = np.arange(1 << len(U), dtype=np.int64)
+        corner = np.zeros(len(ar), dtype=np.int64)
+        for i, g in enumerate(fg):
+            corner |= _on(g, U, ar).astype(np.int64) << i
+        glob[first + j] = (U, np.array([(n.table >> c) & 1 for c in range(1 << n.k)], dtype=np.uint8)[corner])
+    nodes = list(net.nodes)
+    outputs = [list(g) for g in net.outputs]
+    cnt: Counter = Counter()
+    for c, group in enumerate(outputs):
+        cand = [i for i, s in enumerate(group) if s >= first and refs[s] == 1 and s in glob]
+        by_input: dict[int, list[int]] = {}
+        for i in cand:
+            for x in glob[group[i]][0]:
+                by_input.setdefault(x, []).append(i)
+        done: set[int] = set()
+        repl: dict[int, int] = {}  # position -> new signal
+        for a in cand:
+            if a in done:
+                continue
+            partners = sorted({b for x in glob[group[a]][0] for b in by_input[x] if b > a and b not in done})
+            for b in partners:
+                ga, gb = glob[group[a]], glob[group[b]]
+                U = tuple(sorted(set(ga[0]) | set(gb[0])))
+                if len(U) > max_support:
+                    continue
+                ar = np.arange(1 << len(U), dtype=np.int64)
+                care = _care(net, U, ar)
+                tot = _on(ga, U, ar).astype(np.int64) + _on(gb, U, ar).astype(np.int64)
+                best = None
+                for u in [0, 1, *U]:
+                    uv = np.full(len(ar), u, np.int64) if u < 2 else ((ar >> U.index(u)) & 1)
+                    w = np.where(care, tot - uv, 0)
+                    if w.min() < 0 or w.max() > 1:
+                        continue
+                    wc = w[care]
+                    free = None
+                    if wc.min() == wc.max():
+                        free = int(wc[0]) if len(wc) else 0
+                    else:
+                        for q, x in enumerate(U):
+                            if (wc == ((ar[care] >> q) & 1)).all():
+                                free = x
+                                break
+                    score = 2 if free is not None else 1
+                    if best is None or score > best[0]:
+                        best = (score, u, w, free)
+                if best is None:
+                    continue
+                score, u, w, free = best
+                if free is None:
+                    nodes.append(Node(U, int(sum(int(v) << i for i, v in enumerate(w))), -1))
+                    free = first + len(nodes) - 1
+                repl[a], repl[b] = u, free
+                done |= {a, b}
+                cnt["output_pairs_rewritten"] += 1
+                cnt["luts_saved"] += score
+                break
+        if repl:
+            outputs[c] = [repl.get(i, s) for i, s in enumerate(group)]
+    if not cnt:
+        return net, _report("popcount_rewrite", net, net, {})
+    out = _like(net, list(net.inputs), nodes, outputs)
+    return out, _report("popcount_rewrite", net, out, dict(cnt))
+
+
 def functional_merge(net: Netlist, max_support: int = GLOBAL_SUPPORT) -> tuple[Netlist, PassReport]:
     """Global functions: every node whose support in input bits is small gets its exact truth table over those
     bits (numpy, exhaustive), reduced to the bits it depends on for valid thermometer codes. Nodes with equal
@@ -344,11 +437,8 @@ def functional_merge(net: Netlist, max_support: int = GLOBAL_SUPPORT) -> tuple[N
             continue
         ar = np.arange(1 << len(U), dtype=np.int64)
         corner = np.zeros(len(ar), dtype=np.int64)
-        for i, (sup, vals) in enumerate(fg):
-            c = np.zeros(len(ar), dtype=np.int64)
-            for q, x in enumerate(sup):
-                c |= ((ar >> U.index(x)) & 1) << q
-            corner |= vals[c].astype(np.int64) << i
+        for i, g in enumerate(fg):
+            corner |= _on(g, U, ar).astype(np.int64) << i
         tbits = np.array([(n.table >> c) & 1 for c in range(1 << n.k)], dtype=np.uint8)
         val = tbits[corner]
         glob[sid] = (U, val)
@@ -488,17 +578,18 @@ def expand_inputs(net: Netlist, inputs: list[InputBit]) -> Netlist:
 
 PASSES = (dedupe_inputs, constant_propagation, thermometer_dont_cares, support_reduction, structural_hashing,
           dead_node_elimination, remove_unused_inputs)
-ALL_PASSES = (*PASSES, functional_merge)  # functional_merge runs after the local passes converge (see optimize)
+ALL_PASSES = (*PASSES, functional_merge, popcount_rewrite)  # functional_merge runs after the local passes converge (see optimize)
 
 
 def signature(net: Netlist) -> tuple:
     return (tuple(net.inputs), tuple(net.nodes), tuple(tuple(g) for g in net.outputs))
 
 
-def optimize(net: Netlist, max_rounds: int = 20, functional: bool = True) -> tuple[Netlist, list[PassReport]]:
+def optimize(net: Netlist, max_rounds: int = 20, functional: bool = True,
+             head: bool = True) -> tuple[Netlist, list[PassReport]]:
     """Run all passes until nothing changes; returns the optimised netlist and every pass's report in order.
     `functional_merge` (the costliest) runs once the local passes have converged, and again only if it changed
-    something."""
+    something; `popcount_rewrite` (head=True) likewise (it changes which bits feed a class, never its score)."""
     reports: list[PassReport] = []
     for _ in range(max_rounds):
         before = signature(net)
@@ -511,6 +602,9 @@ def optimize(net: Netlist, max_rounds: int = 20, functional: bool = True) -> tup
             break
         net, rep = functional_merge(net)
         reports.append(rep)
+        if head:
+            net, rep = popcount_rewrite(net)
+            reports.append(rep)
         if signature(net) == before:
             break
     return net.validate(), reports
