@@ -16,7 +16,7 @@ import numpy as np
 from .errors import NetlistError
 from .ir.emulate import argmax_lowest, emulate_counts
 from .ir.netlist import Netlist
-from .ir.passes import ALL_PASSES, PassReport, layer_counts, optimize as _optimize, summarize
+from .ir.passes import ALL_PASSES, PassReport, layer_counts, popcount_rewrite, optimize as _optimize, summarize
 
 
 @dataclass
@@ -88,12 +88,14 @@ def to_netlist(source) -> Netlist:
 
 
 def compile(source, K: int | None = 4, optimize: bool = True, depth: int | str | None = None, cuts: int = 8,
-            area_rounds: int = 3) -> CompiledNet:
+            area_rounds: int = 3, keep_output_bits: bool = False) -> CompiledNet:
     """Discretize, optimise (to a fixed point) and pack into K-input LUTs.
 
     K: LUT size (4 for iCE40, 6 selectable; None = do not pack). depth: None = area-oriented packing, an int =
-    at most that many LUT levels, "min" = minimum depth. Returns a CompiledNet with .counts / .predict / .save,
-    .stages and .report (per-pass statistics, packing result, timings).
+    at most that many LUT levels, "min" = minimum depth. keep_output_bits=True keeps every output bit's function
+    (by default `popcount_rewrite` may replace output pairs by others with the same per-class sum).
+    Returns a CompiledNet with .counts / .predict / .save, .stages and .report (per-pass statistics, packing
+    result, timings).
     """
     from .ir.pack import pack
 
@@ -108,10 +110,12 @@ def compile(source, K: int | None = 4, optimize: bool = True, depth: int | str |
         t = time.perf_counter()
         # first round pass by pass, for the per-layer table; then the fixed point
         for p in ALL_PASSES:
+            if keep_output_bits and p is popcount_rewrite:
+                continue
             cur, rep = p(cur)
             reports.append(rep)
             layers[rep.name] = rep.layers_after
-        cur, more = _optimize(cur)
+        cur, more = _optimize(cur, head=not keep_output_bits)
         reports += more
         timings["optimize_s"] = round(time.perf_counter() - t, 3)
         stages["optimized"] = cur
@@ -119,7 +123,7 @@ def compile(source, K: int | None = 4, optimize: bool = True, depth: int | str |
     pack_report = None
     if K is not None:
         t = time.perf_counter()
-        cur, pr = pack(cur, K=K, depth=depth, cuts=cuts, area_rounds=area_rounds)
+        cur, pr = pack(cur, K=K, depth=depth, cuts=cuts, area_rounds=area_rounds, head=not keep_output_bits)
         pack_report = pr.to_dict()
         timings["pack_s"] = round(time.perf_counter() - t, 3)
         stages["packed"] = cur

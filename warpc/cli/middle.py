@@ -34,11 +34,14 @@ def _table(rows: list[list]) -> str:
 @click.option("--no-opt", is_flag=True, help="skip the optimisation passes")
 @click.option("--no-pack", is_flag=True, help="skip packing (write the optimised netlist)")
 @click.option("--cuts", default=8, show_default=True, type=click.IntRange(2, 64), help="priority cuts per node")
-def compile_cmd(checkpoint, out_dir, K, depth, no_opt, no_pack, cuts):
+@click.option("--keep-output-bits", is_flag=True,
+              help="keep every output bit's function (default: output pairs may be rewritten, class sums kept)")
+def compile_cmd(checkpoint, out_dir, K, depth, no_opt, no_pack, cuts, keep_output_bits):
     """Compile CHECKPOINT (or a netlist .json) into DIR/netlist.json and DIR/netlist.blif."""
     from ..compile import compile as wcompile
 
-    cn = wcompile(checkpoint, K=None if no_pack else K, optimize=not no_opt, depth=_depth(depth), cuts=cuts)
+    cn = wcompile(checkpoint, K=None if no_pack else K, optimize=not no_opt, depth=_depth(depth), cuts=cuts,
+                  keep_output_bits=keep_output_bits)
     paths = cn.save(out_dir)
     r = cn.report
     click.echo("nodes per layer:")

@@ -370,7 +370,7 @@ class _Mapper:
         return val[s]
 
 
-def _map_once(work: Netlist, K: int, depth, cuts: int, area_rounds: int) -> tuple[Netlist, dict]:
+def _map_once(work: Netlist, K: int, depth, cuts: int, area_rounds: int, head: bool = True) -> tuple[Netlist, dict]:
     mp = _Mapper(work, K, cuts)
     depth_first = depth is not None
     mp.enumerate(depth_first)
@@ -393,15 +393,16 @@ def _map_once(work: Netlist, K: int, depth, cuts: int, area_rounds: int) -> tupl
     if bound is not None and mp.depth() > bound:
         mp.best, mp.arr = keep
         rounds.append(mp.map_all())
-    out, _ = optimize(mp.build())
+    out, _ = optimize(mp.build(), head=head)
     return out, {"min_depth": min_depth, "bound": bound, "rounds": rounds}
 
 
 def pack(net: Netlist, K: int = 4, depth: int | str | None = None, cuts: int = 8, area_rounds: int = 3,
-         restructure_nodes: bool = True) -> tuple[Netlist, PackReport]:
+         restructure_nodes: bool = True, head: bool = True) -> tuple[Netlist, PackReport]:
     """Map `net` onto K-input LUTs. depth: None = area only; an int = at most that many LUT levels
     (NetlistError if below the minimum); "min" = the minimum achievable depth. With restructure_nodes, the mapping
-    is also run on the decomposed graph (see `restructure`) and the smaller result kept.
+    is also run on the decomposed graph (see `restructure`) and the smaller result kept. head=False keeps the
+    output bits themselves (no `popcount_rewrite` in the clean-up passes).
     Returns (packed net, report)."""
     t0 = time.perf_counter()
     if not 3 <= K <= 6:
@@ -412,7 +413,7 @@ def pack(net: Netlist, K: int = 4, depth: int | str | None = None, cuts: int = 8
     if split:
         work, _ = optimize(work, functional=False)
     work, _ = dead_node_elimination(work)
-    best, info = _map_once(work, K, depth, cuts, area_rounds)
+    best, info = _map_once(work, K, depth, cuts, area_rounds, head)
     info["restructured"] = False
     if restructure_nodes and any(n.k >= 3 for n in net.nodes):
         # decomposable wide nodes split along their decomposition before any Shannon expansion
@@ -422,7 +423,7 @@ def pack(net: Netlist, K: int = 4, depth: int | str | None = None, cuts: int = 8
         if rrep.removed["splits"] or rrep2.removed["splits"]:
             fine, _ = optimize(fine, functional=False)
             try:
-                alt, ainfo = _map_once(fine, K, info["bound"], cuts, area_rounds)
+                alt, ainfo = _map_once(fine, K, info["bound"], cuts, area_rounds, head)
             except NetlistError:  # the finer graph could not meet the bound: keep the first mapping
                 alt, ainfo = best, info
             if (len(alt.nodes), alt.depth()) < (len(best.nodes), best.depth()) and (
