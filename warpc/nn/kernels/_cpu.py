@@ -50,6 +50,9 @@ def load(verbose: bool = False):
             name = f"warpc_cpu_{_build_key()}"
             build = cache_dir() / name
             build.mkdir(parents=True, exist_ok=True)
+            if not any(build.glob(f"{name}*.so")) and not any(build.glob(f"{name}*.pyd")):
+                print(f"warpc: compiling the fused CPU kernel (first use, ~30-60 s; cached in {build})",
+                      file=sys.stderr, flush=True)
             _state["mod"] = cpp_extension.load(
                 name=name, sources=[str(SRC)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
                 build_directory=str(build), verbose=verbose,
