@@ -190,3 +190,11 @@ def test_discretize_matches_model_counts():
         vals[:, net.node_id(j)] = (n.table >> c) & 1
     counts = np.stack([vals[:, g].sum(1) for g in net.outputs], 1)
     assert (counts == model.counts(torch.tensor(x, dtype=torch.float32)).numpy()).all()
+
+
+def test_groupsum_transposed_layout_equals_contiguous():
+    g = GroupSum(4, tau=3.0)
+    x = torch.randn(12, 8)
+    node_major = x.t().contiguous().t()  # what the fused kernels return
+    assert not node_major.is_contiguous()
+    assert torch.allclose(g(x), g(node_major))

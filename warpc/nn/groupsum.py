@@ -17,7 +17,11 @@ class GroupSum(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % self.classes:
             raise ShapeError(f"GroupSum: {x.shape[-1]} outputs do not split into {self.classes} equal groups")
-        return x.reshape(*x.shape[:-1], self.classes, x.shape[-1] // self.classes).sum(-1) / self.tau
+        g = x.shape[-1] // self.classes
+        if x.dim() == 2 and not x.is_contiguous() and x.t().is_contiguous():
+            # Fused kernels hand out node-major activations as a transposed view: sum in that layout, no copy.
+            return x.t().reshape(self.classes, g, x.shape[0]).sum(1).t() / self.tau
+        return x.reshape(*x.shape[:-1], self.classes, g).sum(-1) / self.tau
 
     def extra_repr(self) -> str:
         return f"classes={self.classes}, tau={self.tau:g}"
