@@ -6,6 +6,12 @@ Pipeline (hls4ml-like): ``model = warpc.load(ckpt)`` -> ``net = warpc.compile(ck
 """
 from __future__ import annotations
 
+import os
+
+# Spinning OpenMP waits made training ~10x slower on a busy 2-core machine (docs/frontend.md); passive waits cost
+# nothing measurable when cores are free. Only effective when warpc is imported before torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"
 
 
