@@ -42,6 +42,11 @@ def test_does_not_fit_message():
         raise_if_does_not_fit(log, "iCE40UP5K", {"popcount": {"LUT": 3000}})
 
 
+def test_does_not_fit_heap_placer_message():
+    with pytest.raises(DoesNotFitError, match=r"needs 5372 LCs"):
+        raise_if_does_not_fit(FIX / "nextpnr_expand_region.log", "iCE40UP5K")
+
+
 def test_boards_are_data():
     assert "icebreaker" in supported_boards()
     b = load_board("icebreaker")

@@ -90,7 +90,7 @@ def parse_utilisation(log_text: str) -> dict[str, dict[str, int]]:
 def raise_if_does_not_fit(log: Path, device: str, blocks: dict | None = None) -> None:
     text = log.read_text(errors="replace") if log.exists() else ""
     legal = "Unable to find legal placement" in text
-    if "no BELs remaining" not in text and "Unable to place" not in text and not legal:
+    if not (legal or any(m in text for m in ("no BELs remaining", "Unable to place", "Failed to expand region"))):
         return
     util = parse_utilisation(text)
     over = {k: v for k, v in util.items() if v["used"] > v["available"]}
