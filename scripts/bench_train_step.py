@@ -7,11 +7,16 @@ Trainers: warpc's plain PyTorch reference (backend="torch"), warpc's fused backe
 LogicLayer (DLGN). Trainers run interleaved in rounds (the machine may be shared): each round times `--steps`
 steps of every trainer; the table gives the median over rounds of the mean step time.
 
+Each step runs what warpc's trainer runs: the thermometer encoder (3 uniform thresholds per integer feature,
+0..255) on a batch of features, the WARP layers, GroupSum (tau 10), cross-entropy, backward, and the optimizer
+`warpc.train.Adam` (the trainer's own; `--adam torch` / `--adam fused` use torch.optim.Adam instead), the same
+for every trainer.
+
 Configurations (k = 2, Gumbel noise, residual init):
   cpu-digits   192 inputs (64 features x 3 thresholds), 3 x 2,000 nodes, batch 128
   cpu-fashion  2,352 inputs (784 x 3), 3 x 2,000 nodes, batch 128
-  gpu-12k      9,216 inputs, 4 x 12,000 nodes, batch 128   (the fast-training issue's configurations)
-  gpu-256k     15,360 inputs, 5 x 256,000 nodes, batch 64
+  gpu-12k      9,216 inputs (3,072 x 3), 4 x 12,000 nodes, batch 128   (the fast-training issue's configurations)
+  gpu-256k     15,360 inputs (5,120 x 3), 5 x 256,000 nodes, batch 64
 
   python scripts/bench_train_step.py                       # CPU: cpu-* configs; CUDA: all four
   python scripts/bench_train_step.py --threads 1 --tag 1t  # single-threaded CPU run
@@ -32,6 +37,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from warpc.nn import GroupSum, WarpLUT  # noqa: E402
 from warpc.nn import kernels  # noqa: E402
+from warpc.nn.encoders import Thermometer  # noqa: E402
+from warpc.train import Adam as WarpcAdam  # noqa: E402
 
 CONFIGS = {
     "cpu-digits": dict(n_in=192, widths=[2000] * 3, batch=128),
@@ -40,16 +47,28 @@ CONFIGS = {
     "gpu-256k": dict(n_in=15360, widths=[256000] * 5, batch=64),
 }
 CLASSES = 10
+THRESHOLDS = 3
+
+
+def make_encoder(n_in):
+    """Thermometer over n_in / 3 integer features (0..255) with 3 uniform thresholds, as warpc's trainer uses."""
+    import numpy as np
+
+    enc = Thermometer(n_in // THRESHOLDS, THRESHOLDS)
+    return enc.fit(np.tile(np.array([[0], [255]]), (1, n_in // THRESHOLDS)), "uniform")
 
 
 class _Net(nn.Module):
-    def __init__(self, layers, tau_head=10.0):
+    def __init__(self, layers, n_in, tau_head=10.0, contiguous_bits=False):
         super().__init__()
+        self.encoder = make_encoder(n_in)
         self.layers = nn.Sequential(*layers)
         self.head = GroupSum(CLASSES, tau_head)
+        self.contiguous_bits = contiguous_bits  # peers that expect a plain (batch, inputs) tensor
 
     def forward(self, x):
-        return self.head(self.layers(x))
+        h = self.encoder(x)
+        return self.head(self.layers(h.contiguous() if self.contiguous_bits else h))
 
 
 def warpc_net(cfg, backend, device):
@@ -58,7 +77,7 @@ def warpc_net(cfg, backend, device):
         layers.append(WarpLUT(n, w, k=2, sampling="gumbel", init="residual", wiring="unique", seed=i,
                               backend=backend))
         n = w
-    return _Net(layers).to(device)
+    return _Net(layers, cfg["n_in"]).to(device)
 
 
 def torchlogix_net(cfg, device):
@@ -69,7 +88,7 @@ def torchlogix_net(cfg, device):
         layers.append(LogicDense(n, w, device=device.type, lut_rank=2, parametrization="warp",
                                  parametrization_kwargs=dict(forward_sampling="gumbel_soft")))
         n = w
-    return _Net(layers).to(device)
+    return _Net(layers, cfg["n_in"], contiguous_bits=True).to(device)
 
 
 def difflogic_net(cfg, device):
@@ -79,7 +98,7 @@ def difflogic_net(cfg, device):
     for w in cfg["widths"]:
         layers.append(LogicLayer(n, w, device="cuda", implementation="cuda", connections="random"))
         n = w
-    return _Net(layers).to(device)
+    return _Net(layers, cfg["n_in"], contiguous_bits=True).to(device)
 
 
 def trainers(device):
@@ -111,8 +130,10 @@ def trainers(device):
 def make_step(model, x, y, opt_kind):
     if opt_kind == "fused":
         opt = torch.optim.Adam(model.parameters(), lr=0.01, fused=True)
-    else:
+    elif opt_kind == "torch":
         opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    else:
+        opt = WarpcAdam(model.parameters(), lr=0.01)  # what warpc.train uses
     loss_fn = nn.CrossEntropyLoss()
 
     def step():
@@ -131,7 +152,7 @@ def sync(device):
 
 def run_config(name, cfg, device, args):
     torch.manual_seed(0)
-    x = (torch.rand(cfg["batch"], cfg["n_in"], device=device) > 0.5).float()
+    x = torch.randint(0, 256, (cfg["batch"], cfg["n_in"] // THRESHOLDS), device=device).float()  # features
     y = torch.randint(0, CLASSES, (cfg["batch"],), device=device)
     entries = []
     for tname, build, note in trainers(device):
@@ -142,7 +163,9 @@ def run_config(name, cfg, device, args):
                 base = torch.cuda.memory_allocated()  # other trainers' models stay alive for interleaving
                 torch.cuda.reset_peak_memory_stats()
             model = build(cfg)
-            xin = x.to(torch.bfloat16) if note == "bf16" else x
+            if note == "bf16":
+                model.encoder.register_forward_hook(lambda m, i, o: o.to(torch.bfloat16))
+            xin = x
             step = make_step(model, xin, y, args.adam)
             for _ in range(args.warmup):
                 step()
@@ -196,7 +219,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
-    ap.add_argument("--adam", choices=["default", "fused"], default="default")
+    ap.add_argument("--adam", choices=["warpc", "torch", "fused"], default="warpc",
+                    help="warpc.train.Adam (what training uses), torch.optim.Adam, or torch.optim.Adam(fused=True)")
     ap.add_argument("--tag", default="", help="suffix for the result file names")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = ap.parse_args()

@@ -94,6 +94,55 @@ def test_cpp_explicit_noise_and_batch_major_input(cpp):
     assert torch.equal(y, y2)
 
 
+@pytest.mark.parametrize("k", [2, 4, 6])
+def test_cpp_input_gradient_one_thread_equals_reverse_index(cpp, k):
+    # one thread: the first consumer of each input stores its row, later ones add (no zero-fill pass); inputs no
+    # node reads get zero rows. Same sums as the reverse-index path (2 threads), up to FMA contraction.
+    layer = WarpLUT(700, 150, k=k, sampling="gumbel", init="random", seed=k)  # 700 > 150 k: unread inputs
+    x = torch.rand(200, 700)
+    g = torch.randn(200, 150)
+    grads = []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            xg = x.clone().requires_grad_(True)
+            (K.layer_forward(layer, xg, "cpp", seed=9) * g).sum().backward()
+            grads.append(xg.grad)
+    finally:
+        torch.set_num_threads(before)
+    unread = torch.ones(700, dtype=torch.bool)
+    unread[layer.idx.reshape(-1)] = False
+    assert unread.any() and torch.equal(grads[0][:, unread], torch.zeros(200, int(unread.sum())))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6)
+
+
+def test_encoder_bits_are_node_major_and_read_without_a_copy(cpp, monkeypatch):
+    import numpy as np
+
+    from warpc.nn.encoders import Thermometer
+    from warpc.nn.kernels import _cpu
+
+    enc = Thermometer(40, 3).fit(np.random.default_rng(0).integers(0, 256, (200, 40)), "uniform")
+    feats = torch.randint(0, 256, (33, 40)).float()
+    bits = enc.train()(feats)
+    ref = (feats[:, :, None] >= enc.thresholds[None].float()).float().flatten(1)
+    assert torch.equal(bits, ref) and bits.t().is_contiguous()
+    assert torch.equal(enc.eval()(feats), ref) and enc.eval()(feats).is_contiguous()
+    layer = WarpLUT(120, 50, k=2, sampling="soft", seed=0, backend="cpp").train()
+    mod = _cpu.load()
+
+    class NoTranspose:
+        def __getattr__(self, name):
+            if name == "node_major":
+                raise AssertionError("the first layer transposed node-major encoder bits")
+            return getattr(mod, name)
+
+    monkeypatch.setattr(_cpu, "load", lambda: NoTranspose())
+    torch.testing.assert_close(layer(bits), warp_forward_reference(ref, layer.idx, layer.theta, layer.tau),
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_cpp_noise_is_logistic_and_reproducible(cpp):
     n = K.kernel_noise("cpp", 7, 500, 400)
     assert torch.equal(n, K.kernel_noise("cpp", 7, 500, 400))

@@ -82,9 +82,17 @@ class Thermometer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.n_features:
             raise ShapeError(f"encoder expects (batch, {self.n_features}) features, got {tuple(x.shape)}")
-        if self.learnable and self.training:
-            t = self._soft_thresholds()
-            return torch.sigmoid((x[:, :, None] - t[None]) / self.temperature).flatten(1)
+        if self.training:
+            # Training: computed node-major ((F*T, B) contiguous) and returned as its transposed (B, F*T) view:
+            # the same values, faster here, and the fused WarpLUT kernels (warpc.nn.kernels) read it without a
+            # layout copy. Use .reshape, not .view, on the result.
+            xt = x.t()[:, None, :]
+            if self.learnable:
+                t = self._soft_thresholds()
+                bits = torch.sigmoid((xt - t[:, :, None]) / self.temperature)
+            else:
+                bits = (xt >= self.thresholds[:, :, None].to(x.dtype)).to(torch.float32)
+            return bits.reshape(self.out_features, x.shape[0]).t()
         if self.learnable:
             self.sync_thresholds()
         return (x[:, :, None] >= self.thresholds[None].to(x.dtype)).to(torch.float32).flatten(1)

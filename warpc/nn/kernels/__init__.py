@@ -185,7 +185,7 @@ def layer_forward(layer, x: torch.Tensor, backend: str, seed: int | None = None,
     if backend == "cpp":
         from ._cpu_fn import WarpCpuFn
 
-        return WarpCpuFn.apply(x, layer.theta, idx32, rev_ptr, rev_slot, layer.tau, mode, seed, noise, st)
+        return WarpCpuFn.apply(x, layer.theta, (idx32, rev_ptr, rev_slot, layer.tau, mode, seed, noise, st))
     if backend == "triton":
         from ._triton import WarpTritonFn
 
