@@ -8,7 +8,7 @@ LogicLayer (DLGN). Trainers run interleaved in rounds (the machine may be shared
 steps of every trainer; the table gives the median over rounds of the mean step time.
 
 Each step runs what warpc's trainer runs: the thermometer encoder (3 uniform thresholds per integer feature,
-0..255) on a batch of features, the WARP layers, GroupSum (tau 10), cross-entropy, backward, and the optimizer
+0..255) on a batch of features (the plain reference runs entirely in PyTorch, as under WARPC_BACKEND=torch), the WARP layers, GroupSum (tau 10), cross-entropy, backward, and the optimizer
 `warpc.train.Adam` (the trainer's own; `--adam torch` / `--adam fused` use torch.optim.Adam instead), the same
 for every trainer.
 
@@ -77,7 +77,10 @@ def warpc_net(cfg, backend, device):
         layers.append(WarpLUT(n, w, k=2, sampling="gumbel", init="residual", wiring="unique", seed=i,
                               backend=backend))
         n = w
-    return _Net(layers, cfg["n_in"]).to(device)
+    net = _Net(layers, cfg["n_in"]).to(device)
+    # the plain reference runs all-PyTorch, as under WARPC_BACKEND=torch (its encoder too, not the C++ one)
+    net.global_backend = "torch" if backend == "torch" else None
+    return net
 
 
 def torchlogix_net(cfg, device):
@@ -135,6 +138,7 @@ def make_step(model, x, y, opt_kind):
     else:
         opt = WarpcAdam(model.parameters(), lr=0.01)  # what warpc.train uses
     loss_fn = nn.CrossEntropyLoss()
+    backend = getattr(model, "global_backend", None)
 
     def step():
         loss = loss_fn(model(x), y)
@@ -142,7 +146,17 @@ def make_step(model, x, y, opt_kind):
         loss.backward()
         opt.step()
 
-    return step
+    if backend is None:
+        return step
+
+    def step_under_backend():
+        kernels.set_backend(backend)
+        try:
+            step()
+        finally:
+            kernels.set_backend(None)
+
+    return step_under_backend
 
 
 def sync(device):

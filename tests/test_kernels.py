@@ -143,6 +143,33 @@ def test_encoder_bits_are_node_major_and_read_without_a_copy(cpp, monkeypatch):
                                rtol=1e-5, atol=1e-6)
 
 
+def test_cpp_thermometer_equals_pytorch_encoder(cpp):
+    from warpc.nn.encoders import Thermometer
+    from warpc.nn.kernels import _cpu
+
+    mod = _cpu.load()
+    thr = torch.randint(-5, 260, (37, 4))
+    x = torch.randint(-10, 270, (70, 37)).float()
+    x[::3] += 0.5  # non-integer features
+    x[1, 2], x[2, 3] = float("nan"), float("inf")
+    ref = (x[:, :, None] >= thr[None].to(x.dtype)).to(torch.float32).flatten(1)
+    assert torch.equal(mod.thermometer(x, thr).t(), ref)
+    assert torch.equal(mod.thermometer(x.t().contiguous().t(), thr).t(), ref)  # any input strides
+    enc = Thermometer(37, 4).train()
+    enc.thresholds.copy_(thr)
+    used = []
+    orig = K.thermometer_bits
+    try:
+        K.thermometer_bits = lambda *a: used.append(1) or orig(*a)
+        assert torch.equal(enc(x), ref) and used  # the encoder takes the C++ path once the extension is loaded
+        K.set_backend("torch")
+        assert K.thermometer_bits(x, enc.thresholds) is None  # ... but not when everything must be plain PyTorch
+        assert torch.equal(enc(x), ref)
+    finally:
+        K.thermometer_bits = orig
+        K.set_backend(None)
+
+
 def test_cpp_noise_is_logistic_and_reproducible(cpp):
     n = K.kernel_noise("cpp", 7, 500, 400)
     assert torch.equal(n, K.kernel_noise("cpp", 7, 500, 400))

@@ -86,6 +86,12 @@ class Thermometer(nn.Module):
             # Training: computed node-major ((F*T, B) contiguous) and returned as its transposed (B, F*T) view:
             # the same values, faster here, and the fused WarpLUT kernels (warpc.nn.kernels) read it without a
             # layout copy. Use .reshape, not .view, on the result.
+            if not self.learnable:
+                from .kernels import thermometer_bits
+
+                bits = thermometer_bits(x, self.thresholds)  # the C++ kernel when a fused CPU layer loaded it
+                if bits is not None:
+                    return bits.t()
             xt = x.t()[:, None, :]
             if self.learnable:
                 t = self._soft_thresholds()

@@ -206,6 +206,20 @@ def kernel_noise(backend: str, seed: int, batch: int, out: int, device: torch.de
     raise ConfigError(f"no fused backend {backend!r}")
 
 
+def thermometer_bits(x: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor | None:
+    """Training-mode thermometer bits (F*T, B) node-major from the C++ kernel, or None for the PyTorch path.
+    Used only when the global backend allows cpp ("auto" / "cpp", so WARPC_BACKEND=torch stays all-PyTorch) and
+    the extension is already loaded (a fused layer loaded it; the encoder never triggers a build)."""
+    if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 2 or thresholds.dtype != torch.int64:
+        return None
+    from . import _cpu
+
+    mod = _cpu._state["mod"]
+    if mod is None or get_backend() not in ("auto", "cpp"):
+        return None
+    return mod.thermometer(x, thresholds)
+
+
 def fused_forward(layer, x: torch.Tensor) -> torch.Tensor | None:
     """WarpLUT.forward's hook (training mode): the fused output, or None for the plain path."""
     backend = resolve_backend(layer, x)
@@ -216,4 +230,4 @@ def fused_forward(layer, x: torch.Tensor) -> torch.Tensor | None:
 
 __all__ = ["BACKENDS", "set_backend", "get_backend", "resolve_backend", "cpp_available", "triton_available",
            "triton_selftest",
-           "layer_forward", "kernel_noise", "fused_forward", "reverse_index", "draw_seed"]
+           "layer_forward", "kernel_noise", "fused_forward", "reverse_index", "draw_seed", "thermometer_bits"]

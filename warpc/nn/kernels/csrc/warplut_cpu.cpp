@@ -382,6 +382,33 @@ torch::Tensor warp_noise(int64_t seed, int64_t out, int64_t B) {
   return nT;
 }
 
+// Thermometer encoder, node-major: x (B, F) float32 features, thresholds (F, T) int64 -> bits (F * T, B) float32,
+// bits[f * T + j][b] = x[b][f] >= float(t[f][j]) (the same compare, in float, as the PyTorch encoder). One pass
+// and no bool temporary; the first fused layer reads the result without a transpose.
+torch::Tensor thermometer(torch::Tensor x, torch::Tensor thr) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32 && x.device().is_cpu(), "x must be (B, F) float32 CPU");
+  TORCH_CHECK(thr.dim() == 2 && thr.scalar_type() == torch::kInt64 && thr.size(0) == x.size(1), "thresholds must be (F, T) int64");
+  x = x.contiguous();
+  thr = thr.contiguous();
+  const int64_t B = x.size(0), F = x.size(1), T = thr.size(1);
+  auto out = torch::empty({F * T, B}, x.options());
+  const float* xp = x.data_ptr<float>();
+  const int64_t* tp = thr.data_ptr<int64_t>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, F, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, B * T)), [&](int64_t f0, int64_t f1) {
+    std::vector<float> col(B);
+    for (int64_t f = f0; f < f1; ++f) {
+      for (int64_t b = 0; b < B; ++b) col[b] = xp[b * F + f];
+      for (int64_t j = 0; j < T; ++j) {
+        const float t = static_cast<float>(tp[f * T + j]);
+        float* o = op + (f * T + j) * B;
+        for (int64_t b = 0; b < B; ++b) o[b] = col[b] >= t ? 1.0f : 0.0f;
+      }
+    }
+  });
+  return out;
+}
+
 // (B, n) float32 with any strides (a batch-major input, an expanded gradient) -> (n, B) contiguous, in cache
 // tiles: torch's generic strided copy is several times slower for this access pattern.
 torch::Tensor node_major(torch::Tensor x) {
@@ -424,4 +451,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &warp_forward, "fused WARP-LUT forward (node-major)");
   m.def("backward", &warp_backward, "fused WARP-LUT backward (node-major, reverse-index input gradient)");
   m.def("noise", &warp_noise, "the kernel's logistic noise (out, B) for a seed");
+  m.def("thermometer", &thermometer, "thermometer bits, node-major (F*T, B)");
 }
