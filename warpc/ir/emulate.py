@@ -96,11 +96,16 @@ def _eval_words(plan: _Plan, in_words: np.ndarray) -> np.ndarray:
     return vals
 
 
-def emulate_bits(net: Netlist, bits: np.ndarray) -> np.ndarray:
-    """Values of every signal (N, n_signals) uint8 for encoded input bits (N, I)."""
+def _checked_bits(net: Netlist, bits: np.ndarray) -> np.ndarray:
     bits = np.asarray(bits)
     if bits.ndim != 2 or bits.shape[1] != len(net.inputs):
         raise ShapeError(f"expected input bits of shape (N, {len(net.inputs)}), got {bits.shape}")
+    return bits
+
+
+def emulate_bits(net: Netlist, bits: np.ndarray) -> np.ndarray:
+    """Values of every signal (N, n_signals) uint8 for encoded input bits (N, I)."""
+    bits = _checked_bits(net, bits)
     plan = _plan(net)
     out = np.empty((bits.shape[0], net.n_signals), dtype=np.uint8)
     for s in range(0, bits.shape[0], _CHUNK):
@@ -111,9 +116,7 @@ def emulate_bits(net: Netlist, bits: np.ndarray) -> np.ndarray:
 
 def counts_from_bits(net: Netlist, bits: np.ndarray) -> np.ndarray:
     """Class scores (N, classes) int64 for encoded input bits (N, I)."""
-    bits = np.asarray(bits)
-    if bits.ndim != 2 or bits.shape[1] != len(net.inputs):
-        raise ShapeError(f"expected input bits of shape (N, {len(net.inputs)}), got {bits.shape}")
+    bits = _checked_bits(net, bits)
     plan = _plan(net)
     n = bits.shape[0]
     counts = np.zeros((n, plan.classes), dtype=np.int64)
