@@ -29,6 +29,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from warpc.nn import GroupSum, WarpLUT  # noqa: E402
 from warpc.nn import kernels  # noqa: E402
+from warpc.train import resolve_device  # noqa: E402
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
 
@@ -140,8 +141,7 @@ def main():
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = ap.parse_args()
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     xtr, ytr, xte, yte = load_fashion(Path(args.data_dir))

@@ -39,6 +39,7 @@ from warpc.nn import GroupSum, WarpLUT  # noqa: E402
 from warpc.nn import kernels  # noqa: E402
 from warpc.nn.encoders import Thermometer  # noqa: E402
 from warpc.train import Adam as WarpcAdam  # noqa: E402
+from warpc.train import resolve_device  # noqa: E402
 
 CONFIGS = {
     "cpu-digits": dict(n_in=192, widths=[2000] * 3, batch=128),
@@ -238,8 +239,7 @@ def main():
     ap.add_argument("--tag", default="", help="suffix for the result file names")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = ap.parse_args()
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     names = args.configs or ([c for c in CONFIGS if c.startswith("cpu")] if device.type == "cpu" else list(CONFIGS))
