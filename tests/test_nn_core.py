@@ -198,3 +198,17 @@ def test_groupsum_transposed_layout_equals_contiguous():
     node_major = x.t().contiguous().t()  # what the fused kernels return
     assert not node_major.is_contiguous()
     assert torch.allclose(g(x), g(node_major))
+
+
+def test_learnable_wiring_training_mix_matches_naive_formula():
+    layer = WarpLUT(20, 10, k=3, wiring="learnable", candidates=5, sampling="soft", seed=0).train()
+    with torch.no_grad():
+        layer.wiring_logits.normal_()
+    x = torch.rand(6, 20, requires_grad=True)
+    w = torch.softmax(layer.wiring_logits, -1)
+    naive = (x[:, layer.cand] * w).sum(-1)  # (B, out, k): sum_c softmax_c * x[cand_c]
+    got = layer._gather(x)
+    assert torch.allclose(got, naive, atol=1e-6)
+    (gx_naive, gw_naive) = torch.autograd.grad(naive.sum(), (x, layer.wiring_logits))
+    (gx, gw) = torch.autograd.grad(got.sum(), (x, layer.wiring_logits))
+    assert torch.allclose(gx, gx_naive, atol=1e-5) and torch.allclose(gw, gw_naive, atol=1e-5)
