@@ -92,3 +92,19 @@ def test_cli_error_paths(tmp_path):
     assert r.exit_code == 1 and "no bitstream" in r.output
     r = CliRunner().invoke(main, ["run", "--build", str(tmp_path)])
     assert r.exit_code == 1 and "--port" in r.output
+
+
+def test_tool_run_stops_a_tool_past_its_time_limit(tmp_path):
+    import sys
+    import time
+
+    from warpc.build.tools import run
+    from warpc.errors import ToolTimeoutError
+
+    said = []
+    t = time.perf_counter()
+    with pytest.raises(ToolTimeoutError, match="stopped after"):
+        run([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path, tmp_path / "t.log", "sleepy",
+            said.append, timeout=1.0)
+    assert time.perf_counter() - t < 10
+    assert any("stopped after" in line for line in said)

@@ -34,6 +34,10 @@ class ToolchainError(WarpcError):
     """A synthesis / place-and-route / programming tool failed or is missing."""
 
 
+class ToolTimeoutError(ToolchainError):
+    """A tool ran past its time limit and was stopped."""
+
+
 class DoesNotFitError(ToolchainError):
     """The design needs more resources than the device has."""
 

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from .. import __version__
-from ..errors import ConfigError, DatasetError, NetlistError, ToolchainError
+from ..errors import ConfigError, DatasetError, NetlistError, ToolchainError, ToolTimeoutError
 from ..ir.netlist import Netlist
 from . import equiv, tools
 from .boards import load_board, platform_for
@@ -88,13 +88,15 @@ def build(source, board: str = "icebreaker", out: str | Path = "build", *, pipel
           toolchain: str = "yowasp", lut_cells: str | None = None, scores: bool = False, seed: int = 1,
           router: str = "auto", equivalence: bool = True, formal: bool = True, formal_timeout: float = 120,
           x=None, y=None, data_dir=None, max_vectors: int | None = None, allow_timing_fail: bool = False,
-          progress: Callable[[str], None] | None = print) -> dict:
+          router2_timeout: float = 300.0, progress: Callable[[str], None] | None = print) -> dict:
     """Build a bitstream for `board` from a Netlist / CompiledNet / checkpoint path / netlist JSON.
 
     Writes into `out`: top.bin, top.asc, every tool's log, report.json (returned as a dict). The equivalence
     check (on by default) simulates the RTL and post-synthesis core on the test set (x / the checkpoint's test
     split; random vectors if neither exists) and proves RTL == netlist formally; a mismatch raises
-    EquivalenceError. DoesNotFitError when the device is too small.
+    EquivalenceError. DoesNotFitError when the device is too small. With router="auto", a router2 run that
+    has not finished after `router2_timeout` seconds (seen: router2 cycling on 4 overused wires for 9+ minutes
+    on a design that router1 routes) is stopped and place-and-route is redone with router1.
     """
     t_start = time.perf_counter()
     stages: dict[str, float] = {}
@@ -164,14 +166,22 @@ def build(source, board: str = "icebreaker", out: str | Path = "build", *, pipel
     options["router_used"] = rt
 
     nextpnr = tools.tool(toolchain, "nextpnr-ice40")
-    cmd = [nextpnr, "--quiet", "--log", "nextpnr.log", brd.get("nextpnr_device", "--up5k"), "--package",
-           brd.get("nextpnr_package", "sg48"), "--json", "top.json", "--pcf", "top.pcf", "--asc", "top.asc",
-           "--report", "nextpnr.json", "--seed", str(seed), "--router", rt]
-    if allow_timing_fail:
-        cmd.append("--timing-allow-fail")
+
+    def pnr_cmd(rt: str) -> list[str]:
+        cmd = [nextpnr, "--quiet", "--log", "nextpnr.log", brd.get("nextpnr_device", "--up5k"), "--package",
+               brd.get("nextpnr_package", "sg48"), "--json", "top.json", "--pcf", "top.pcf", "--asc", "top.asc",
+               "--report", "nextpnr.json", "--seed", str(seed), "--router", rt]
+        return cmd + (["--timing-allow-fail"] if allow_timing_fail else [])
+
     t = time.perf_counter()
     try:
-        tools.run(cmd, out, out / "nextpnr.stdout.log", "place-and-route", say)
+        try:
+            limit = router2_timeout if (router == "auto" and rt == "router2") else None
+            tools.run(pnr_cmd(rt), out, out / "nextpnr.stdout.log", "place-and-route", say, timeout=limit)
+        except ToolTimeoutError:
+            say("[place-and-route] router2 did not converge in time; routing again with router1")
+            options["router_used"] = "router1 (router2 timed out)"
+            tools.run(pnr_cmd("router1"), out, out / "nextpnr.stdout.log", "place-and-route", say)
     except ToolchainError as e:
         from .report import parse_stat
 

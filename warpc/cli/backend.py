@@ -53,6 +53,8 @@ def hdl_cmd(source, out, pipeline, lut_cells, pack_k, name, toolchain):
               help="LUT network as SB_LUT4 instances (board default) or portable logic for ABC to map")
 @click.option("--scores/--no-scores", default=False, show_default=True, help="UART reply carries class scores")
 @click.option("--router", type=click.Choice(["auto", "router1", "router2"]), default="auto", show_default=True)
+@click.option("--router2-timeout", default=300.0, show_default=True,
+              help="with --router auto: seconds before a stuck router2 run is redone with router1")
 @click.option("--seed", default=1, show_default=True, help="nextpnr placement seed")
 @click.option("--no-equiv", is_flag=True, help="skip the equivalence checks (simulation and formal)")
 @click.option("--no-formal", is_flag=True, help="skip only the formal check")
@@ -62,8 +64,8 @@ def hdl_cmd(source, out, pipeline, lut_cells, pack_k, name, toolchain):
 @click.option("--max-vectors", type=int, default=None, help="check only the first N test vectors")
 @click.option("--allow-timing-fail", is_flag=True, help="keep the bitstream even if Fmax < the board clock")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def synth_cmd(source, board, out, pipeline, toolchain, lut_cells, scores, router, seed, no_equiv, no_formal,
-              formal_timeout, dataset, data_dir, max_vectors, allow_timing_fail, as_json):
+def synth_cmd(source, board, out, pipeline, toolchain, lut_cells, scores, router, router2_timeout, seed, no_equiv,
+              no_formal, formal_timeout, dataset, data_dir, max_vectors, allow_timing_fail, as_json):
     """Checkpoint (or netlist JSON) -> bitstream OUT/top.bin, OUT/report.json, with equivalence checks."""
     from ..build.flow import build
     from ..build.report import format_report
@@ -77,7 +79,7 @@ def synth_cmd(source, board, out, pipeline, toolchain, lut_cells, scores, router
     rep = build(source, board=board, out=out, pipeline=pipeline, toolchain=toolchain, lut_cells=lut_cells,
                 scores=scores, seed=seed, router=router, equivalence=not no_equiv, formal=not no_formal,
                 formal_timeout=formal_timeout, x=x, y=y, data_dir=data_dir, max_vectors=max_vectors,
-                allow_timing_fail=allow_timing_fail, progress=_echo_err)
+                allow_timing_fail=allow_timing_fail, router2_timeout=router2_timeout, progress=_echo_err)
     click.echo(json.dumps(rep, indent=1, default=str) if as_json else format_report(rep))
 
 
