@@ -27,7 +27,10 @@ from .report import summarize_build, write_report
 
 ARTEFACTS = ("top.bin", "top.asc", "top.json", "report.json", "nextpnr.json", "stat.json", "top.il")
 POPCOUNT_FORMAL_MAX = 32  # widest class group whose popcount block still gets a formal proof
-ROUTER2_ABOVE_LUTS = 1500  # measured: router1 is quicker and gives higher Fmax on small designs; see docs/backend.md
+# Measured (docs/backend.md, README): router1 is quicker with higher Fmax on small designs; at ~3,300 LUTs it took
+# 32-186 s (quiet / loaded) while router2 took 84 s on one design and never converged on another (4 overused
+# wires for 9+ min). Above this size router2 routed every Fashion-MNIST build; a stuck run falls back to router1.
+ROUTER2_ABOVE_LUTS = 3500
 
 
 def _netlist_from(source, pack_k: int | None = 4) -> tuple[Netlist, dict]:
