@@ -91,6 +91,21 @@ struct Noise {
   const float* ext;  // (out, B) when mode == 2
 };
 
+// Walsh terms of node j for batch columns [b0, b0 + n): s_i = 1 - 2 x_i, chi_m = prod_{i in m} s_i (doubling order).
+template <int K>
+inline __attribute__((always_inline)) void walsh_block(const float* xT, const int32_t* idx, int64_t j, int64_t B,
+                                                       int64_t b0, int n, float (*s)[blk<K>()],
+                                                       float (*chi)[blk<K>()]) {
+  for (int i = 0; i < K; ++i) {
+    const float* xr = xT + static_cast<int64_t>(idx[j * K + i]) * B + b0;
+    for (int b = 0; b < n; ++b) s[i][b] = 1.0f - 2.0f * xr[b];
+  }
+  for (int b = 0; b < n; ++b) chi[0][b] = 1.0f;
+  for (int i = 0; i < K; ++i)
+    for (int m = 0; m < (1 << i); ++m)
+      for (int b = 0; b < n; ++b) chi[(1 << i) + m][b] = chi[m][b] * s[i][b];
+}
+
 template <int K>
 inline __attribute__((always_inline)) void forward_nodes(int64_t j0, int64_t j1, int64_t B, const float* xT, const int32_t* idx, const float* theta,
                    float inv_tau, Noise nz, bool st, float* yT, float* ysT) {
@@ -102,14 +117,7 @@ inline __attribute__((always_inline)) void forward_nodes(int64_t j0, int64_t j1,
     const float* th = theta + j * M;
     for (int64_t b0 = 0; b0 < B; b0 += BLK) {
       const int n = static_cast<int>(std::min<int64_t>(BLK, B - b0));
-      for (int i = 0; i < K; ++i) {
-        const float* xr = xT + static_cast<int64_t>(idx[j * K + i]) * B + b0;
-        for (int b = 0; b < n; ++b) s[i][b] = 1.0f - 2.0f * xr[b];
-      }
-      for (int b = 0; b < n; ++b) chi[0][b] = 1.0f;
-      for (int i = 0; i < K; ++i)
-        for (int m = 0; m < (1 << i); ++m)
-          for (int b = 0; b < n; ++b) chi[(1 << i) + m][b] = chi[m][b] * s[i][b];
+      walsh_block<K>(xT, idx, j, B, b0, n, s, chi);
       for (int b = 0; b < n; ++b) a[b] = th[0];
       for (int m = 1; m < M; ++m) {
         const float t = th[m];
@@ -170,14 +178,7 @@ inline __attribute__((always_inline)) void backward_nodes(int64_t j0, int64_t j1
     for (int m = 0; m < M; ++m) acc[m] = 0.0f;
     for (int64_t b0 = 0; b0 < B; b0 += BLK) {
       const int n = static_cast<int>(std::min<int64_t>(BLK, B - b0));
-      for (int i = 0; i < K; ++i) {
-        const float* xr = xT + static_cast<int64_t>(idx[j * K + i]) * B + b0;
-        for (int b = 0; b < n; ++b) s[i][b] = 1.0f - 2.0f * xr[b];
-      }
-      for (int b = 0; b < n; ++b) chi[0][b] = 1.0f;
-      for (int i = 0; i < K; ++i)
-        for (int m = 0; m < (1 << i); ++m)
-          for (int b = 0; b < n; ++b) chi[(1 << i) + m][b] = chi[m][b] * s[i][b];
+      walsh_block<K>(xT, idx, j, B, b0, n, s, chi);
       const float* gr = gT + j * B + b0;
       const float* yr = ysT + j * B + b0;
       // y = sigmoid(-a / tau): dy/dz = -y (1 - y) / tau
