@@ -2,16 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
 
 from ..errors import CheckpointError, ConfigError, ShapeError
-
-# On a shared, oversubscribed CPU, OpenMP threads that spin while waiting slow training 10x (measured: 2 x 2,000
-# nodes on digits, 79 ms/step spinning vs 6.5 ms/step passive). Must be set before torch loads libgomp.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 commands: list[click.Command] = []
 
