@@ -15,6 +15,10 @@ for every trainer.
 Configurations (k = 2, Gumbel noise, residual init):
   cpu-digits   192 inputs (64 features x 3 thresholds), 3 x 2,000 nodes, batch 128
   cpu-fashion  2,352 inputs (784 x 3), 3 x 2,000 nodes, batch 128
+  cpu-digits-default   warpc's default recipe: 448 inputs (64 x 7), 2,000 + 1,000 nodes, learnable first-layer
+                       wiring (16 candidates), batch 128
+  cpu-fashion-up5k     the UP5K Fashion recipe: 1,568 inputs (784 x 2), 2,400 + 1,000 nodes, learnable first
+                       layer, batch 128 (learnable configs time warpc's trainers only: the peers have no such wiring)
   gpu-12k      9,216 inputs (3,072 x 3), 4 x 12,000 nodes, batch 128   (the fast-training issue's configurations)
   gpu-256k     15,360 inputs (5,120 x 3), 5 x 256,000 nodes, batch 64
 
@@ -44,6 +48,8 @@ from warpc.train import resolve_device  # noqa: E402
 CONFIGS = {
     "cpu-digits": dict(n_in=192, widths=[2000] * 3, batch=128),
     "cpu-fashion": dict(n_in=2352, widths=[2000] * 3, batch=128),
+    "cpu-digits-default": dict(n_in=448, widths=[2000, 1000], batch=128, thresholds=7, learnable=True),
+    "cpu-fashion-up5k": dict(n_in=1568, widths=[2400, 1000], batch=128, thresholds=2, learnable=True),
     "gpu-12k": dict(n_in=9216, widths=[12000] * 4, batch=128),
     "gpu-256k": dict(n_in=15360, widths=[256000] * 5, batch=64),
 }
@@ -51,18 +57,18 @@ CLASSES = 10
 THRESHOLDS = 3
 
 
-def make_encoder(n_in):
-    """Thermometer over n_in / 3 integer features (0..255) with 3 uniform thresholds, as warpc's trainer uses."""
+def make_encoder(n_in, thresholds=THRESHOLDS):
+    """Thermometer over n_in / T integer features (0..255) with T uniform thresholds, as warpc's trainer uses."""
     import numpy as np
 
-    enc = Thermometer(n_in // THRESHOLDS, THRESHOLDS)
-    return enc.fit(np.tile(np.array([[0], [255]]), (1, n_in // THRESHOLDS)), "uniform")
+    enc = Thermometer(n_in // thresholds, thresholds)
+    return enc.fit(np.tile(np.array([[0], [255]]), (1, n_in // thresholds)), "uniform")
 
 
 class _Net(nn.Module):
-    def __init__(self, layers, n_in, tau_head=10.0, contiguous_bits=False):
+    def __init__(self, layers, n_in, tau_head=10.0, contiguous_bits=False, thresholds=THRESHOLDS):
         super().__init__()
-        self.encoder = make_encoder(n_in)
+        self.encoder = make_encoder(n_in, thresholds)
         self.layers = nn.Sequential(*layers)
         self.head = GroupSum(CLASSES, tau_head)
         self.contiguous_bits = contiguous_bits  # peers that expect a plain (batch, inputs) tensor
@@ -75,10 +81,11 @@ class _Net(nn.Module):
 def warpc_net(cfg, backend, device):
     layers, n = [], cfg["n_in"]
     for i, w in enumerate(cfg["widths"]):
-        layers.append(WarpLUT(n, w, k=2, sampling="gumbel", init="residual", wiring="unique", seed=i,
+        wiring = "learnable" if cfg.get("learnable") and i == 0 else "unique"
+        layers.append(WarpLUT(n, w, k=2, sampling="gumbel", init="residual", wiring=wiring, seed=i,
                               backend=backend))
         n = w
-    net = _Net(layers, cfg["n_in"]).to(device)
+    net = _Net(layers, cfg["n_in"], thresholds=cfg.get("thresholds", THRESHOLDS)).to(device)
     # the plain reference runs all-PyTorch, as under WARPC_BACKEND=torch (its encoder too, not the C++ one)
     net.global_backend = "torch" if backend == "torch" else None
     return net
@@ -105,8 +112,8 @@ def difflogic_net(cfg, device):
     return _Net(layers, cfg["n_in"], contiguous_bits=True).to(device)
 
 
-def trainers(device):
-    """(name, builder, note) for everything that can run on `device`."""
+def trainers(device, cfg):
+    """(name, builder, note) for everything that can run `cfg` on `device`."""
     out = [("warpc-torch (plain reference)", lambda c: warpc_net(c, "torch", device), None)]
     if device.type == "cpu":
         if kernels.cpp_available():
@@ -115,6 +122,8 @@ def trainers(device):
         if kernels.triton_available():
             out.append(("warpc-triton", lambda c: warpc_net(c, "triton", device), None))
             out.append(("warpc-triton-bf16", lambda c: warpc_net(c, "triton", device), "bf16"))
+    if cfg.get("learnable"):
+        return out  # the peers have no learnable wiring
     try:
         import torchlogix  # noqa: F401
 
@@ -167,10 +176,11 @@ def sync(device):
 
 def run_config(name, cfg, device, args):
     torch.manual_seed(0)
-    x = torch.randint(0, 256, (cfg["batch"], cfg["n_in"] // THRESHOLDS), device=device).float()  # features
+    n_features = cfg["n_in"] // cfg.get("thresholds", THRESHOLDS)
+    x = torch.randint(0, 256, (cfg["batch"], n_features), device=device).float()  # features
     y = torch.randint(0, CLASSES, (cfg["batch"],), device=device)
     entries = []
-    for tname, build, note in trainers(device):
+    for tname, build, note in trainers(device, cfg):
         try:
             base = 0
             if device.type == "cuda":

@@ -56,10 +56,70 @@ def compare_backend(backend, k, sampling, batch=37, n_in=50, n_out=40, init="ran
     torch.testing.assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-5)
 
 
+def compare_learnable(backend, k, sampling, batch=37, n_in=50, n_out=30, candidates=5, device="cpu"):
+    """Learnable wiring on a fused backend against the plain mixture (WarpLUT._gather) + reference layer:
+    forward, and gradients of theta, the wiring logits and the input."""
+    def make():
+        return WarpLUT(n_in, n_out, k=k, sampling=sampling, init="random", wiring="learnable",
+                       candidates=candidates, seed=k).to(device)
+
+    layer, ref = make(), make()
+    torch.manual_seed(k)
+    logits = torch.randn(n_out, k, candidates, device=device)
+    with torch.no_grad():
+        layer.wiring_logits.copy_(logits)
+        ref.wiring_logits.copy_(logits)
+    x = torch.rand(batch, n_in, device=device, requires_grad=True)
+    seed = 99 + k
+    y = K.layer_forward(layer, x, backend, seed=seed)
+    noise = K.kernel_noise(backend, seed, batch, n_out, device) if sampling.startswith("gumbel") else None
+    x2 = x.detach().clone().requires_grad_(True)
+    slots = torch.arange(n_out * k, device=device).view(n_out, k)
+    ys = warp_forward_reference(ref._gather(x2).reshape(batch, n_out * k), slots, ref.theta, ref.tau, noise)
+    yr = ys + ((ys > 0.5).to(ys.dtype) - ys).detach() if sampling.endswith("_st") else ys
+    if sampling.endswith("_st"):
+        assert (y != yr).float().mean().item() < 1e-3
+    else:
+        torch.testing.assert_close(y, yr, rtol=1e-5, atol=1e-6)
+    g = torch.randn(batch, n_out, device=device)
+    (y * g).sum().backward()
+    (yr * g).sum().backward()
+    torch.testing.assert_close(layer.theta.grad, ref.theta.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(layer.wiring_logits.grad, ref.wiring_logits.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
 @pytest.mark.parametrize("sampling", SAMPLINGS)
 def test_cpp_matches_reference(cpp, k, sampling):
     compare_backend(cpp, k, sampling)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("sampling", ["soft", "gumbel_st"])
+def test_cpp_learnable_wiring_matches_reference(cpp, k, sampling):
+    compare_learnable(cpp, k, sampling)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cpp_learnable_wiring_thread_counts_and_gumbel(cpp, threads):
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        compare_learnable(cpp, 2, "gumbel", batch=130, n_in=70, n_out=64, candidates=16)
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_cpp_learnable_wiring_is_used_in_training_and_not_in_eval(cpp):
+    layer = WarpLUT(20, 16, wiring="learnable", seed=0)
+    x = torch.rand(8, 20)
+    assert K.resolve_backend(layer, x) == "cpp"
+    y = layer.train()(x)
+    assert y.t().is_contiguous()  # node-major: the fused path ran
+    assert K.resolve_backend(WarpLUT(20, 16, wiring="learnable", seed=0, backend="torch"), x) == "torch"
+    hard = layer.eval()(x)
+    assert set(hard.unique().tolist()) <= {0.0, 1.0}
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -205,7 +265,7 @@ def test_dispatch_selection(cpp, monkeypatch):
     assert K.resolve_backend(warp, x) == "cpp"
     assert K.resolve_backend(WarpLUT(10, 8, seed=0, backend="torch"), x) == "torch"
     assert K.resolve_backend(WarpLUT(10, 8, parametrization="dlgn", seed=0), x) == "torch"
-    assert K.resolve_backend(WarpLUT(10, 8, wiring="learnable", seed=0), x) == "torch"
+    assert K.resolve_backend(WarpLUT(10, 8, wiring="learnable", seed=0), x) == "cpp"
     assert K.resolve_backend(warp, x.double()) == "torch"
     monkeypatch.setenv("WARPC_BACKEND", "torch")
     assert K.resolve_backend(warp, x) == "torch"
@@ -285,6 +345,9 @@ TRITON_SCRIPT = textwrap.dedent(
         for s in ("soft", "gumbel", "soft_st", "gumbel_st"):
             compare_backend("triton", k, s, batch=20, n_in=24, n_out=18)
     compare_backend("triton", 2, "gumbel", tau=0.7, batch=20, n_in=24, n_out=18)
+    from tests.test_kernels import compare_learnable
+    for k, s in ((2, "soft"), (2, "gumbel"), (3, "gumbel_st"), (6, "soft")):
+        compare_learnable("triton", k, s, batch=20, n_in=24, n_out=10, candidates=4)
     # bf16 activations: forward within bf16 rounding, gradients in fp32 for theta
     from warpc.nn import WarpLUT, warp_forward_reference
     lay = WarpLUT(24, 18, k=3, sampling="soft", init="random", seed=0)
@@ -358,8 +421,16 @@ def test_triton_kernels_compile_for_sm90_without_a_gpu(k):
     assert len(_compile_for_sm90(T._bwd_node_kernel, bwd_sig, {"K": k, "NEED_GX": True, "BN": bn, "BB": bb})
                .asm["cubin"]) > 0
     if k == 2:
-        in_sig = {"buf": "*fp32", "rev_ptr": "*i64", "rev_slot": "*i32", "gxT": "*fp32", "n_in": "i32", "B": "i32",
-                  "BP": "constexpr", "BB": "constexpr"}
-        assert len(_compile_for_sm90(T._bwd_input_kernel, in_sig, {"BP": 16, "BB": 128}).asm["cubin"]) > 0
+        in_sig = {"buf": "*fp32", "w": "*fp32", "rev_ptr": "*i64", "rev_slot": "*i32", "gxT": "*bf16", "n_in": "i32",
+                  "B": "i32", "C": "i32", "WEIGHTED": "constexpr", "BP": "constexpr", "BB": "constexpr"}
+        for weighted in (False, True):
+            assert len(_compile_for_sm90(T._bwd_input_kernel, in_sig, {"WEIGHTED": weighted, "BP": 16, "BB": 128})
+                       .asm["cubin"]) > 0
+        mix_sig = {"xT": "*bf16", "cand": "*i32", "w": "*fp32", "mT": "*bf16", "S": "i32", "B": "i32", "C": "i32",
+                   "BS": "constexpr", "BB": "constexpr"}
+        assert len(_compile_for_sm90(T._mix_fwd_kernel, mix_sig, {"BS": 32, "BB": 128}).asm["cubin"]) > 0
+        gw_sig = {"gT": "*fp32", "xT": "*bf16", "cand": "*i32", "part": "*fp32", "S": "i32", "B": "i32", "C": "i32",
+                  "BS": "constexpr", "BB": "constexpr"}
+        assert len(_compile_for_sm90(T._mix_grad_w_kernel, gw_sig, {"BS": 32, "BB": 128}).asm["cubin"]) > 0
         nz_sig = {"nT": "*fp32", "total": "i32", "seed": "i64", "BLOCK": "constexpr"}
         assert len(_compile_for_sm90(T._noise_kernel, nz_sig, {"BLOCK": 1024}).asm["cubin"]) > 0

@@ -194,7 +194,7 @@ class WarpLUT(nn.Module):
             raise ShapeError(f"WarpLUT expects input (batch, {self.in_features}), got {tuple(x.shape)}")
         if not self.training:
             return self._forward_hard(x)
-        if self.parametrization == "warp" and self.wiring != "learnable":
+        if self.parametrization == "warp":
             from .kernels import fused_forward
 
             y = fused_forward(self, x)

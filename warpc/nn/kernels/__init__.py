@@ -124,8 +124,8 @@ def resolve_backend(layer, x: torch.Tensor) -> str:
         want = get_backend()
     if want == "torch":
         return "torch"
-    if layer.parametrization != "warp" or layer.wiring == "learnable":
-        return "torch"  # DLGN and learnable wiring: plain path only
+    if layer.parametrization != "warp":
+        return "torch"  # DLGN: plain path only
     if x.is_cuda:
         if (want in ("auto", "triton") and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
                 and triton_available() and triton_selftest(layer.k, x.device)):
@@ -147,21 +147,69 @@ def resolve_backend(layer, x: torch.Tensor) -> str:
     return "torch"
 
 
-def reverse_index(layer, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(idx int32, rev_ptr int64 (in+1), rev_slot int32 (out*k)): the CSR of the slots j*k+i reading each input.
-    Cached per layer; rebuilt when the wiring buffer changes (new storage, in-place update or device)."""
-    key = (idx.data_ptr(), idx._version, idx.device, tuple(idx.shape), layer.in_features)
-    hit = _rev_cache.get(layer)
+def _csr(flat: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ptr int64 (n+1), order int32): positions of `flat` grouped by value, ascending within each value."""
+    order = torch.argsort(flat, stable=True)
+    counts = torch.bincount(flat, minlength=n)
+    ptr = torch.zeros(n + 1, dtype=torch.int64, device=flat.device)
+    ptr[1:] = torch.cumsum(counts, 0)
+    return ptr, order.to(torch.int32).contiguous()
+
+
+def _cached(layer, tag: str, idx: torch.Tensor, n: int, build):
+    """Per-layer cache of index-derived tensors, rebuilt when `idx` changes (new storage, in-place update or
+    device)."""
+    key = (idx.data_ptr(), idx._version, idx.device, tuple(idx.shape), n)
+    per_layer = _rev_cache.setdefault(layer, {})
+    hit = per_layer.get(tag)
     if hit is not None and hit[0] == key:
         return hit[1]
-    flat = idx.reshape(-1)
-    order = torch.argsort(flat, stable=True)
-    counts = torch.bincount(flat, minlength=layer.in_features)
-    ptr = torch.zeros(layer.in_features + 1, dtype=torch.int64, device=idx.device)
-    ptr[1:] = torch.cumsum(counts, 0)
-    val = (idx.to(torch.int32).contiguous(), ptr, order.to(torch.int32).contiguous())
-    _rev_cache[layer] = (key, val)
+    val = build()
+    per_layer[tag] = (key, val)
     return val
+
+
+def reverse_index(layer, idx: torch.Tensor, n_in: int | None = None, tag: str = "idx"
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(idx int32, rev_ptr int64 (in+1), rev_slot int32 (out*k)): the CSR of the slots j*k+i reading each input.
+    Cached per layer and tag; rebuilt when the wiring changes."""
+    n = layer.in_features if n_in is None else n_in
+
+    def build():
+        ptr, order = _csr(idx.reshape(-1), n)
+        return idx.to(torch.int32).contiguous(), ptr, order
+
+    return _cached(layer, tag, idx, n, build)
+
+
+def slot_wiring(layer, device: torch.device) -> torch.Tensor:
+    """One-to-one wiring (out, k) of a learnable layer's WARP part onto its mixed slots (slot s = j*k + i)."""
+    def build():
+        return torch.arange(layer.out_features * layer.k, device=device).view(layer.out_features, layer.k)
+
+    return _cached(layer, f"slots-{device}", layer.cand, layer.out_features * layer.k, build)
+
+
+def mix_forward(layer, x: torch.Tensor, backend: str) -> torch.Tensor:
+    """Learnable wiring on a fused backend: (B, out*k) mixture of each slot's candidate inputs under the softmax
+    of `wiring_logits` (differentiable in x and the logits), node-major like a fused layer's output."""
+    w = torch.softmax(layer.wiring_logits, -1).reshape(-1, layer.candidates)
+    cand = layer.cand.reshape(-1, layer.candidates)
+
+    def build():
+        ptr, order = _csr(cand.reshape(-1), layer.in_features)
+        return cand.to(torch.int32).contiguous(), ptr, order
+
+    cfg = _cached(layer, "cand", layer.cand, layer.in_features, build)
+    if backend == "cpp":
+        from ._cpu_fn import MixCpuFn
+
+        return MixCpuFn.apply(x, w, cfg)
+    if backend == "triton":
+        from ._triton import MixTritonFn
+
+        return MixTritonFn.apply(x, w, *cfg)
+    raise ConfigError(f"no fused backend {backend!r}")
 
 
 def draw_seed() -> int:
@@ -172,8 +220,14 @@ def draw_seed() -> int:
 def layer_forward(layer, x: torch.Tensor, backend: str, seed: int | None = None,
                   noise: torch.Tensor | None = None) -> torch.Tensor:
     """Training forward of a WARP layer on a fused backend. `noise` (B, out) replaces the kernel's own noise
-    (gumbel samplings only); `seed` fixes the kernel's noise (see `kernel_noise`)."""
-    idx32, rev_ptr, rev_slot = reverse_index(layer, layer.idx)
+    (gumbel samplings only); `seed` fixes the kernel's noise (see `kernel_noise`). A learnable-wiring layer first
+    mixes its candidate inputs (`mix_forward`), then runs the WARP kernel wired one-to-one onto the mixture."""
+    if layer.wiring == "learnable":
+        x = mix_forward(layer, x, backend)
+        slots = slot_wiring(layer, x.device)
+        idx32, rev_ptr, rev_slot = reverse_index(layer, slots, slots.numel(), tag=f"slot-rev-{x.device}")
+    else:
+        idx32, rev_ptr, rev_slot = reverse_index(layer, layer.idx)
     gumbel = layer.sampling.startswith("gumbel")
     st = layer.sampling.endswith("_st")
     if not gumbel:
@@ -230,4 +284,5 @@ def fused_forward(layer, x: torch.Tensor) -> torch.Tensor | None:
 
 __all__ = ["BACKENDS", "set_backend", "get_backend", "resolve_backend", "cpp_available", "triton_available",
            "triton_selftest",
-           "layer_forward", "kernel_noise", "fused_forward", "reverse_index", "draw_seed", "thermometer_bits"]
+           "layer_forward", "mix_forward", "kernel_noise", "fused_forward", "reverse_index", "slot_wiring",
+           "draw_seed", "thermometer_bits"]

@@ -89,8 +89,10 @@ def _bwd_node_kernel(gT, xT, idx, theta, ysT, gth_part, buf, out, B, inv_tau,
 
 
 @triton.jit
-def _bwd_input_kernel(buf, rev_ptr, rev_slot, gxT, n_in, B, BP: tl.constexpr, BB: tl.constexpr):
-    """gx[p, b] = sum over the slots reading input p of buf[slot, b] (reverse index, no atomics)."""
+def _bwd_input_kernel(buf, w, rev_ptr, rev_slot, gxT, n_in, B, C,
+                      WEIGHTED: tl.constexpr, BP: tl.constexpr, BB: tl.constexpr):
+    """gx[p, b] = sum over the entries q reading input p of buf[q, b] (reverse index, no atomics). WEIGHTED
+    (learnable wiring): q = slot * C + candidate, and the term is w[q] * buf[slot, b]."""
     offs_p = tl.program_id(0) * BP + tl.arange(0, BP)
     offs_b = tl.program_id(1) * BB + tl.arange(0, BB)
     mp = offs_p < n_in
@@ -100,10 +102,46 @@ def _bwd_input_kernel(buf, rev_ptr, rev_slot, gxT, n_in, B, BP: tl.constexpr, BB
     acc = tl.zeros([BP, BB], tl.float32)
     for t in range(0, tl.max(deg, axis=0)):
         ok = (t < deg) & mp
-        slot = tl.load(rev_slot + start + t, mask=ok, other=0).to(tl.int64)
-        acc += tl.load(buf + slot[:, None] * B + offs_b[None, :], mask=ok[:, None] & mb[None, :], other=0.0)
+        q = tl.load(rev_slot + start + t, mask=ok, other=0).to(tl.int64)
+        if WEIGHTED:
+            wq = tl.load(w + q, mask=ok, other=0.0)
+            row = tl.load(buf + (q // C)[:, None] * B + offs_b[None, :], mask=ok[:, None] & mb[None, :], other=0.0)
+            acc += wq[:, None] * row.to(tl.float32)
+        else:
+            acc += tl.load(buf + q[:, None] * B + offs_b[None, :], mask=ok[:, None] & mb[None, :], other=0.0)
     tl.store(gxT + offs_p[:, None].to(tl.int64) * B + offs_b[None, :], acc.to(gxT.dtype.element_ty),
              mask=mp[:, None] & mb[None, :])
+
+
+@triton.jit
+def _mix_fwd_kernel(xT, cand, w, mT, S, B, C, BS: tl.constexpr, BB: tl.constexpr):
+    """Learnable wiring: mT[s, b] = sum_c w[s, c] xT[cand[s, c], b]."""
+    offs_s = tl.program_id(0) * BS + tl.arange(0, BS)
+    offs_b = tl.program_id(1) * BB + tl.arange(0, BB)
+    ms = offs_s < S
+    mb = offs_b < B
+    mask = ms[:, None] & mb[None, :]
+    acc = tl.zeros([BS, BB], tl.float32)
+    for c in range(0, C):
+        src = tl.load(cand + offs_s * C + c, mask=ms, other=0).to(tl.int64)
+        wc = tl.load(w + offs_s * C + c, mask=ms, other=0.0)
+        acc += wc[:, None] * tl.load(xT + src[:, None] * B + offs_b[None, :], mask=mask, other=0.0).to(tl.float32)
+    tl.store(mT + offs_s[:, None].to(tl.int64) * B + offs_b[None, :], acc.to(mT.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _mix_grad_w_kernel(gT, xT, cand, part, S, B, C, BS: tl.constexpr, BB: tl.constexpr):
+    """part[pid_b, s, c] = sum over this batch tile of gT[s, b] xT[cand[s, c], b] (summed over tiles outside)."""
+    pid_b = tl.program_id(1)
+    offs_s = tl.program_id(0) * BS + tl.arange(0, BS)
+    offs_b = pid_b * BB + tl.arange(0, BB)
+    ms = offs_s < S
+    mask = ms[:, None] & (offs_b < B)[None, :]
+    g = tl.load(gT + offs_s[:, None].to(tl.int64) * B + offs_b[None, :], mask=mask, other=0.0).to(tl.float32)
+    for c in range(0, C):
+        src = tl.load(cand + offs_s * C + c, mask=ms, other=0).to(tl.int64)
+        xv = tl.load(xT + src[:, None] * B + offs_b[None, :], mask=mask, other=0.0).to(tl.float32)
+        tl.store(part + (pid_b * S + offs_s).to(tl.int64) * C + c, tl.sum(g * xv, axis=1), mask=ms)
 
 
 @triton.jit
@@ -173,7 +211,50 @@ class WarpTritonFn(torch.autograd.Function):
         if need_gx:
             gxT = torch.empty(n_in, B, device=xT.device, dtype=xT.dtype)
             bp = 16
-            _bwd_input_kernel[(triton.cdiv(n_in, bp), triton.cdiv(B, bb))](buf, rev_ptr, rev_slot, gxT, n_in, B,
-                                                                           BP=bp, BB=bb)
+            _bwd_input_kernel[(triton.cdiv(n_in, bp), triton.cdiv(B, bb))](buf, buf, rev_ptr, rev_slot, gxT, n_in,
+                                                                           B, 1, WEIGHTED=False, BP=bp, BB=bb)
             gx = gxT.t()
         return gx, gtheta, None, None, None, None, None, None, None, None
+
+
+class MixTritonFn(torch.autograd.Function):
+    """Learnable wiring: apply(x, w, cand32, rev_ptr, rev_pair) -> the (B, S) view of the node-major mixture."""
+
+    @staticmethod
+    def forward(ctx, x, w, cand32, rev_ptr, rev_pair):
+        xT = x.t()
+        if not xT.is_contiguous():
+            xT = xT.contiguous()
+        wd = w.detach().to(torch.float32).contiguous()
+        S, C = cand32.shape
+        B = xT.shape[1]
+        mT = torch.empty(S, B, device=x.device, dtype=x.dtype)
+        bb = min(128, triton.next_power_of_2(max(int(B), 1)))
+        bs = max(2, _TILE // bb)
+        _mix_fwd_kernel[(triton.cdiv(S, bs), triton.cdiv(B, bb))](xT, cand32, wd, mT, S, B, C, BS=bs, BB=bb)
+        ctx.save_for_backward(xT, wd, cand32, rev_ptr, rev_pair)
+        ctx.w_dtype = w.dtype
+        return mT.t()
+
+    @staticmethod
+    def backward(ctx, g):
+        xT, wd, cand32, rev_ptr, rev_pair = ctx.saved_tensors
+        gT = g.t()
+        if not gT.is_contiguous():
+            gT = gT.contiguous()
+        S, C = cand32.shape
+        n_in, B = xT.shape
+        bb = min(128, triton.next_power_of_2(max(int(B), 1)))
+        bs = max(2, _TILE // bb)
+        nbb = triton.cdiv(B, bb)
+        part = torch.empty(nbb, S, C, device=xT.device, dtype=torch.float32)
+        _mix_grad_w_kernel[(triton.cdiv(S, bs), nbb)](gT, xT, cand32, part, S, B, C, BS=bs, BB=bb)
+        gw = (part[0] if nbb == 1 else part.sum(0)).to(ctx.w_dtype)
+        gx = None
+        if ctx.needs_input_grad[0]:
+            gxT = torch.empty(n_in, B, device=xT.device, dtype=xT.dtype)
+            bp = 16
+            _bwd_input_kernel[(triton.cdiv(n_in, bp), nbb)](gT, wd, rev_ptr, rev_pair, gxT, n_in, B, C,
+                                                            WEIGHTED=True, BP=bp, BB=bb)
+            gx = gxT.t()
+        return gx, gw, None, None, None

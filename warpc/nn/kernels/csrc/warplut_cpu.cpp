@@ -447,10 +447,116 @@ torch::Tensor node_major(torch::Tensor x) {
   return out;
 }
 
+// ---- learnable wiring ---------------------------------------------------------------------------------------
+// A learnable slot s (= node * k + input) reads the softmax mixture of C candidate inputs:
+// mT[s] = sum_c w[s][c] * xT[cand[s][c]]. The mixture is node-major, so the WARP kernels above read it as a layer
+// input wired one-to-one. One row per slot, never the (S, C, B) gather the plain path materialises.
+WARPC_CLONES void mix_rows(int64_t s0, int64_t s1, int64_t B, int64_t C, const float* x, const int32_t* cand,
+                           const float* w, float* m) {
+  for (int64_t s = s0; s < s1; ++s) {
+    float* o = m + s * B;
+    const float* r = x + static_cast<int64_t>(cand[s * C]) * B;
+    const float w0 = w[s * C];
+    for (int64_t b = 0; b < B; ++b) o[b] = w0 * r[b];
+    for (int64_t c = 1; c < C; ++c) {
+      const float* rc = x + static_cast<int64_t>(cand[s * C + c]) * B;
+      const float wc = w[s * C + c];
+      for (int64_t b = 0; b < B; ++b) o[b] += wc * rc[b];
+    }
+  }
+}
+
+// dL/dw[s][c] = <gT[s], xT[cand[s][c]]>: one thread per slot, no atomics.
+WARPC_CLONES void mix_grad_w(int64_t s0, int64_t s1, int64_t B, int64_t C, const float* g, const float* x,
+                             const int32_t* cand, float* gw) {
+  for (int64_t s = s0; s < s1; ++s) {
+    const float* gr = g + s * B;
+    for (int64_t c = 0; c < C; ++c) {
+      const float* xr = x + static_cast<int64_t>(cand[s * C + c]) * B;
+      float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t b = 0; b < B; ++b) sum += gr[b] * xr[b];
+      gw[s * C + c] = sum;
+    }
+  }
+}
+
+// dL/dxT[p] = sum over the (slot, candidate) pairs q reading p of w[q] * gT[q / C]: through the reverse index
+// (CSR rev_ptr / rev_pair, sorted), so each input row is written by one thread in a fixed order.
+WARPC_CLONES void mix_grad_x(int64_t p0, int64_t p1, int64_t B, int64_t C, const float* g, const float* w,
+                             const int64_t* rp, const int32_t* rq, float* gx) {
+  for (int64_t p = p0; p < p1; ++p) {
+    float* dst = gx + p * B;
+    for (int64_t b = 0; b < B; ++b) dst[b] = 0.0f;
+    for (int64_t t = rp[p]; t < rp[p + 1]; ++t) {
+      const int64_t q = rq[t];
+      const float* src = g + (q / C) * B;
+      const float wq = w[q];
+      for (int64_t b = 0; b < B; ++b) dst[b] += wq * src[b];
+    }
+  }
+}
+
+void check_mix_args(const torch::Tensor& xT, const torch::Tensor& cand, const torch::Tensor& w) {
+  check_f32_contig(xT, "xT");
+  check_f32_contig(w, "w");
+  TORCH_CHECK(cand.scalar_type() == torch::kInt32 && cand.is_contiguous() && cand.dim() == 2,
+              "cand must be int32 (slots, candidates)");
+  TORCH_CHECK(w.dim() == 2 && w.size(0) == cand.size(0) && w.size(1) == cand.size(1), "w must match cand");
+  TORCH_CHECK(cand.size(1) >= 1, "at least one candidate per slot");
+}
+
+// xT (in, B), cand (S, C) int32, w (S, C) -> mT (S, B).
+torch::Tensor mix_forward(torch::Tensor xT, torch::Tensor cand, torch::Tensor w) {
+  check_mix_args(xT, cand, w);
+  const int64_t S = cand.size(0), C = cand.size(1), B = xT.size(1);
+  auto mT = torch::empty({S, B}, xT.options());
+  const float* x = xT.data_ptr<float>();
+  const int32_t* cd = cand.data_ptr<int32_t>();
+  const float* wp = w.data_ptr<float>();
+  float* m = mT.data_ptr<float>();
+  at::parallel_for(0, S, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, B * C)), [&](int64_t s0, int64_t s1) {
+    mix_rows(s0, s1, B, C, x, cd, wp, m);
+  });
+  return mT;
+}
+
+// gT (S, B) gradient of the mixture; rev_ptr (in + 1) / rev_pair (S * C): CSR of the pairs s * C + c reading
+// each input. Returns (gw (S, C), gxT (in, B) or an empty tensor).
+std::vector<torch::Tensor> mix_backward(torch::Tensor gT, torch::Tensor xT, torch::Tensor cand, torch::Tensor w,
+                                        torch::Tensor rev_ptr, torch::Tensor rev_pair, bool need_gx) {
+  check_mix_args(xT, cand, w);
+  check_f32_contig(gT, "gT");
+  const int64_t S = cand.size(0), C = cand.size(1), B = xT.size(1), n_in = xT.size(0);
+  TORCH_CHECK(gT.size(0) == S && gT.size(1) == B, "gT shape mismatch");
+  auto gw = torch::empty({S, C}, xT.options());
+  const float* g = gT.data_ptr<float>();
+  const float* x = xT.data_ptr<float>();
+  const int32_t* cd = cand.data_ptr<int32_t>();
+  const float* wp = w.data_ptr<float>();
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, B * C));
+  at::parallel_for(0, S, grain, [&](int64_t s0, int64_t s1) { mix_grad_w(s0, s1, B, C, g, x, cd, gw.data_ptr<float>()); });
+  torch::Tensor gxT;
+  if (need_gx) {
+    TORCH_CHECK(rev_ptr.scalar_type() == torch::kInt64 && rev_ptr.numel() == n_in + 1, "rev_ptr must be int64 (in + 1)");
+    TORCH_CHECK(rev_pair.scalar_type() == torch::kInt32 && rev_pair.numel() == S * C, "rev_pair must be int32 (S * C)");
+    gxT = torch::empty({n_in, B}, xT.options());
+    const int64_t* rp = rev_ptr.data_ptr<int64_t>();
+    const int32_t* rq = rev_pair.data_ptr<int32_t>();
+    float* gx = gxT.data_ptr<float>();
+    at::parallel_for(0, n_in, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, B)), [&](int64_t p0, int64_t p1) {
+      mix_grad_x(p0, p1, B, C, g, wp, rp, rq, gx);
+    });
+  }
+  return {gw, gxT};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("node_major", &node_major, "(B, n) any strides -> (n, B) contiguous");
   m.def("forward", &warp_forward, "fused WARP-LUT forward (node-major)");
   m.def("backward", &warp_backward, "fused WARP-LUT backward (node-major, reverse-index input gradient)");
   m.def("noise", &warp_noise, "the kernel's logistic noise (out, B) for a seed");
   m.def("thermometer", &thermometer, "thermometer bits, node-major (F*T, B)");
+  m.def("mix_forward", &mix_forward, "learnable wiring: softmax mixture of candidate rows (node-major)");
+  m.def("mix_backward", &mix_backward, "learnable wiring backward (reverse-index input gradient)");
 }
