@@ -1,6 +1,10 @@
 #!/usr/bin/env python
 """Discrete test accuracy vs training seconds on Fashion-MNIST: warpc WARP (fused backend) vs DLGN.
 
+Trainers: `warp` (warpc WARP-LUT, fused backend, fixed unique wiring), `warp-learnable` (the same with learnable
+first-layer wiring, widths from --learnable-widths), `warp-plain` (WARP on the plain PyTorch path), `dlgn`
+(warpc's plain-PyTorch DLGN), and `difflogic` (difflogic's CUDA LogicLayer, random connections, when importable).
+
 Both nets: thermometer bits (3 uniform thresholds per pixel, computed once and kept on the device), the same
 widths, k = 2, GroupSum head, Adam, batch 128, the same seeds. Each trainer gets the same wall-clock training
 budget; at fixed intervals training pauses and the *discrete* (eval-mode, hard LUT) network is scored on the
@@ -60,12 +64,18 @@ def thermometer(x: np.ndarray, t: int) -> torch.Tensor:
 
 
 class Net(nn.Module):
-    def __init__(self, n_in, widths, parametrization, tau_head, init, seed, backend):
+    def __init__(self, n_in, widths, parametrization, tau_head, init, seed, backend, first_wiring="unique"):
         super().__init__()
         layers, n = [], n_in
         for i, w in enumerate(widths):
-            layers.append(WarpLUT(n, w, k=2, sampling="gumbel", init=init, wiring="unique",
-                                  parametrization=parametrization, seed=seed * 1000 + i, backend=backend))
+            if parametrization == "difflogic":
+                from difflogic import LogicLayer  # needs its CUDA extension
+
+                layers.append(LogicLayer(n, w, device="cuda", implementation="cuda", connections="random"))
+            else:
+                layers.append(WarpLUT(n, w, k=2, sampling="gumbel", init=init,
+                                      wiring=first_wiring if i == 0 else "unique",
+                                      parametrization=parametrization, seed=seed * 1000 + i, backend=backend))
             n = w
         self.layers = nn.Sequential(*layers)
         self.head = GroupSum(10, tau_head)
@@ -84,8 +94,17 @@ def discrete_accuracy(model, x, y, batch=1000):
     return correct.item() / len(x)
 
 
+def make_optimizer(model, lr, device):
+    """The same optimizer for every trainer: fused torch Adam on CUDA, warpc's (fused) Adam on the CPU."""
+    if device.type == "cuda":
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    from warpc.train import Adam
+
+    return Adam(model.parameters(), lr=lr)
+
+
 def run(name, model, lr, xtr, ytr, xte, yte, args, device):
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = make_optimizer(model, lr, device)
     loss_fn = nn.CrossEntropyLoss()
     g = torch.Generator(device="cpu").manual_seed(args.seed)
     n = len(xtr)
@@ -136,7 +155,13 @@ def main():
     ap.add_argument("--target", type=float, default=None, help="report the first time this accuracy is reached")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--trainers", nargs="+", default=["warp", "dlgn"], choices=["warp", "warp-plain", "dlgn"])
+    ap.add_argument("--trainers", nargs="+", default=["warp", "dlgn"],
+                    choices=["warp", "warp-learnable", "warp-plain", "dlgn", "difflogic"])
+    ap.add_argument("--learnable-widths", type=int, nargs="+", default=None,
+                    help="widths of the warp-learnable trainer (default: --widths)")
+    ap.add_argument("--lr-difflogic", type=float, default=0.01)
+    ap.add_argument("--warmup", type=int, default=3,
+                    help="steps on a throwaway model before the clock starts (kernel compiles), 0 = none")
     ap.add_argument("--data-dir", default=str(DATA))
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
@@ -149,24 +174,55 @@ def main():
     xtr_b, xte_b = thermometer(xtr, args.thresholds).to(device), thermometer(xte, args.thresholds).to(device)
     ytr_t, yte_t = torch.from_numpy(ytr.astype(np.int64)).to(device), torch.from_numpy(yte.astype(np.int64)).to(device)
     n_in = xtr_b.shape[1]
-    results = []
-    for t in args.trainers:
+    def build(t):
+        """(name, lr, model) for trainer t, seeded alike."""
         torch.manual_seed(args.seed)
         if t == "dlgn":
-            model = Net(n_in, args.widths, "dlgn", args.tau_head, args.init, args.seed, "torch").to(device)
-            name, lr = "DLGN (plain PyTorch)", args.lr_dlgn
-        else:
-            backend = "torch" if t == "warp-plain" else "auto"
-            model = Net(n_in, args.widths, "warp", args.tau_head, args.init, args.seed, backend).to(device)
+            return "DLGN (plain PyTorch)", args.lr_dlgn, Net(n_in, args.widths, "dlgn", args.tau_head, args.init,
+                                                             args.seed, "torch").to(device)
+        if t == "difflogic":
+            return "difflogic CUDA (DLGN)", args.lr_difflogic, Net(n_in, args.widths, "difflogic", args.tau_head,
+                                                                   args.init, args.seed, None).to(device)
+        if t == "warp-learnable":
+            widths = args.learnable_widths or args.widths
+            model = Net(n_in, widths, "warp", args.tau_head, args.init, args.seed, "auto",
+                        first_wiring="learnable").to(device)
             used = kernels.resolve_backend(model.layers[0], xtr_b[:2])
-            name, lr = f"WARP ({used} backend)", args.lr_warp
+            return f"WARP learnable wiring {widths} ({used})", args.lr_warp, model
+        backend = "torch" if t == "warp-plain" else "auto"
+        model = Net(n_in, args.widths, "warp", args.tau_head, args.init, args.seed, backend).to(device)
+        return f"WARP ({kernels.resolve_backend(model.layers[0], xtr_b[:2])} backend)", args.lr_warp, model
+
+    results, warmups = [], {}
+    for t in args.trainers:
+        try:
+            name, lr, model = build(t)
+        except Exception as e:  # a peer that is not installed here (difflogic without CUDA): reported, not fatal
+            print(f"{t} skipped: {type(e).__name__}: {e}", flush=True)
+            continue
+        if args.warmup:
+            # Kernel builds, JIT compiles and allocator warm-up happen once per process, not per training run:
+            # a few steps on this model, then a fresh one with the same seed. The time is reported, not counted.
+            t0 = time.perf_counter()
+            opt = make_optimizer(model, lr, device)
+            for _ in range(args.warmup):
+                loss = nn.functional.cross_entropy(model(xtr_b[:args.batch]), ytr_t[:args.batch])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            warmups[name] = round(time.perf_counter() - t0, 2)
+            del model, opt
+            name, lr, model = build(t)
         results.append(run(name, model, lr, xtr_b, ytr_t, xte_b, yte_t, args, device))
+        results[-1]["warmup_seconds"] = warmups.get(name)
         del model
     hw = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine()
     meta = dict(device=device.type, hardware=hw, threads=torch.get_num_threads(), torch=torch.__version__,
                 command=" ".join(sys.argv), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 widths=args.widths, thresholds=args.thresholds, tau_head=args.tau_head, init=args.init,
-                batch=args.batch, seconds=args.seconds)
+                batch=args.batch, seconds=args.seconds, warmup_steps=args.warmup)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"convergence_{device.type}" + (f"_{args.tag}" if args.tag else "")

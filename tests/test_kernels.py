@@ -332,6 +332,43 @@ def test_cpp_stack_matches_plain_and_trains(cpp):
     assert sum(losses[-10:]) / 10 < 0.85 * sum(losses[:10]) / 10
 
 
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (scripts/gpu/check.sh)")
+
+
+@needs_cuda
+@pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_cuda_triton_matches_reference(k, sampling):
+    pytest.importorskip("triton")
+    compare_backend("triton", k, sampling, batch=300, n_in=700, n_out=900, device="cuda")
+
+
+@needs_cuda
+@pytest.mark.parametrize("k", [2, 4, 6])
+def test_cuda_triton_learnable_wiring_matches_reference(k):
+    pytest.importorskip("triton")
+    compare_learnable("triton", k, "gumbel", batch=300, n_in=500, n_out=400, candidates=16, device="cuda")
+
+
+@needs_cuda
+def test_cuda_auto_selects_triton_and_a_bf16_stack_trains():
+    pytest.importorskip("triton")
+    torch.manual_seed(0)
+    net = _stack("auto").cuda()
+    x = (torch.rand(256, 64, device="cuda") > 0.5).float()
+    assert K.resolve_backend(net[0], x) == "triton"
+    target = (x[:, :3].sum(1) + x[:, 3]).long() % 3
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    losses = []
+    for _ in range(60):
+        loss = nn.functional.cross_entropy(net(x.bfloat16()).float(), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-10:]) / 10 < 0.85 * sum(losses[:10]) / 10
+
+
 TRITON_SCRIPT = textwrap.dedent(
     """
     import os, sys
