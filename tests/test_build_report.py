@@ -108,3 +108,21 @@ def test_tool_run_stops_a_tool_past_its_time_limit(tmp_path):
             said.append, timeout=1.0)
     assert time.perf_counter() - t < 10
     assert any("stopped after" in line for line in said)
+
+
+def test_boards_found_from_env_source_tree_or_installed_prefix(monkeypatch, tmp_path):
+    """Editable installs read the repository's boards/; a wheel installs them under <prefix>/share/warpc/boards."""
+    import sys
+
+    from warpc.build import boards
+
+    assert boards.boards_dir().name == "boards" and (boards.boards_dir() / "icebreaker.json").is_file()
+    installed = tmp_path / "prefix" / "share" / "warpc" / "boards"
+    installed.mkdir(parents=True)
+    (installed / "icebreaker.json").write_text((boards.boards_dir() / "icebreaker.json").read_text())
+    monkeypatch.setattr(boards, "__file__", str(tmp_path / "site" / "warpc" / "build" / "boards.py"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    assert boards.boards_dir() == installed
+    assert load_board("icebreaker")["device"] == "iCE40UP5K"
+    monkeypatch.setenv("WARPC_BOARDS", str(tmp_path))
+    assert supported_boards() == []

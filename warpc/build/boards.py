@@ -5,14 +5,22 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 from pathlib import Path
 
 from ..errors import BoardError
 
 
 def boards_dir() -> Path:
+    """$WARPC_BOARDS, else the source tree's boards/ (editable install), else the copy a wheel installs under
+    <prefix>/share/warpc/boards (pyproject's data-files)."""
     env = os.environ.get("WARPC_BOARDS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "boards"
+    if env:
+        return Path(env)
+    source = Path(__file__).resolve().parents[2] / "boards"
+    if source.is_dir():
+        return source
+    return Path(sys.prefix) / "share" / "warpc" / "boards"
 
 
 def supported_boards() -> list[str]:
