@@ -3,7 +3,8 @@
 
 Trainers: `warp` (warpc WARP-LUT, fused backend, fixed unique wiring), `warp-learnable` (the same with learnable
 first-layer wiring, widths from --learnable-widths), `warp-plain` (WARP on the plain PyTorch path), `dlgn`
-(warpc's plain-PyTorch DLGN), and `difflogic` (difflogic's CUDA LogicLayer, random connections, when importable).
+(warpc's plain-PyTorch DLGN), and `difflogic` (difflogic's LogicLayer, random connections, when importable: its CUDA
+kernel on a GPU, its own "python" implementation on the CPU; DIFFLOGIC_SRC may point at its unpacked source).
 
 Both nets: thermometer bits (3 uniform thresholds per pixel, computed once and kept on the device), the same
 widths, k = 2, GroupSum head, Adam, batch 128, the same seeds. Each trainer gets the same wall-clock training
@@ -35,6 +36,9 @@ from warpc.nn import GroupSum, WarpLUT  # noqa: E402
 from warpc.nn import kernels  # noqa: E402
 from warpc.train import resolve_device  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peers import import_difflogic  # noqa: E402
+
 DATA = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -64,14 +68,16 @@ def thermometer(x: np.ndarray, t: int) -> torch.Tensor:
 
 
 class Net(nn.Module):
-    def __init__(self, n_in, widths, parametrization, tau_head, init, seed, backend, first_wiring="unique"):
+    def __init__(self, n_in, widths, parametrization, tau_head, init, seed, backend, first_wiring="unique",
+                 device_type="cpu"):
         super().__init__()
         layers, n = [], n_in
         for i, w in enumerate(widths):
             if parametrization == "difflogic":
-                from difflogic import LogicLayer  # needs its CUDA extension
-
-                layers.append(LogicLayer(n, w, device="cuda", implementation="cuda", connections="random"))
+                cuda = device_type == "cuda"
+                difflogic, _ = import_difflogic(cpu_ok=not cuda)  # CPU: difflogic's own python implementation
+                layers.append(difflogic.LogicLayer(n, w, device="cuda" if cuda else "cpu",
+                                                   implementation="cuda" if cuda else "python", connections="random"))
             else:
                 layers.append(WarpLUT(n, w, k=2, sampling="gumbel", init=init,
                                       wiring=first_wiring if i == 0 else "unique",
@@ -181,8 +187,9 @@ def main():
             return "DLGN (plain PyTorch)", args.lr_dlgn, Net(n_in, args.widths, "dlgn", args.tau_head, args.init,
                                                              args.seed, "torch").to(device)
         if t == "difflogic":
-            return "difflogic CUDA (DLGN)", args.lr_difflogic, Net(n_in, args.widths, "difflogic", args.tau_head,
-                                                                   args.init, args.seed, None).to(device)
+            name = "difflogic CUDA (DLGN)" if device.type == "cuda" else "difflogic python impl. (DLGN, CPU)"
+            return name, args.lr_difflogic, Net(n_in, args.widths, "difflogic", args.tau_head, args.init, args.seed,
+                                                None, device_type=device.type).to(device)
         if t == "warp-learnable":
             widths = args.learnable_widths or args.widths
             model = Net(n_in, widths, "warp", args.tau_head, args.init, args.seed, "auto",

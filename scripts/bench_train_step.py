@@ -4,7 +4,7 @@ for each available trainer, in one run, and write a table to scripts/results/.
 
 Trainers: warpc's plain PyTorch reference (backend="torch"), warpc's fused backends ("cpp" on CPU, "triton" and
 "triton-bf16" on CUDA), and, when importable, torchlogix (LogicDense, parametrization="warp") and difflogic's CUDA
-LogicLayer (DLGN). Trainers run interleaved in rounds (the machine may be shared): each round times `--steps`
+LogicLayer (DLGN; on the CPU its own "python" implementation, see scripts/_peers.py). Trainers run interleaved in rounds (the machine may be shared): each round times `--steps`
 steps of every trainer; the table gives the median over rounds of the mean step time.
 
 Each step runs what warpc's trainer runs: the thermometer encoder (3 uniform thresholds per integer feature,
@@ -44,6 +44,9 @@ from warpc.nn import kernels  # noqa: E402
 from warpc.nn.encoders import Thermometer  # noqa: E402
 from warpc.train import Adam as WarpcAdam  # noqa: E402
 from warpc.train import resolve_device  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peers import import_difflogic  # noqa: E402
 
 CONFIGS = {
     "cpu-digits": dict(n_in=192, widths=[2000] * 3, batch=128),
@@ -103,11 +106,13 @@ def torchlogix_net(cfg, device):
 
 
 def difflogic_net(cfg, device):
-    from difflogic import LogicLayer  # needs its CUDA extension
+    """difflogic's LogicLayer: its CUDA kernel on a GPU, its own CPU ("python") implementation on the CPU."""
+    difflogic, impl = import_difflogic(cpu_ok=device.type == "cpu")
 
     layers, n = [], cfg["n_in"]
     for w in cfg["widths"]:
-        layers.append(LogicLayer(n, w, device="cuda", implementation="cuda", connections="random"))
+        layers.append(difflogic.LogicLayer(n, w, device=device.type, implementation="cuda" if device.type == "cuda"
+                                           else "python", connections="random"))
         n = w
     return _Net(layers, cfg["n_in"], contiguous_bits=True).to(device)
 
@@ -130,13 +135,12 @@ def trainers(device, cfg):
         out.append(("torchlogix WARP", lambda c: torchlogix_net(c, device), None))
     except Exception:
         pass
-    if device.type == "cuda":
-        try:
-            import difflogic  # noqa: F401
-
-            out.append(("difflogic CUDA (DLGN)", lambda c: difflogic_net(c, device), None))
-        except Exception:
-            pass
+    try:
+        import_difflogic(cpu_ok=device.type == "cpu")
+        name = "difflogic CUDA (DLGN)" if device.type == "cuda" else "difflogic python impl. (DLGN, CPU)"
+        out.append((name, lambda c: difflogic_net(c, device), None))
+    except Exception:
+        pass
     return out
 
 

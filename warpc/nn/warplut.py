@@ -217,12 +217,18 @@ class WarpLUT(nn.Module):
         return y
 
     def _forward_hard(self, x: torch.Tensor) -> torch.Tensor:
-        xi = x[:, self.wiring_indices()]
-        if self.parametrization == "dlgn":
-            tables = torch.from_numpy(dlgn_gate_tables()).to(x.device)[self.logits.argmax(-1)]  # (out, 4)
-            corner = (xi[..., 0] > 0.5).long() + 2 * (xi[..., 1] > 0.5).long()
-            return torch.gather(tables.expand(x.shape[0], -1, -1), 2, corner.unsqueeze(-1)).squeeze(-1).to(x.dtype)
-        # Sign of z in float64, so that it agrees with truth_tables() (also float64) on every corner.
+        xi = x[:, self.wiring_indices()]  # (B, out, k)
+        binary = bool(((xi == 0) | (xi == 1)).all())
+        if binary or self.parametrization == "dlgn":
+            # Look each node's corner up in truth_tables(), the very tables discretization hands to the netlist, so
+            # eval output == netlist by construction. (Fractional inputs, which only a caller can feed in eval
+            # mode, are rounded at 0.5 for DLGN; WARP takes the sign of its relaxed z below.)
+            tables = torch.from_numpy(self.truth_tables()).to(x.device).reshape(-1)  # (out * 2^k,)
+            corner = torch.arange(self.out_features, device=x.device) << self.k
+            corner = corner.expand(xi.shape[:2]).clone()
+            for i in range(self.k):
+                corner |= (xi[..., i] > 0.5).to(torch.int64) << i
+            return tables[corner].to(x.dtype)
         z = (walsh_basis(xi.double()) * self.theta.double()).sum(-1)
         return (z < 0).to(x.dtype)
 
