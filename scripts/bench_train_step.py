@@ -3,7 +3,7 @@
 for each available trainer, in one run, and write a table to scripts/results/.
 
 Trainers: warpc's plain PyTorch reference (backend="torch"), warpc's fused backends ("cpp" on CPU, "triton" and
-"triton-bf16" on CUDA), and, when importable, torchlogix (LogicDense, parametrization="warp") and difflogic's CUDA
+"triton-bf16" on CUDA), warpc's DLGN parametrisation on the plain and fused paths, and, when importable, torchlogix (LogicDense, parametrization="warp") and difflogic's CUDA
 LogicLayer (DLGN; on the CPU its own "python" implementation, see scripts/_peers.py). Trainers run interleaved in rounds (the machine may be shared): each round times `--steps`
 steps of every trainer; the table gives the median over rounds of the mean step time.
 
@@ -81,12 +81,12 @@ class _Net(nn.Module):
         return self.head(self.layers(h.contiguous() if self.contiguous_bits else h))
 
 
-def warpc_net(cfg, backend, device):
+def warpc_net(cfg, backend, device, parametrization="warp"):
     layers, n = [], cfg["n_in"]
     for i, w in enumerate(cfg["widths"]):
         wiring = "learnable" if cfg.get("learnable") and i == 0 else "unique"
         layers.append(WarpLUT(n, w, k=2, sampling="gumbel", init="residual", wiring=wiring, seed=i,
-                              backend=backend))
+                              backend=backend, parametrization=parametrization))
         n = w
     net = _Net(layers, cfg["n_in"], thresholds=cfg.get("thresholds", THRESHOLDS)).to(device)
     # the plain reference runs all-PyTorch, as under WARPC_BACKEND=torch (its encoder too, not the C++ one)
@@ -120,15 +120,18 @@ def difflogic_net(cfg, device):
 def trainers(device, cfg):
     """(name, builder, note) for everything that can run `cfg` on `device`."""
     out = [("warpc-torch (plain reference)", lambda c: warpc_net(c, "torch", device), None)]
-    if device.type == "cpu":
-        if kernels.cpp_available():
-            out.append(("warpc-cpp", lambda c: warpc_net(c, "cpp", device), None))
-    else:
-        if kernels.triton_available():
-            out.append(("warpc-triton", lambda c: warpc_net(c, "triton", device), None))
+    fused = "cpp" if device.type == "cpu" and kernels.cpp_available() else (
+        "triton" if device.type == "cuda" and kernels.triton_available() else None)
+    if fused:
+        out.append((f"warpc-{fused}", lambda c: warpc_net(c, fused, device), None))
+        if fused == "triton":
             out.append(("warpc-triton-bf16", lambda c: warpc_net(c, "triton", device), "bf16"))
     if cfg.get("learnable"):
         return out  # the peers have no learnable wiring
+    # warpc's DLGN (difflogic's 16-gate parametrisation) on the plain path and on the fused kernels
+    out.append(("warpc-torch DLGN", lambda c: warpc_net(c, "torch", device, "dlgn"), None))
+    if fused:
+        out.append((f"warpc-{fused} DLGN", lambda c: warpc_net(c, fused, device, "dlgn"), None))
     try:
         import torchlogix  # noqa: F401
 

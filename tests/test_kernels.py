@@ -101,6 +101,52 @@ def test_cpp_learnable_wiring_matches_reference(cpp, k, sampling):
     compare_learnable(cpp, k, sampling)
 
 
+def compare_dlgn(backend, sampling, wiring="random", batch=37, n_in=50, n_out=40, device="cpu"):
+    """DLGN on a fused backend (its gate mixture as Walsh coefficients, linear output) against the plain path."""
+    def make(b):
+        return WarpLUT(n_in, n_out, parametrization="dlgn", sampling=sampling, wiring=wiring, candidates=4,
+                       seed=3, backend=b).to(device)
+
+    fused, plain = make(backend), make("torch")
+    if wiring == "learnable":
+        with torch.no_grad():
+            logits = torch.randn_like(fused.wiring_logits)
+            fused.wiring_logits.copy_(logits)
+            plain.wiring_logits.copy_(logits)
+    x = torch.rand(batch, n_in, device=device, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    y = K.layer_forward(fused, x, backend)
+    yr = plain(x2)
+    if sampling.endswith("_st"):
+        assert (y != yr).float().mean().item() < 1e-3
+    else:
+        torch.testing.assert_close(y, yr, rtol=1e-5, atol=1e-6)
+    g = torch.randn(batch, n_out, device=device)
+    (y * g).sum().backward()
+    (yr * g).sum().backward()
+    torch.testing.assert_close(fused.logits.grad, plain.logits.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-5)
+    if wiring == "learnable":
+        torch.testing.assert_close(fused.wiring_logits.grad, plain.wiring_logits.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_dlgn_walsh_coefficients_reproduce_the_gates():
+    """Each of the 16 gates, written in the Walsh basis, gives c0 + c1 a + c2 b + c3 ab at every corner."""
+    from warpc.nn.warplut import DLGN_POLY, DLGN_WALSH, walsh_basis
+
+    corners = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.3, 0.8]])
+    a, b = corners[:, 0], corners[:, 1]
+    poly = DLGN_POLY[:, :1] + DLGN_POLY[:, 1:2] * a + DLGN_POLY[:, 2:3] * b + DLGN_POLY[:, 3:4] * a * b
+    walsh = DLGN_WALSH @ walsh_basis(corners).t()
+    torch.testing.assert_close(walsh, poly)
+
+
+@pytest.mark.parametrize("sampling", ["soft", "gumbel", "soft_st", "gumbel_st"])
+@pytest.mark.parametrize("wiring", ["random", "learnable"])
+def test_cpp_dlgn_matches_plain(cpp, sampling, wiring):
+    compare_dlgn(cpp, sampling, wiring)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_cpp_learnable_wiring_thread_counts_and_gumbel(cpp, threads):
     old = torch.get_num_threads()
@@ -264,7 +310,8 @@ def test_dispatch_selection(cpp, monkeypatch):
     warp = WarpLUT(10, 8, seed=0)
     assert K.resolve_backend(warp, x) == "cpp"
     assert K.resolve_backend(WarpLUT(10, 8, seed=0, backend="torch"), x) == "torch"
-    assert K.resolve_backend(WarpLUT(10, 8, parametrization="dlgn", seed=0), x) == "torch"
+    assert K.resolve_backend(WarpLUT(10, 8, parametrization="dlgn", seed=0), x) == "cpp"
+    assert K.resolve_backend(WarpLUT(10, 8, parametrization="dlgn", seed=0, backend="torch"), x) == "torch"
     assert K.resolve_backend(WarpLUT(10, 8, wiring="learnable", seed=0), x) == "cpp"
     assert K.resolve_backend(warp, x.double()) == "torch"
     monkeypatch.setenv("WARPC_BACKEND", "torch")
@@ -351,6 +398,13 @@ def test_cuda_triton_learnable_wiring_matches_reference(k):
 
 
 @needs_cuda
+@pytest.mark.parametrize("sampling", ["gumbel", "soft_st"])
+def test_cuda_triton_dlgn_matches_plain(sampling):
+    pytest.importorskip("triton")
+    compare_dlgn("triton", sampling, "random", batch=300, n_in=700, n_out=900, device="cuda")
+
+
+@needs_cuda
 def test_cuda_auto_selects_triton_and_a_bf16_stack_trains():
     pytest.importorskip("triton")
     torch.manual_seed(0)
@@ -385,6 +439,9 @@ TRITON_SCRIPT = textwrap.dedent(
     from tests.test_kernels import compare_learnable
     for k, s in ((2, "soft"), (2, "gumbel"), (3, "gumbel_st"), (6, "soft")):
         compare_learnable("triton", k, s, batch=20, n_in=24, n_out=10, candidates=4)
+    from tests.test_kernels import compare_dlgn
+    for s, w in (("soft", "random"), ("gumbel_st", "learnable")):
+        compare_dlgn("triton", s, w, batch=20, n_in=24, n_out=18)
     # bf16 activations: forward within bf16 rounding, gradients in fp32 for theta
     from warpc.nn import WarpLUT, warp_forward_reference
     lay = WarpLUT(24, 18, k=3, sampling="soft", init="random", seed=0)
@@ -448,15 +505,17 @@ def test_triton_kernels_compile_for_sm90_without_a_gpu(k):
     bn, bb = T._tiles(128, k)
     fwd_sig = {"xT": "*bf16", "idx": "*i32", "theta": "*fp32", "noise": "*fp32", "yT": "*bf16", "ysT": "*fp32",
                "out": "i32", "B": "i32", "seed": "i64", "inv_tau": "fp32", "K": "constexpr", "MODE": "constexpr",
-               "ST": "constexpr", "BN": "constexpr", "BB": "constexpr"}
-    for mode, st in ((1, True), (2, False)):
-        k_fwd = _compile_for_sm90(T._fwd_kernel, fwd_sig, {"K": k, "MODE": mode, "ST": st, "BN": bn, "BB": bb})
+               "ST": "constexpr", "BN": "constexpr", "BB": "constexpr", "LIN": "constexpr"}
+    for mode, st, lin in ((1, True, False), (2, False, False), (0, False, True)):
+        k_fwd = _compile_for_sm90(T._fwd_kernel, fwd_sig, {"K": k, "MODE": mode, "ST": st, "BN": bn, "BB": bb,
+                                                            "LIN": lin})
         assert len(k_fwd.asm["cubin"]) > 0
     bwd_sig = {"gT": "*fp32", "xT": "*fp32", "idx": "*i32", "theta": "*fp32", "ysT": "*fp32", "gth_part": "*fp32",
                "buf": "*fp32", "out": "i32", "B": "i32", "inv_tau": "fp32", "K": "constexpr", "NEED_GX": "constexpr",
-               "BN": "constexpr", "BB": "constexpr"}
-    assert len(_compile_for_sm90(T._bwd_node_kernel, bwd_sig, {"K": k, "NEED_GX": True, "BN": bn, "BB": bb})
-               .asm["cubin"]) > 0
+               "BN": "constexpr", "BB": "constexpr", "LIN": "constexpr"}
+    for lin in (False, True):
+        assert len(_compile_for_sm90(T._bwd_node_kernel, bwd_sig, {"K": k, "NEED_GX": True, "BN": bn, "BB": bb,
+                                                                   "LIN": lin}).asm["cubin"]) > 0
     if k == 2:
         in_sig = {"buf": "*fp32", "w": "*fp32", "rev_ptr": "*i64", "rev_slot": "*i32", "gxT": "*bf16", "n_in": "i32",
                   "B": "i32", "C": "i32", "WEIGHTED": "constexpr", "BP": "constexpr", "BB": "constexpr"}

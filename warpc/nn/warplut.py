@@ -67,6 +67,14 @@ DLGN_POLY = torch.tensor(
 )
 
 
+# {1, a, b, ab} coefficients -> Walsh coefficients (m = 0, {a}, {b}, {a, b}) with s = 1 - 2x:
+# a = (1 - s_a)/2, b = (1 - s_b)/2, ab = (1 - s_a - s_b + s_a s_b)/4.
+POLY_TO_WALSH = torch.tensor(
+    [[1.0, 0.0, 0.0, 0.0], [0.5, -0.5, 0.0, 0.0], [0.5, 0.0, -0.5, 0.0], [0.25, -0.25, -0.25, 0.25]]
+)
+DLGN_WALSH = DLGN_POLY @ POLY_TO_WALSH  # (16, 4): each gate's Walsh coefficients
+
+
 def dlgn_gate_tables() -> np.ndarray:
     """(16, 4) truth tables of the DLGN gates, corner c = a + 2 b, evaluated from DLGN_POLY itself."""
     a = np.array([0, 1, 0, 1], dtype=np.float64)
@@ -170,6 +178,13 @@ class WarpLUT(nn.Module):
             return self.theta
         return F.softmax(self.logits, -1) @ DLGN_POLY.to(self.logits.device)
 
+    def coefficients_walsh(self) -> torch.Tensor:
+        """(out, 2^k) Walsh coefficients of the training-mode node function (differentiable): WARP's theta; for
+        DLGN softmax(logits) @ DLGN_WALSH, whose z = sum_m theta_m chi_m is the gate mixture itself (no sigmoid)."""
+        if self.parametrization == "warp":
+            return self.theta
+        return F.softmax(self.logits, -1) @ DLGN_WALSH.to(self.logits.device, self.logits.dtype)
+
     @torch.no_grad()
     def truth_tables(self) -> np.ndarray:
         """Hard truth tables (out, 2^k) uint8, bit c = output at corner c (input i = bit i of c)."""
@@ -194,12 +209,11 @@ class WarpLUT(nn.Module):
             raise ShapeError(f"WarpLUT expects input (batch, {self.in_features}), got {tuple(x.shape)}")
         if not self.training:
             return self._forward_hard(x)
-        if self.parametrization == "warp":
-            from .kernels import fused_forward
+        from .kernels import fused_forward
 
-            y = fused_forward(self, x)
-            if y is not None:
-                return y
+        y = fused_forward(self, x)  # None: the plain path below
+        if y is not None:
+            return y
         xi = self._gather(x)
         if self.parametrization == "dlgn":
             c = self.coefficients()

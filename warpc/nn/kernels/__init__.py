@@ -124,8 +124,6 @@ def resolve_backend(layer, x: torch.Tensor) -> str:
         want = get_backend()
     if want == "torch":
         return "torch"
-    if layer.parametrization != "warp":
-        return "torch"  # DLGN: plain path only
     if x.is_cuda:
         if (want in ("auto", "triton") and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
                 and triton_available() and triton_selftest(layer.k, x.device)):
@@ -140,7 +138,8 @@ def resolve_backend(layer, x: torch.Tensor) -> str:
             return "triton"  # Triton's CPU interpreter: for tests, slow
         _warn_once("triton-cpu", "warpc: backend 'triton' needs a CUDA tensor (or TRITON_INTERPRET=1); using cpp/torch")
         want = "auto"
-    if x.dtype != torch.float32 or layer.theta.dtype != torch.float32:
+    params = layer.theta if layer.parametrization == "warp" else layer.logits
+    if x.dtype != torch.float32 or params.dtype != torch.float32:
         return "torch"
     if want in ("auto", "cpp") and cpp_available():
         return "cpp"
@@ -230,21 +229,33 @@ def layer_forward(layer, x: torch.Tensor, backend: str, seed: int | None = None,
         idx32, rev_ptr, rev_slot = reverse_index(layer, layer.idx)
     gumbel = layer.sampling.startswith("gumbel")
     st = layer.sampling.endswith("_st")
-    if not gumbel:
-        mode, seed, noise = 0, 0, None
-    elif noise is not None:
-        mode, seed = 2, 0
+    lin = layer.parametrization == "dlgn"
+    if lin:
+        # DLGN: y = c0 + c1 a + c2 b + c3 ab is multilinear, i.e. the WARP kernel's z with Walsh coefficients
+        # softmax(logits) @ DLGN_WALSH, output linear (no noise, no sigmoid); straight-through is applied here.
+        theta = layer.coefficients_walsh()
+        mode, seed, noise, kernel_st = 0, 0, None, False
     else:
-        mode, seed = 1, draw_seed() if seed is None else int(seed)
+        theta, kernel_st = layer.theta, st
+        if not gumbel:
+            mode, seed, noise = 0, 0, None
+        elif noise is not None:
+            mode, seed = 2, 0
+        else:
+            mode, seed = 1, draw_seed() if seed is None else int(seed)
     if backend == "cpp":
         from ._cpu_fn import WarpCpuFn
 
-        return WarpCpuFn.apply(x, layer.theta, (idx32, rev_ptr, rev_slot, layer.tau, mode, seed, noise, st))
-    if backend == "triton":
+        y = WarpCpuFn.apply(x, theta, (idx32, rev_ptr, rev_slot, layer.tau, mode, seed, noise, kernel_st, lin))
+    elif backend == "triton":
         from ._triton import WarpTritonFn
 
-        return WarpTritonFn.apply(x, layer.theta, idx32, rev_ptr, rev_slot, layer.tau, mode, seed, noise, st)
-    raise ConfigError(f"no fused backend {backend!r}")
+        y = WarpTritonFn.apply(x, theta, idx32, rev_ptr, rev_slot, layer.tau, mode, seed, noise, kernel_st, lin)
+    else:
+        raise ConfigError(f"no fused backend {backend!r}")
+    if lin and st:
+        y = y + ((y > 0.5).to(y.dtype) - y).detach()
+    return y
 
 
 def kernel_noise(backend: str, seed: int, batch: int, out: int, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -25,12 +25,13 @@ def _grad_rows(mod, g: torch.Tensor) -> torch.Tensor:
 
 
 class WarpCpuFn(torch.autograd.Function):
-    """apply(x, theta, cfg), cfg = (idx32, rev_ptr, rev_slot, tau, mode, seed, noise, st): the non-differentiable
-    arguments travel in one tuple, which keeps autograd's per-call argument handling short."""
+    """apply(x, theta, cfg), cfg = (idx32, rev_ptr, rev_slot, tau, mode, seed, noise, st, lin): the
+    non-differentiable arguments travel in one tuple, which keeps autograd's per-call argument handling short.
+    lin: linear output y = z (DLGN), no noise or sigmoid."""
 
     @staticmethod
     def forward(ctx, x, theta, cfg):
-        idx32, rev_ptr, rev_slot, tau, mode, seed, noise, st = cfg
+        idx32, rev_ptr, rev_slot, tau, mode, seed, noise, st, lin = cfg
         mod = _cpu.load()
         xT = _input_rows(mod, x)
         th = theta.detach()
@@ -39,19 +40,19 @@ class WarpCpuFn(torch.autograd.Function):
         nT = _EMPTY
         if noise is not None:
             nT = noise.t().to(torch.float32).contiguous()
-        yT, ysT = mod.forward(xT, idx32, th, float(tau), int(mode), int(seed), nT, bool(st))
+        yT, ysT = mod.forward(xT, idx32, th, float(tau), int(mode), int(seed), nT, bool(st), bool(lin))
         ctx.save_for_backward(xT, th, ysT)
-        ctx.cfg = (idx32, rev_ptr, rev_slot, float(tau))
+        ctx.cfg = (idx32, rev_ptr, rev_slot, float(tau), bool(lin))
         return yT.t()
 
     @staticmethod
     def backward(ctx, g):
         xT, th, ysT = ctx.saved_tensors
-        idx32, rev_ptr, rev_slot, tau = ctx.cfg
+        idx32, rev_ptr, rev_slot, tau, lin = ctx.cfg
         mod = _cpu.load()
         gT = _grad_rows(mod, g)
         need_gx = ctx.needs_input_grad[0]
-        gtheta, gxT = mod.backward(gT, xT, idx32, th, ysT, tau, rev_ptr, rev_slot, need_gx)
+        gtheta, gxT = mod.backward(gT, xT, idx32, th, ysT, tau, rev_ptr, rev_slot, need_gx, lin)
         return (gxT.t() if need_gx else None), gtheta, None
 
 

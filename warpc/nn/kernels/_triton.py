@@ -34,7 +34,8 @@ def _chi_block(xT, idx, offs_n, offs_b, mn, mb, B, K: tl.constexpr, M: tl.conste
 
 @triton.jit
 def _fwd_kernel(xT, idx, theta, noise, yT, ysT, out, B, seed, inv_tau,
-                K: tl.constexpr, MODE: tl.constexpr, ST: tl.constexpr, BN: tl.constexpr, BB: tl.constexpr):
+                K: tl.constexpr, MODE: tl.constexpr, ST: tl.constexpr, BN: tl.constexpr, BB: tl.constexpr,
+                LIN: tl.constexpr = False):
     M: tl.constexpr = 1 << K
     offs_n = tl.program_id(0) * BN + tl.arange(0, BN)
     offs_b = tl.program_id(1) * BB + tl.arange(0, BB)
@@ -46,22 +47,26 @@ def _fwd_kernel(xT, idx, theta, noise, yT, ysT, out, B, seed, inv_tau,
     th = tl.load(theta + offs_n[:, None] * M + m_r[None, :], mask=mn[:, None], other=0.0)
     z = tl.sum(chi * th[:, None, :], axis=2)
     flat = offs_n[:, None].to(tl.int64) * B + offs_b[None, :]
-    if MODE == 1:
-        u = tl.rand(seed, flat.to(tl.int32))
-        u = tl.minimum(tl.maximum(u, 1e-6), 1.0 - 1e-6)
-        z = z + (tl.log(u) - tl.log(1.0 - u))
-    elif MODE == 2:
-        z = z + tl.load(noise + flat, mask=mask, other=0.0).to(tl.float32)
-    y = 1.0 / (1.0 + tl.exp(z * inv_tau))
-    if ST:
-        tl.store(ysT + flat, y, mask=mask)
-        y = tl.where(z < 0.0, 1.0, 0.0)
-    tl.store(yT + flat, y.to(yT.dtype.element_ty), mask=mask)
+    if LIN:  # linear output y = z (DLGN through its Walsh coefficients)
+        tl.store(yT + flat, z.to(yT.dtype.element_ty), mask=mask)
+    else:
+        if MODE == 1:
+            u = tl.rand(seed, flat.to(tl.int32))
+            u = tl.minimum(tl.maximum(u, 1e-6), 1.0 - 1e-6)
+            z = z + (tl.log(u) - tl.log(1.0 - u))
+        elif MODE == 2:
+            z = z + tl.load(noise + flat, mask=mask, other=0.0).to(tl.float32)
+        y = 1.0 / (1.0 + tl.exp(z * inv_tau))
+        if ST:
+            tl.store(ysT + flat, y, mask=mask)
+            y = tl.where(z < 0.0, 1.0, 0.0)
+        tl.store(yT + flat, y.to(yT.dtype.element_ty), mask=mask)
 
 
 @triton.jit
 def _bwd_node_kernel(gT, xT, idx, theta, ysT, gth_part, buf, out, B, inv_tau,
-                     K: tl.constexpr, NEED_GX: tl.constexpr, BN: tl.constexpr, BB: tl.constexpr):
+                     K: tl.constexpr, NEED_GX: tl.constexpr, BN: tl.constexpr, BB: tl.constexpr,
+                     LIN: tl.constexpr = False):
     M: tl.constexpr = 1 << K
     pid_b = tl.program_id(1)
     offs_n = tl.program_id(0) * BN + tl.arange(0, BN)
@@ -73,8 +78,11 @@ def _bwd_node_kernel(gT, xT, idx, theta, ysT, gth_part, buf, out, B, inv_tau,
     chi = _chi_block(xT, idx, offs_n, offs_b, mn, mb, B, K, M)
     flat = offs_n[:, None].to(tl.int64) * B + offs_b[None, :]
     g = tl.load(gT + flat, mask=mask, other=0.0).to(tl.float32)
-    y = tl.load(ysT + flat, mask=mask, other=0.0).to(tl.float32)
-    gz = -g * y * (1.0 - y) * inv_tau  # dy/dz = -y (1 - y) / tau; masked lanes are 0
+    if LIN:
+        gz = g  # y = z
+    else:
+        y = tl.load(ysT + flat, mask=mask, other=0.0).to(tl.float32)
+        gz = -g * y * (1.0 - y) * inv_tau  # dy/dz = -y (1 - y) / tau; masked lanes are 0
     part = tl.sum(chi * gz[:, :, None], axis=1)  # (BN, M)
     tl.store(gth_part + (pid_b * out + offs_n[:, None]).to(tl.int64) * M + m_r[None, :], part, mask=mn[:, None])
     if NEED_GX:
@@ -168,7 +176,7 @@ def triton_noise(seed: int, out: int, batch: int, device: torch.device) -> torch
 
 class WarpTritonFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, theta, idx32, rev_ptr, rev_slot, tau, mode, seed, noise, st):
+    def forward(ctx, x, theta, idx32, rev_ptr, rev_slot, tau, mode, seed, noise, st, lin=False):
         xT = x.t()
         if not xT.is_contiguous():
             xT = xT.contiguous()
@@ -185,9 +193,10 @@ class WarpTritonFn(torch.autograd.Function):
         bn, bb = _tiles(B, k)
         grid = (triton.cdiv(out, bn), triton.cdiv(B, bb))
         _fwd_kernel[grid](xT, idx32, th, nT, yT, ysT, out, B, int(seed), 1.0 / float(tau),
-                          K=k, MODE=int(mode), ST=bool(st), BN=bn, BB=bb)
+                          K=k, MODE=int(mode), ST=bool(st), BN=bn, BB=bb, LIN=bool(lin))
         ctx.save_for_backward(xT, th, ysT, idx32, rev_ptr, rev_slot)
         ctx.tau = float(tau)
+        ctx.lin = bool(lin)
         ctx.theta_dtype = theta.dtype
         return yT.t()
 
@@ -205,7 +214,7 @@ class WarpTritonFn(torch.autograd.Function):
         part = torch.empty(nbb, out, 1 << k, device=xT.device, dtype=torch.float32)
         buf = torch.empty(out * k, B, device=xT.device, dtype=torch.float32) if need_gx else part
         _bwd_node_kernel[(triton.cdiv(out, bn), nbb)](gT, xT, idx32, th, ysT, part, buf, out, B, 1.0 / ctx.tau,
-                                                      K=k, NEED_GX=need_gx, BN=bn, BB=bb)
+                                                      K=k, NEED_GX=need_gx, BN=bn, BB=bb, LIN=ctx.lin)
         gtheta = (part[0] if nbb == 1 else part.sum(0)).to(ctx.theta_dtype)
         gx = None
         if need_gx:
@@ -214,7 +223,7 @@ class WarpTritonFn(torch.autograd.Function):
             _bwd_input_kernel[(triton.cdiv(n_in, bp), triton.cdiv(B, bb))](buf, buf, rev_ptr, rev_slot, gxT, n_in,
                                                                            B, 1, WEIGHTED=False, BP=bp, BB=bb)
             gx = gxT.t()
-        return gx, gtheta, None, None, None, None, None, None, None, None
+        return gx, gtheta, None, None, None, None, None, None, None, None, None
 
 
 class MixTritonFn(torch.autograd.Function):

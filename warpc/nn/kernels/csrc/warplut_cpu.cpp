@@ -108,7 +108,7 @@ inline __attribute__((always_inline)) void walsh_block(const float* xT, const in
 
 template <int K>
 inline __attribute__((always_inline)) void forward_nodes(int64_t j0, int64_t j1, int64_t B, const float* xT, const int32_t* idx, const float* theta,
-                   float inv_tau, Noise nz, bool st, float* yT, float* ysT) {
+                   float inv_tau, Noise nz, bool st, bool lin, float* yT, float* ysT) {
   constexpr int M = 1 << K, BLK = blk<K>();
   alignas(64) float chi[M][BLK];
   alignas(64) float s[K][BLK];
@@ -124,6 +124,10 @@ inline __attribute__((always_inline)) void forward_nodes(int64_t j0, int64_t j1,
         for (int b = 0; b < n; ++b) a[b] += t * chi[m][b];
       }
       float* yr = yT + j * B + b0;
+      if (lin) {  // linear output y = z (DLGN: the node is a multilinear polynomial of its inputs, no sigmoid)
+        for (int b = 0; b < n; ++b) yr[b] = a[b];
+        continue;
+      }
       if (nz.mode == 1 && inv_tau == 1.0f) {
         // tau = 1 (the k = 2 default): sigmoid(-(z + log(u/(1-u)))) = (1-u) / ((1-u) + u e^z), no log needed.
         const uint32_t c0 = static_cast<uint32_t>(j * B + b0);
@@ -166,7 +170,7 @@ inline __attribute__((always_inline)) void forward_nodes(int64_t j0, int64_t j1,
 
 template <int K>
 inline __attribute__((always_inline)) void backward_nodes(int64_t j0, int64_t j1, int64_t B, const float* gT, const float* xT, const int32_t* idx,
-                    const float* theta, const float* ysT, float inv_tau, float* gtheta, float* buf, float* gx,
+                    const float* theta, const float* ysT, float inv_tau, bool lin, float* gtheta, float* buf, float* gx,
                     const int64_t* rev_ptr, const int32_t* rev_slot) {
   constexpr int M = 1 << K, BLK = blk<K>();
   alignas(64) float chi[M][BLK];
@@ -181,8 +185,11 @@ inline __attribute__((always_inline)) void backward_nodes(int64_t j0, int64_t j1
       walsh_block<K>(xT, idx, j, B, b0, n, s, chi);
       const float* gr = gT + j * B + b0;
       const float* yr = ysT + j * B + b0;
-      // y = sigmoid(-a / tau): dy/dz = -y (1 - y) / tau
-      for (int b = 0; b < n; ++b) gz[b] = -gr[b] * yr[b] * (1.0f - yr[b]) * inv_tau;
+      if (lin) {  // y = z
+        for (int b = 0; b < n; ++b) gz[b] = gr[b];
+      } else {  // y = sigmoid(-a / tau): dy/dz = -y (1 - y) / tau
+        for (int b = 0; b < n; ++b) gz[b] = -gr[b] * yr[b] * (1.0f - yr[b]) * inv_tau;
+      }
       for (int m = 0; m < M; ++m) {
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
@@ -232,13 +239,13 @@ inline __attribute__((always_inline)) void backward_nodes(int64_t j0, int64_t j1
 #endif
 #define WARPC_ENTRY(K)                                                                                          \
   WARPC_CLONES_FWD void forward_k##K(int64_t j0, int64_t j1, int64_t B, const float* x, const int32_t* ix,          \
-                                 const float* th, float it, Noise nz, bool st, float* y, float* ys) {           \
-    forward_nodes<K>(j0, j1, B, x, ix, th, it, nz, st, y, ys);                                                  \
+                                 const float* th, float it, Noise nz, bool st, bool lin, float* y, float* ys) { \
+    forward_nodes<K>(j0, j1, B, x, ix, th, it, nz, st, lin, y, ys);                                             \
   }                                                                                                             \
   WARPC_CLONES void backward_k##K(int64_t j0, int64_t j1, int64_t B, const float* g, const float* x,            \
-                                  const int32_t* ix, const float* th, const float* ys, float it, float* gth,    \
-                                  float* bf, float* gx, const int64_t* rp, const int32_t* rs) {                 \
-    backward_nodes<K>(j0, j1, B, g, x, ix, th, ys, it, gth, bf, gx, rp, rs);                                    \
+                                  const int32_t* ix, const float* th, const float* ys, float it, bool lin,      \
+                                  float* gth, float* bf, float* gx, const int64_t* rp, const int32_t* rs) {     \
+    backward_nodes<K>(j0, j1, B, g, x, ix, th, ys, it, lin, gth, bf, gx, rp, rs);                               \
   }
 WARPC_ENTRY(2)
 WARPC_ENTRY(3)
@@ -273,10 +280,11 @@ int64_t grain_for(int64_t B, int k) {
 }  // namespace
 
 // xT (in, B), idx (out, k) int32, theta (out, 2^k); noise_mode 0 none / 1 hash(seed) / 2 explicit noiseT (out, B).
+// lin: linear output y = z (DLGN through its Walsh coefficients; no noise, no sigmoid, st must be false).
 // Returns (yT, ysT): yT is the layer output (hard for straight-through), ysT the soft output kept for backward
 // (an alias of yT unless st).
 std::vector<torch::Tensor> warp_forward(torch::Tensor xT, torch::Tensor idx, torch::Tensor theta, double tau,
-                                        int64_t noise_mode, int64_t seed, torch::Tensor noiseT, bool st) {
+                                        int64_t noise_mode, int64_t seed, torch::Tensor noiseT, bool st, bool lin) {
   check_f32_contig(xT, "xT");
   check_f32_contig(theta, "theta");
   TORCH_CHECK(idx.scalar_type() == torch::kInt32 && idx.is_contiguous() && idx.dim() == 2, "idx must be int32 (out, k)");
@@ -301,11 +309,11 @@ std::vector<torch::Tensor> warp_forward(torch::Tensor xT, torch::Tensor idx, tor
   const float inv_tau = static_cast<float>(1.0 / tau);
   at::parallel_for(0, out, grain_for(B, k), [&](int64_t j0, int64_t j1) {
     switch (k) {
-      case 2: forward_k2(j0, j1, B, x, ix, th, inv_tau, nz, st, y, ys); break;
-      case 3: forward_k3(j0, j1, B, x, ix, th, inv_tau, nz, st, y, ys); break;
-      case 4: forward_k4(j0, j1, B, x, ix, th, inv_tau, nz, st, y, ys); break;
-      case 5: forward_k5(j0, j1, B, x, ix, th, inv_tau, nz, st, y, ys); break;
-      default: forward_k6(j0, j1, B, x, ix, th, inv_tau, nz, st, y, ys); break;
+      case 2: forward_k2(j0, j1, B, x, ix, th, inv_tau, nz, st, lin, y, ys); break;
+      case 3: forward_k3(j0, j1, B, x, ix, th, inv_tau, nz, st, lin, y, ys); break;
+      case 4: forward_k4(j0, j1, B, x, ix, th, inv_tau, nz, st, lin, y, ys); break;
+      case 5: forward_k5(j0, j1, B, x, ix, th, inv_tau, nz, st, lin, y, ys); break;
+      default: forward_k6(j0, j1, B, x, ix, th, inv_tau, nz, st, lin, y, ys); break;
     }
   });
   return {yT, ysT};
@@ -315,7 +323,7 @@ std::vector<torch::Tensor> warp_forward(torch::Tensor xT, torch::Tensor idx, tor
 // (j * k + i) that read each input. Returns (gtheta (out, 2^k), gxT (in, B) or an empty tensor).
 std::vector<torch::Tensor> warp_backward(torch::Tensor gT, torch::Tensor xT, torch::Tensor idx, torch::Tensor theta,
                                          torch::Tensor ysT, double tau, torch::Tensor rev_ptr, torch::Tensor rev_slot,
-                                         bool need_gx) {
+                                         bool need_gx, bool lin) {
   check_f32_contig(gT, "gT");
   check_f32_contig(xT, "xT");
   check_f32_contig(theta, "theta");
@@ -348,11 +356,11 @@ std::vector<torch::Tensor> warp_backward(torch::Tensor gT, torch::Tensor xT, tor
   const float inv_tau = static_cast<float>(1.0 / tau);
   at::parallel_for(0, out, grain_for(B, k), [&](int64_t j0, int64_t j1) {
     switch (k) {
-      case 2: backward_k2(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf, gd, rpp, rsp); break;
-      case 3: backward_k3(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf, gd, rpp, rsp); break;
-      case 4: backward_k4(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf, gd, rpp, rsp); break;
-      case 5: backward_k5(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf, gd, rpp, rsp); break;
-      default: backward_k6(j0, j1, B, g, x, ix, th, ys, inv_tau, gth, bf, gd, rpp, rsp); break;
+      case 2: backward_k2(j0, j1, B, g, x, ix, th, ys, inv_tau, lin, gth, bf, gd, rpp, rsp); break;
+      case 3: backward_k3(j0, j1, B, g, x, ix, th, ys, inv_tau, lin, gth, bf, gd, rpp, rsp); break;
+      case 4: backward_k4(j0, j1, B, g, x, ix, th, ys, inv_tau, lin, gth, bf, gd, rpp, rsp); break;
+      case 5: backward_k5(j0, j1, B, g, x, ix, th, ys, inv_tau, lin, gth, bf, gd, rpp, rsp); break;
+      default: backward_k6(j0, j1, B, g, x, ix, th, ys, inv_tau, lin, gth, bf, gd, rpp, rsp); break;
     }
   });
   if (direct) {
