@@ -3,7 +3,8 @@
 
 Trainers: `warp` (warpc WARP-LUT, fused backend, fixed unique wiring), `warp-learnable` (the same with learnable
 first-layer wiring, widths from --learnable-widths), `warp-plain` (WARP on the plain PyTorch path), `dlgn`
-(warpc's plain-PyTorch DLGN), and `difflogic` (difflogic's LogicLayer, random connections, when importable: its CUDA
+(warpc's DLGN on the fused kernels), `dlgn-learnable` (the same with learnable first-layer wiring and
+--learnable-widths), `dlgn-plain` (warpc's DLGN on the plain PyTorch path), and `difflogic` (difflogic's LogicLayer, random connections, when importable: its CUDA
 kernel on a GPU, its own "python" implementation on the CPU; DIFFLOGIC_SRC may point at its unpacked source).
 
 Both nets: thermometer bits (3 uniform thresholds per pixel, computed once and kept on the device), the same
@@ -162,7 +163,8 @@ def main():
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--trainers", nargs="+", default=["warp", "dlgn"],
-                    choices=["warp", "warp-learnable", "warp-plain", "dlgn", "difflogic"])
+                    choices=["warp", "warp-learnable", "warp-plain", "dlgn", "dlgn-learnable", "dlgn-plain",
+                             "difflogic"])
     ap.add_argument("--learnable-widths", type=int, nargs="+", default=None,
                     help="widths of the warp-learnable trainer (default: --widths)")
     ap.add_argument("--lr-difflogic", type=float, default=0.01)
@@ -183,19 +185,22 @@ def main():
     def build(t):
         """(name, lr, model) for trainer t, seeded alike."""
         torch.manual_seed(args.seed)
-        if t == "dlgn":
-            return "DLGN (plain PyTorch)", args.lr_dlgn, Net(n_in, args.widths, "dlgn", args.tau_head, args.init,
-                                                             args.seed, "torch").to(device)
+        if t in ("dlgn", "dlgn-plain"):
+            model = Net(n_in, args.widths, "dlgn", args.tau_head, args.init, args.seed,
+                        "torch" if t == "dlgn-plain" else "auto").to(device)
+            return f"DLGN ({kernels.resolve_backend(model.layers[0], xtr_b[:2])} backend)", args.lr_dlgn, model
         if t == "difflogic":
             name = "difflogic CUDA (DLGN)" if device.type == "cuda" else "difflogic python impl. (DLGN, CPU)"
             return name, args.lr_difflogic, Net(n_in, args.widths, "difflogic", args.tau_head, args.init, args.seed,
                                                 None, device_type=device.type).to(device)
-        if t == "warp-learnable":
+        if t in ("warp-learnable", "dlgn-learnable"):
             widths = args.learnable_widths or args.widths
-            model = Net(n_in, widths, "warp", args.tau_head, args.init, args.seed, "auto",
+            par = t.split("-")[0]
+            model = Net(n_in, widths, par, args.tau_head, args.init, args.seed, "auto",
                         first_wiring="learnable").to(device)
             used = kernels.resolve_backend(model.layers[0], xtr_b[:2])
-            return f"WARP learnable wiring {widths} ({used})", args.lr_warp, model
+            return (f"{par.upper()} learnable wiring {widths} ({used})",
+                    args.lr_warp if par == "warp" else args.lr_dlgn, model)
         backend = "torch" if t == "warp-plain" else "auto"
         model = Net(n_in, args.widths, "warp", args.tau_head, args.init, args.seed, backend).to(device)
         return f"WARP ({kernels.resolve_backend(model.layers[0], xtr_b[:2])} backend)", args.lr_warp, model

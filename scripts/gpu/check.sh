@@ -5,7 +5,8 @@
 #   1. correctness: Triton kernels vs the plain reference on the GPU (tests/test_kernels.py -k cuda)
 #   2. step time: bench_train_step.py (gpu-12k, gpu-256k, and the CPU-sized configs) vs difflogic, torchlogix,
 #      the plain reference
-#   3. the Fashion-MNIST race to 85.6 % discrete test accuracy: difflogic vs warpc (same net, and learnable wiring)
+#   3. the Fashion-MNIST race to 85.6 % discrete test accuracy: difflogic vs warpc's DLGN and WARP on the same net,
+#      and WARP with learnable first-layer wiring
 # CHECK_DRY=1 runs the same stages tiny and on the CPU, to test this script without a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,6 +14,9 @@ OUT=${OUT:-scripts/results/gpu}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 WARPC_CACHE_DIR=/tmp/warpc-cache TRITON_DEFAULT_FP_FUSION=1
 log() { echo "[$(date -u +%T)] $*" | tee -a "$OUT/check.log"; }
+# one global deadline (the device tool allows 600 s a command): each stage gets min(its cap, what is left)
+DEADLINE=$((SECONDS + ${CHECK_BUDGET_S:-560}))
+cap() { local left=$((DEADLINE - SECONDS)); [ "$left" -lt "$1" ] && echo $((left > 5 ? left : 5)) || echo "$1"; }
 DRY=${CHECK_DRY:-0}
 DEV=cuda; [ "$DRY" = 1 ] && DEV=cpu
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1; python3 -c "import torch, sys;
@@ -38,28 +42,34 @@ log "1/3 kernel tests on $DEV"
 if [ "$DRY" = 1 ]; then
   timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py -k "cuda or learnable" 2>&1 | tail -3 | tee -a "$OUT/check.log"
 else
-  timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py -k cuda 2>&1 | tail -15 | tee -a "$OUT/check.log"
+  timeout "$(cap 150)" python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py -k cuda 2>&1 | tail -15 | tee -a "$OUT/check.log"
 fi
 
-[ -n "$DL" ] && { wait $DL; log "difflogic build exit $? ($(python3 -c 'import difflogic; print("importable")' 2>&1 | tail -1))"; }
+if [ -n "$DL" ]; then  # wait for the difflogic build, but not past its share of the budget
+  for _ in $(seq 1 "$(cap 120)"); do kill -0 "$DL" 2>/dev/null || break; sleep 1; done
+  kill "$DL" 2>/dev/null && log "difflogic build stopped (too slow)"
+  log "difflogic: $(python3 -c 'import difflogic; print("importable")' 2>&1 | tail -1)"
+fi
 
 log "2/3 training step"
 if [ "$DRY" = 1 ]; then
   timeout 120 python3 scripts/bench_train_step.py --device cpu --configs cpu-digits --rounds 2 --steps 2 --warmup 1 --out "$OUT" 2>&1 | tail -4
 else
-  timeout 240 python3 scripts/bench_train_step.py --device cuda --configs gpu-12k gpu-256k cpu-fashion cpu-fashion-up5k \
+  timeout "$(cap 170)" python3 scripts/bench_train_step.py --device cuda --configs gpu-12k gpu-256k cpu-fashion cpu-fashion-up5k \
     --rounds 7 --steps 20 --adam fused --out "$OUT" 2>&1 | tail -16
 fi
 
 log "3/3 Fashion-MNIST race to 85.6 %"
 if [ "$DRY" = 1 ]; then
   timeout 120 python3 scripts/bench_convergence.py --device cpu --widths 200 200 --seconds 2 --eval-every 1 \
-    --trainers difflogic warp warp-learnable --data-dir .gpu/data --target 0.856 --out "$OUT" 2>&1 | tail -4
+    --trainers difflogic dlgn warp warp-learnable --data-dir .gpu/data --target 0.856 --out "$OUT" 2>&1 | tail -5
 else
   # the issue's setup (6 x 8,000, 3 thresholds, tau 10, batch 128): difflogic, warpc on the same net, and warpc
   # with learnable first-layer wiring
-  timeout 270 python3 scripts/bench_convergence.py --device cuda --widths 8000 8000 8000 8000 8000 8000 \
-    --learnable-widths 16000 16000 --thresholds 3 --tau-head 10 --seconds 45 --eval-every 3 --target 0.856 \
-    --trainers difflogic warp warp-learnable --data-dir .gpu/data --out "$OUT" 2>&1 | tail -12
+  # (each trainer gets an equal share of the time left, at most 45 s of training)
+  per=$(( ($(cap 260) - 40) / 4 )); per=$(( per > 45 ? 45 : per ))
+  timeout "$(cap 260)" python3 scripts/bench_convergence.py --device cuda --widths 8000 8000 8000 8000 8000 8000 \
+    --learnable-widths 16000 16000 --thresholds 3 --tau-head 10 --seconds "$per" --eval-every 3 --target 0.856 \
+    --trainers difflogic dlgn warp warp-learnable --data-dir .gpu/data --out "$OUT" 2>&1 | tail -14
 fi
 log "done"
