@@ -127,3 +127,11 @@ def test_fast_discrete_predict_equals_model_predict(digits, kw):
     model = WarpNet(cfg).fit_encoder(digits.x_train)
     x = torch.tensor(digits.x_test, dtype=torch.float32)
     assert torch.equal(predict(model, x, batch_size=100), model.predict(x))
+
+
+def test_run_file_names_keep_dots_in_the_name(tmp_path):
+    """--out runs/lr0.02 names its companions runs/lr0.02.last.safetensors and runs/lr0.02.curve.png."""
+    assert last_path(tmp_path / "lr0.02") == tmp_path / "lr0.02.last.safetensors"
+    assert curve_path(tmp_path / "lr0.02") == tmp_path / "lr0.02.curve.png"
+    assert last_path(tmp_path / "m.safetensors") == tmp_path / "m.last.safetensors"
+    assert curve_path(tmp_path / "m.safetensors") == tmp_path / "m.curve.png"

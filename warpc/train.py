@@ -59,14 +59,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda") from None
 
 
+def _run_name(out: Path) -> str:
+    """NAME of `--out`: the file name without a `.safetensors` suffix. Other dots belong to the name (runs/lr0.02
+    must not become runs/lr0 + ".02")."""
+    return out.name[: -len(".safetensors")] if out.name.endswith(".safetensors") else out.name
+
+
 def last_path(out: str | Path) -> Path:
     out = Path(out)
-    return out.with_name(out.stem + ".last" + (out.suffix or ".safetensors"))
+    return out.with_name(_run_name(out) + ".last.safetensors")
 
 
 def curve_path(out: str | Path) -> Path:
     out = Path(out)
-    return out.with_name(out.stem + ".curve.png")
+    return out.with_name(_run_name(out) + ".curve.png")
 
 
 # --- evaluation ------------------------------------------------------------------------------------------------
