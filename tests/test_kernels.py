@@ -34,6 +34,20 @@ def _reference(layer, x, noise):
     return ys
 
 
+def _assert_same_step(y, yr, sampling, grads, device="cpu"):
+    """Outputs equal (straight-through: the hard outputs may differ only where the pre-threshold value is within
+    float rounding of it), then equal gradients, pairs (fused tensor, reference tensor), for one upstream gradient."""
+    if sampling.endswith("_st"):
+        assert (y != yr).float().mean().item() < 1e-3
+    else:
+        torch.testing.assert_close(y, yr, rtol=1e-5, atol=1e-6)
+    g = torch.randn(y.shape, device=device)
+    (y * g).sum().backward()
+    (yr * g).sum().backward()
+    for a, b in grads:
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5)
+
+
 def compare_backend(backend, k, sampling, batch=37, n_in=50, n_out=40, init="random", tau=None, device="cpu"):
     torch.manual_seed(k)
     layer = WarpLUT(n_in, n_out, k=k, sampling=sampling, init=init, tau=tau, seed=k).to(device)
@@ -44,16 +58,7 @@ def compare_backend(backend, k, sampling, batch=37, n_in=50, n_out=40, init="ran
     ref = WarpLUT(n_in, n_out, k=k, sampling=sampling, init=init, tau=tau, seed=k).to(device)
     x2 = x.detach().clone().requires_grad_(True)
     yr = _reference(ref, x2, noise)
-    if sampling.endswith("_st"):
-        # the hard output may differ only where z + noise is within float rounding of 0
-        assert (y != yr).float().mean().item() < 1e-3
-    else:
-        torch.testing.assert_close(y, yr, rtol=1e-5, atol=1e-6)
-    g = torch.randn(batch, n_out, device=device)
-    (y * g).sum().backward()
-    (yr * g).sum().backward()
-    torch.testing.assert_close(layer.theta.grad, ref.theta.grad, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-5)
+    _assert_same_step(y, yr, sampling, [(layer.theta, ref.theta), (x, x2)], device)
 
 
 def compare_learnable(backend, k, sampling, batch=37, n_in=50, n_out=30, candidates=5, device="cpu"):
@@ -77,16 +82,8 @@ def compare_learnable(backend, k, sampling, batch=37, n_in=50, n_out=30, candida
     slots = torch.arange(n_out * k, device=device).view(n_out, k)
     ys = warp_forward_reference(ref._gather(x2).reshape(batch, n_out * k), slots, ref.theta, ref.tau, noise)
     yr = ys + ((ys > 0.5).to(ys.dtype) - ys).detach() if sampling.endswith("_st") else ys
-    if sampling.endswith("_st"):
-        assert (y != yr).float().mean().item() < 1e-3
-    else:
-        torch.testing.assert_close(y, yr, rtol=1e-5, atol=1e-6)
-    g = torch.randn(batch, n_out, device=device)
-    (y * g).sum().backward()
-    (yr * g).sum().backward()
-    torch.testing.assert_close(layer.theta.grad, ref.theta.grad, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(layer.wiring_logits.grad, ref.wiring_logits.grad, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-5)
+    _assert_same_step(y, yr, sampling,
+                      [(layer.theta, ref.theta), (layer.wiring_logits, ref.wiring_logits), (x, x2)], device)
 
 
 @pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
@@ -117,17 +114,10 @@ def compare_dlgn(backend, sampling, wiring="random", batch=37, n_in=50, n_out=40
     x2 = x.detach().clone().requires_grad_(True)
     y = K.layer_forward(fused, x, backend)
     yr = plain(x2)
-    if sampling.endswith("_st"):
-        assert (y != yr).float().mean().item() < 1e-3
-    else:
-        torch.testing.assert_close(y, yr, rtol=1e-5, atol=1e-6)
-    g = torch.randn(batch, n_out, device=device)
-    (y * g).sum().backward()
-    (yr * g).sum().backward()
-    torch.testing.assert_close(fused.logits.grad, plain.logits.grad, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-5)
+    pairs = [(fused.logits, plain.logits), (x, x2)]
     if wiring == "learnable":
-        torch.testing.assert_close(fused.wiring_logits.grad, plain.wiring_logits.grad, rtol=1e-4, atol=1e-5)
+        pairs.append((fused.wiring_logits, plain.wiring_logits))
+    _assert_same_step(y, yr, sampling, pairs, device)
 
 
 def test_dlgn_walsh_coefficients_reproduce_the_gates():

@@ -177,9 +177,7 @@ def triton_noise(seed: int, out: int, batch: int, device: torch.device) -> torch
 class WarpTritonFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, theta, idx32, rev_ptr, rev_slot, tau, mode, seed, noise, st, lin=False):
-        xT = x.t()
-        if not xT.is_contiguous():
-            xT = xT.contiguous()
+        xT = x.t().contiguous()  # node-major rows; a no-op for the node-major views fused layers return
         th = theta.detach().to(torch.float32).contiguous()
         out, k = idx32.shape
         B = xT.shape[1]
@@ -203,9 +201,7 @@ class WarpTritonFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         xT, th, ysT, idx32, rev_ptr, rev_slot = ctx.saved_tensors
-        gT = g.t()
-        if not gT.is_contiguous():
-            gT = gT.contiguous()
+        gT = g.t().contiguous()  # node-major rows; a no-op for the node-major views fused layers return
         out, k = idx32.shape
         n_in, B = xT.shape
         need_gx = bool(ctx.needs_input_grad[0])
@@ -231,9 +227,7 @@ class MixTritonFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w, cand32, rev_ptr, rev_pair):
-        xT = x.t()
-        if not xT.is_contiguous():
-            xT = xT.contiguous()
+        xT = x.t().contiguous()  # node-major rows; a no-op for the node-major views fused layers return
         wd = w.detach().to(torch.float32).contiguous()
         S, C = cand32.shape
         B = xT.shape[1]
@@ -248,9 +242,7 @@ class MixTritonFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         xT, wd, cand32, rev_ptr, rev_pair = ctx.saved_tensors
-        gT = g.t()
-        if not gT.is_contiguous():
-            gT = gT.contiguous()
+        gT = g.t().contiguous()  # node-major rows; a no-op for the node-major views fused layers return
         S, C = cand32.shape
         n_in, B = xT.shape
         bb = min(128, triton.next_power_of_2(max(int(B), 1)))
