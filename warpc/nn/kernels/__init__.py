@@ -73,41 +73,56 @@ def _triton_interpreting() -> bool:
 _selftest: dict = {}
 
 
+def _selftest_case(device, k, sampling, **kw) -> str:
+    """One self-test case: a tiny layer on the Triton kernels against its plain-path twin (same seed). Returns ""
+    when forward and gradients agree, else what differed."""
+    from ..warplut import WarpLUT, warp_forward_reference
+
+    def make(backend):
+        return WarpLUT(16, 8, k=k, sampling=sampling, init="random", seed=0, backend=backend, **kw).to(device)
+
+    layer, plain = make("triton"), make("torch")
+    if layer.wiring == "learnable":
+        with torch.no_grad():
+            logits = torch.randn(layer.wiring_logits.shape, generator=torch.Generator().manual_seed(1))
+            layer.wiring_logits.copy_(logits)
+            plain.wiring_logits.copy_(logits)
+    x = torch.rand(8, 16, device=device, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    y = layer_forward(layer, x, "triton", seed=11)
+    if sampling == "gumbel_st":  # the kernel's own noise, fed to the reference
+        yr = warp_forward_reference(x2, plain.idx, plain.theta, plain.tau, kernel_noise("triton", 11, 8, 8, device))
+        ok_fwd = bool(((y > 0.5) == (yr > 0.5)).float().mean() > 0.99)
+    else:
+        yr = plain(x2)
+        ok_fwd = torch.allclose(y.float(), yr, rtol=1e-4, atol=1e-5)
+    (y.float() * torch.arange(8, device=device)).sum().backward()
+    (yr * torch.arange(8, device=device)).sum().backward()
+    grads = [(x, x2)] + [(p, q) for p, q in zip(layer.parameters(), plain.parameters())]
+    ok_bwd = all(torch.allclose(a.grad, b.grad, rtol=1e-3, atol=1e-4) for a, b in grads)
+    return "" if ok_fwd and ok_bwd else f"results differ from the plain path ({sampling}, {kw or 'warp'})"
+
+
 def triton_selftest(k: int, device: torch.device) -> bool:
     """Compile and check the Triton kernels for fan-in k on `device` once (forward and backward, with and without
-    in-kernel noise, straight-through) against the plain reference. A failure disables the Triton backend for
-    this k with a warning instead of breaking training."""
+    in-kernel noise, straight-through, learnable wiring, and DLGN for k = 2) against the plain path. A failure
+    disables the Triton backend for this k with a warning instead of breaking training."""
     key = (int(k), str(device))
     if key in _selftest:
         return _selftest[key]
-    ok, why = False, ""
+    cases = [("soft", {}), ("gumbel_st", {}), ("soft", {"wiring": "learnable", "candidates": 3})]
+    if k == 2:
+        cases.append(("soft", {"parametrization": "dlgn"}))
+    why = ""
     try:
-        from ..warplut import WarpLUT, warp_forward_reference
-
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            for sampling in ("soft", "gumbel_st"):
-                layer = WarpLUT(16, 8, k=k, sampling=sampling, init="random", seed=0).to(device)
-                x = torch.rand(8, 16, device=device, requires_grad=True)
-                y = layer_forward(layer, x, "triton", seed=11)
-                noise = kernel_noise("triton", 11, 8, 8, device) if sampling == "gumbel_st" else None
-                x2 = x.detach().clone().requires_grad_(True)
-                th2 = layer.theta.detach().clone().requires_grad_(True)
-                yr = warp_forward_reference(x2, layer.idx, th2, layer.tau, noise)
-                if sampling == "soft":
-                    ok_fwd = torch.allclose(y, yr, rtol=1e-4, atol=1e-5)
-                else:
-                    ok_fwd = bool(((y > 0.5) == (yr > 0.5)).float().mean() > 0.99)
-                (y.float() * torch.arange(8, device=device)).sum().backward()
-                (yr * torch.arange(8, device=device)).sum().backward()
-                ok_bwd = torch.allclose(x.grad, x2.grad, rtol=1e-3, atol=1e-4) and torch.allclose(
-                    layer.theta.grad, th2.grad, rtol=1e-3, atol=1e-4)
-                if not (ok_fwd and ok_bwd):
-                    why = f"results differ from the reference ({sampling})"
+            for sampling, kw in cases:
+                why = _selftest_case(device, k, sampling, **kw)
+                if why:
                     break
-            else:
-                ok = True
     except Exception as e:  # compile / launch errors
         why = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:300]
+    ok = not why
     if not ok:
         _warn_once(f"triton-selftest-{key}", f"warpc: Triton kernels disabled for k={k} on {device} ({why}); "
                    "using the plain PyTorch path")
