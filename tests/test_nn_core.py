@@ -212,3 +212,25 @@ def test_learnable_wiring_training_mix_matches_naive_formula():
     (gx_naive, gw_naive) = torch.autograd.grad(naive.sum(), (x, layer.wiring_logits))
     (gx, gw) = torch.autograd.grad(got.sum(), (x, layer.wiring_logits))
     assert torch.allclose(gx, gx_naive, atol=1e-5) and torch.allclose(gw, gw_naive, atol=1e-5)
+
+
+def test_eval_tables_cache_follows_parameter_updates():
+    """Eval reads cached truth tables; an optimizer step, load_state_dict or an in-place edit must refresh them."""
+    import torch
+
+    from warpc.nn import WarpLUT
+
+    for par in ("warp", "dlgn"):
+        layer = WarpLUT(30, 20, k=2, parametrization=par, init="random", seed=0).eval()
+        x = (torch.rand(50, 30) > 0.5).float()
+        before = layer(x)
+        fresh = WarpLUT(30, 20, k=2, parametrization=par, init="random", seed=1)
+        layer.load_state_dict({**fresh.state_dict(), "idx": layer.idx})
+        after = layer(x)
+        assert not torch.equal(before, after)
+        assert torch.equal(after, torch.from_numpy(layer.truth_tables()).float()[
+            torch.arange(20), (x[:, layer.idx[:, 0]] + 2 * x[:, layer.idx[:, 1]]).long()])
+        params = layer.theta if par == "warp" else layer.logits
+        with torch.no_grad():
+            params.neg_()
+        assert not torch.equal(layer(x), after)

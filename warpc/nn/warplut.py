@@ -230,6 +230,17 @@ class WarpLUT(nn.Module):
             y = y + ((z < 0).to(y.dtype) - y).detach()
         return y
 
+    def _table_tensor(self, device: torch.device) -> torch.Tensor:
+        """truth_tables() flattened, on `device`; cached until the parameters change (an optimizer step bumps
+        their version), so batched evaluation computes the tables once per pass, not once per batch."""
+        p = self.theta if self.parametrization == "warp" else self.logits
+        key = (p.data_ptr(), p._version, str(device))
+        cached = getattr(self, "_tables_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, torch.from_numpy(self.truth_tables()).to(device).reshape(-1))
+            self._tables_cache = cached
+        return cached[1]
+
     def _forward_hard(self, x: torch.Tensor) -> torch.Tensor:
         xi = x[:, self.wiring_indices()]  # (B, out, k)
         binary = bool(((xi == 0) | (xi == 1)).all())
@@ -237,7 +248,7 @@ class WarpLUT(nn.Module):
             # Look each node's corner up in truth_tables(), the very tables discretization hands to the netlist, so
             # eval output == netlist by construction. (Fractional inputs, which only a caller can feed in eval
             # mode, are rounded at 0.5 for DLGN; WARP takes the sign of its relaxed z below.)
-            tables = torch.from_numpy(self.truth_tables()).to(x.device).reshape(-1)  # (out * 2^k,)
+            tables = self._table_tensor(x.device)  # (out * 2^k,)
             corner = torch.arange(self.out_features, device=x.device) << self.k
             corner = corner.expand(xi.shape[:2]).clone()
             for i in range(self.k):
