@@ -10,6 +10,9 @@ global choice (`set_backend(...)`, else the environment variable WARPC_BACKEND, 
 Layout: the fused layers compute node-major (nodes x batch) and return the transposed view, a (batch, nodes)
 tensor whose `.t()` is contiguous; the next fused layer reads it without a copy. Values and shapes are those of
 the plain path; only the strides differ (use `.reshape`, not `.view`, on layer outputs).
+
+Covered: WARP for k = 2..6 with every sampling; learnable wiring (a mixture kernel feeds the WARP kernel wired
+one-to-one); DLGN (its gate mixture as Walsh coefficients, the WARP kernel with a linear output).
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ transposed view. One program handles a tile of BN nodes x BB batch elements; the
 (BN, BB, 2^k) register block, so every k in 2..6 is one kernel specialised by the constexpr K. Logistic noise is
 generated in the kernel from Philox (`tl.rand`, seed drawn from torch's CPU generator per call: no host sync).
 Activations may be fp32, bf16 or fp16 (the input's dtype is kept); arithmetic and gradients of theta are fp32.
+LIN selects the linear output used for DLGN; the _mix_* kernels implement learnable wiring.
 
 Verified against the plain reference under TRITON_INTERPRET=1 (tests/test_kernels.py); timing needs a GPU.
 """
