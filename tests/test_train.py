@@ -135,3 +135,14 @@ def test_run_file_names_keep_dots_in_the_name(tmp_path):
     assert curve_path(tmp_path / "lr0.02") == tmp_path / "lr0.02.curve.png"
     assert last_path(tmp_path / "m.safetensors") == tmp_path / "m.last.safetensors"
     assert curve_path(tmp_path / "m.safetensors") == tmp_path / "m.curve.png"
+
+
+def test_default_widths_fit_any_class_count_and_kernels_are_reported(tmp_path):
+    """The default net rounds its last width to a multiple of the classes (iris: 999), an explicit width that does
+    not fit is still an error, and train() reports which kernels ran."""
+    assert ModelConfig(4, 3).widths == [2000, 999] and ModelConfig(64, 10).widths == [2000, 1000]
+    with pytest.raises(ConfigError, match="multiple of the number of classes 3"):
+        ModelConfig(4, 3, widths=[10, 10]).validate()
+    ds = load_dataset("iris")
+    res = train(ModelConfig(ds.n_features, ds.classes, widths=[60, 30]), ds, steps=5, progress=False)
+    assert set(res.metrics["kernels"]) <= {"cpp", "torch"} and res.metrics["kernels"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
@@ -13,10 +13,11 @@ from .errors import ConfigError
 class ModelConfig:
     n_features: int
     classes: int
-    # Defaults = the `warpc train` recipe for digits: >= 96 % discrete test accuracy in ~45 s on 2 CPU cores, and it
-    # fits the iCEBreaker's UP5K (~3,500 of 5,280 LCs; the last layer's width sets the popcount cost).
+    # Defaults = the `warpc train` recipe for digits: >= 96 % discrete test accuracy in ~5 s of training on 2 CPU
+    # cores, and it fits the iCEBreaker's UP5K (~3,600 of 5,280 LCs; the last layer's width sets the popcount cost).
     # README "Measured results" has the numbers; 2 x 4,000 with fixed wiring reaches 98 % but needs 11,963 LCs.
-    widths: list[int] = field(default_factory=lambda: [2000, 1000])
+    # None = that default, [2000, 1000] with the last width rounded down to a multiple of `classes` (999 for 3).
+    widths: list[int] | None = None
     k: list[int] | int = 2                  # per layer, or one value for all
     encoder: str = "uniform"                # uniform | distributive | learnable
     thresholds: int = 7                     # thermometer thresholds per feature
@@ -30,6 +31,11 @@ class ModelConfig:
     input_bits: int = 8                     # width of the integer features the hardware receives
     class_names: list[str] | None = None
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.widths is None:
+            last = (1000 // self.classes) * self.classes if 0 < self.classes <= 1000 else max(self.classes, 1)
+            self.widths = [2000, last]
 
     def layer_ks(self) -> list[int]:
         ks = self.k if isinstance(self.k, list) else [self.k] * len(self.widths)

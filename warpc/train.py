@@ -75,6 +75,12 @@ def curve_path(out: str | Path) -> Path:
     return out.with_name(_run_name(out) + ".curve.png")
 
 
+def resolve_backend(layer, x: torch.Tensor) -> str:
+    from .nn.kernels import resolve_backend as resolve
+
+    return resolve(layer, x)
+
+
 # --- evaluation ------------------------------------------------------------------------------------------------
 class _relaxed:
     """Training-mode forward without noise (sampling gumbel -> soft), restoring the mode afterwards."""
@@ -407,6 +413,9 @@ def train(
         "seconds_per_step": round((time_run - eval_seconds) / max(step - start_step, 1), 6),
         "n_train": n_train, "n_val": int(len(dataset.y_val)), "n_test": int(len(yte)),
         "nodes": int(sum(config.widths)), "device": str(dev),
+        # which training kernels ran: "cpp" / "triton" (fused) or "torch" (the plain path)
+        "kernels": sorted({resolve_backend(layer, torch.empty(0, layer.in_features, device=dev))
+                           for layer in model.layers}),
     }
     model.eval()
     ckpt = cpath = None

@@ -158,7 +158,8 @@ def train_cmd(dataset, data_dir, label_column, download, out, config_file, width
         click.echo(json.dumps({"checkpoint": str(res.checkpoint), **m}))
     else:
         click.echo(f"test accuracy {m['test_accuracy']:.4f} (discrete), {m['test_accuracy_relaxed']:.4f} (relaxed); "
-                   f"val {m['val_accuracy']:.4f} at step {m['best_step']}/{m['steps']}; {m['seconds']:.1f} s")
+                   f"val {m['val_accuracy']:.4f} at step {m['best_step']}/{m['steps']}; {m['seconds']:.1f} s"
+                   f" ({'+'.join(m.get('kernels', [])) or '?'} kernels)")
         click.echo(f"saved {res.checkpoint}" + (f", curve {res.curve}" if res.curve else ""))
 
 
