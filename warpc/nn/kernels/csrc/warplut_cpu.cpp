@@ -459,17 +459,38 @@ torch::Tensor node_major(torch::Tensor x) {
 // A learnable slot s (= node * k + input) reads the softmax mixture of C candidate inputs:
 // mT[s] = sum_c w[s][c] * xT[cand[s][c]]. The mixture is node-major, so the WARP kernels above read it as a layer
 // input wired one-to-one. One row per slot, never the (S, C, B) gather the plain path materialises.
+// 8 floats as one GCC/Clang vector value: the mixture's accumulators stay in registers while the C candidate rows
+// stream past (plain arrays are spilled to the stack once per candidate).
+typedef float v8f __attribute__((vector_size(32)));
+inline v8f load8(const float* p) { v8f v; std::memcpy(&v, p, sizeof(v)); return v; }
+inline void store8(float* p, v8f v) { std::memcpy(p, &v, sizeof(v)); }
+
 WARPC_CLONES void mix_rows(int64_t s0, int64_t s1, int64_t B, int64_t C, const float* x, const int32_t* cand,
                            const float* w, float* m) {
   for (int64_t s = s0; s < s1; ++s) {
+    const int32_t* cs = cand + s * C;
+    const float* ws = w + s * C;
     float* o = m + s * B;
-    const float* r = x + static_cast<int64_t>(cand[s * C]) * B;
-    const float w0 = w[s * C];
-    for (int64_t b = 0; b < B; ++b) o[b] = w0 * r[b];
-    for (int64_t c = 1; c < C; ++c) {
-      const float* rc = x + static_cast<int64_t>(cand[s * C + c]) * B;
-      const float wc = w[s * C + c];
-      for (int64_t b = 0; b < B; ++b) o[b] += wc * rc[b];
+    int64_t b0 = 0;
+    for (; b0 + 32 <= B; b0 += 32) {  // 32 batch lanes = 4 vector accumulators
+      v8f a0 = {}, a1 = {}, a2 = {}, a3 = {};
+      for (int64_t c = 0; c < C; ++c) {
+        const float* r = x + static_cast<int64_t>(cs[c]) * B + b0;
+        const float wc = ws[c];
+        a0 += wc * load8(r);
+        a1 += wc * load8(r + 8);
+        a2 += wc * load8(r + 16);
+        a3 += wc * load8(r + 24);
+      }
+      store8(o + b0, a0);
+      store8(o + b0 + 8, a1);
+      store8(o + b0 + 16, a2);
+      store8(o + b0 + 24, a3);
+    }
+    for (; b0 < B; ++b0) {  // batch tail
+      float a = 0.0f;
+      for (int64_t c = 0; c < C; ++c) a += ws[c] * x[static_cast<int64_t>(cs[c]) * B + b0];
+      o[b0] = a;
     }
   }
 }
@@ -495,12 +516,27 @@ WARPC_CLONES void mix_grad_x(int64_t p0, int64_t p1, int64_t B, int64_t C, const
                              const int64_t* rp, const int32_t* rq, float* gx) {
   for (int64_t p = p0; p < p1; ++p) {
     float* dst = gx + p * B;
-    for (int64_t b = 0; b < B; ++b) dst[b] = 0.0f;
-    for (int64_t t = rp[p]; t < rp[p + 1]; ++t) {
-      const int64_t q = rq[t];
-      const float* src = g + (q / C) * B;
-      const float wq = w[q];
-      for (int64_t b = 0; b < B; ++b) dst[b] += wq * src[b];
+    int64_t b0 = 0;
+    for (; b0 + 32 <= B; b0 += 32) {  // register accumulators, as in mix_rows
+      v8f a0 = {}, a1 = {}, a2 = {}, a3 = {};
+      for (int64_t t = rp[p]; t < rp[p + 1]; ++t) {
+        const int64_t q = rq[t];
+        const float* src = g + (q / C) * B + b0;
+        const float wq = w[q];
+        a0 += wq * load8(src);
+        a1 += wq * load8(src + 8);
+        a2 += wq * load8(src + 16);
+        a3 += wq * load8(src + 24);
+      }
+      store8(dst + b0, a0);
+      store8(dst + b0 + 8, a1);
+      store8(dst + b0 + 16, a2);
+      store8(dst + b0 + 24, a3);
+    }
+    for (; b0 < B; ++b0) {
+      float a = 0.0f;
+      for (int64_t t = rp[p]; t < rp[p + 1]; ++t) a += w[rq[t]] * g[(rq[t] / C) * B + b0];
+      dst[b0] = a;
     }
   }
 }
