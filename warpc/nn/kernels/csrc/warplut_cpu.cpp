@@ -465,33 +465,39 @@ typedef float v8f __attribute__((vector_size(32)));
 inline v8f load8(const float* p) { v8f v; std::memcpy(&v, p, sizeof(v)); return v; }
 inline void store8(float* p, v8f v) { std::memcpy(p, &v, sizeof(v)); }
 
+// dst[b] = sum_{i < n} wt(i) * row(i)[b], 32 batch lanes at a time in 4 vector accumulators.
+template <class Row, class Weight>
+inline __attribute__((always_inline)) void weighted_row_sum(int64_t B, int64_t n, Row row, Weight wt, float* dst) {
+  int64_t b0 = 0;
+  for (; b0 + 32 <= B; b0 += 32) {
+    v8f a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (int64_t i = 0; i < n; ++i) {
+      const float* r = row(i) + b0;
+      const float wi = wt(i);
+      a0 += wi * load8(r);
+      a1 += wi * load8(r + 8);
+      a2 += wi * load8(r + 16);
+      a3 += wi * load8(r + 24);
+    }
+    store8(dst + b0, a0);
+    store8(dst + b0 + 8, a1);
+    store8(dst + b0 + 16, a2);
+    store8(dst + b0 + 24, a3);
+  }
+  for (; b0 < B; ++b0) {  // batch tail
+    float a = 0.0f;
+    for (int64_t i = 0; i < n; ++i) a += wt(i) * row(i)[b0];
+    dst[b0] = a;
+  }
+}
+
 WARPC_CLONES void mix_rows(int64_t s0, int64_t s1, int64_t B, int64_t C, const float* x, const int32_t* cand,
                            const float* w, float* m) {
   for (int64_t s = s0; s < s1; ++s) {
     const int32_t* cs = cand + s * C;
     const float* ws = w + s * C;
-    float* o = m + s * B;
-    int64_t b0 = 0;
-    for (; b0 + 32 <= B; b0 += 32) {  // 32 batch lanes = 4 vector accumulators
-      v8f a0 = {}, a1 = {}, a2 = {}, a3 = {};
-      for (int64_t c = 0; c < C; ++c) {
-        const float* r = x + static_cast<int64_t>(cs[c]) * B + b0;
-        const float wc = ws[c];
-        a0 += wc * load8(r);
-        a1 += wc * load8(r + 8);
-        a2 += wc * load8(r + 16);
-        a3 += wc * load8(r + 24);
-      }
-      store8(o + b0, a0);
-      store8(o + b0 + 8, a1);
-      store8(o + b0 + 16, a2);
-      store8(o + b0 + 24, a3);
-    }
-    for (; b0 < B; ++b0) {  // batch tail
-      float a = 0.0f;
-      for (int64_t c = 0; c < C; ++c) a += ws[c] * x[static_cast<int64_t>(cs[c]) * B + b0];
-      o[b0] = a;
-    }
+    weighted_row_sum(B, C, [&](int64_t c) { return x + static_cast<int64_t>(cs[c]) * B; },
+                     [&](int64_t c) { return ws[c]; }, m + s * B);
   }
 }
 
@@ -515,29 +521,9 @@ WARPC_CLONES void mix_grad_w(int64_t s0, int64_t s1, int64_t B, int64_t C, const
 WARPC_CLONES void mix_grad_x(int64_t p0, int64_t p1, int64_t B, int64_t C, const float* g, const float* w,
                              const int64_t* rp, const int32_t* rq, float* gx) {
   for (int64_t p = p0; p < p1; ++p) {
-    float* dst = gx + p * B;
-    int64_t b0 = 0;
-    for (; b0 + 32 <= B; b0 += 32) {  // register accumulators, as in mix_rows
-      v8f a0 = {}, a1 = {}, a2 = {}, a3 = {};
-      for (int64_t t = rp[p]; t < rp[p + 1]; ++t) {
-        const int64_t q = rq[t];
-        const float* src = g + (q / C) * B + b0;
-        const float wq = w[q];
-        a0 += wq * load8(src);
-        a1 += wq * load8(src + 8);
-        a2 += wq * load8(src + 16);
-        a3 += wq * load8(src + 24);
-      }
-      store8(dst + b0, a0);
-      store8(dst + b0 + 8, a1);
-      store8(dst + b0 + 16, a2);
-      store8(dst + b0 + 24, a3);
-    }
-    for (; b0 < B; ++b0) {
-      float a = 0.0f;
-      for (int64_t t = rp[p]; t < rp[p + 1]; ++t) a += w[rq[t]] * g[(rq[t] / C) * B + b0];
-      dst[b0] = a;
-    }
+    const int32_t* qs = rq + rp[p];
+    weighted_row_sum(B, rp[p + 1] - rp[p], [&](int64_t i) { return g + (qs[i] / C) * B; },
+                     [&](int64_t i) { return w[qs[i]]; }, gx + p * B);
   }
 }
 
