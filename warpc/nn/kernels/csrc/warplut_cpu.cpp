@@ -501,15 +501,49 @@ WARPC_CLONES void mix_rows(int64_t s0, int64_t s1, int64_t B, int64_t C, const f
   }
 }
 
-// dL/dw[s][c] = <gT[s], xT[cand[s][c]]>: one thread per slot, no atomics.
+inline float hsum8(v8f v) {
+  float t[8];
+  std::memcpy(t, &v, sizeof(t));
+  return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+}
+
+// dL/dw[s][c] = <gT[s], xT[cand[s][c]]>: one thread per slot, no atomics. Four candidates at a time share each
+// load of the gradient row (four independent vector accumulators).
 WARPC_CLONES void mix_grad_w(int64_t s0, int64_t s1, int64_t B, int64_t C, const float* g, const float* x,
                              const int32_t* cand, float* gw) {
+  const int64_t B8 = B - B % 8;
   for (int64_t s = s0; s < s1; ++s) {
     const float* gr = g + s * B;
-    for (int64_t c = 0; c < C; ++c) {
-      const float* xr = x + static_cast<int64_t>(cand[s * C + c]) * B;
+    const int32_t* cs = cand + s * C;
+    int64_t c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const float* x0 = x + static_cast<int64_t>(cs[c]) * B;
+      const float* x1 = x + static_cast<int64_t>(cs[c + 1]) * B;
+      const float* x2 = x + static_cast<int64_t>(cs[c + 2]) * B;
+      const float* x3 = x + static_cast<int64_t>(cs[c + 3]) * B;
+      v8f a0 = {}, a1 = {}, a2 = {}, a3 = {};
+      for (int64_t b = 0; b < B8; b += 8) {
+        const v8f gv = load8(gr + b);
+        a0 += gv * load8(x0 + b);
+        a1 += gv * load8(x1 + b);
+        a2 += gv * load8(x2 + b);
+        a3 += gv * load8(x3 + b);
+      }
+      float r0 = hsum8(a0), r1 = hsum8(a1), r2 = hsum8(a2), r3 = hsum8(a3);
+      for (int64_t b = B8; b < B; ++b) {
+        r0 += gr[b] * x0[b];
+        r1 += gr[b] * x1[b];
+        r2 += gr[b] * x2[b];
+        r3 += gr[b] * x3[b];
+      }
+      gw[s * C + c] = r0;
+      gw[s * C + c + 1] = r1;
+      gw[s * C + c + 2] = r2;
+      gw[s * C + c + 3] = r3;
+    }
+    for (; c < C; ++c) {  // candidate tail
+      const float* xr = x + static_cast<int64_t>(cs[c]) * B;
       float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
       for (int64_t b = 0; b < B; ++b) sum += gr[b] * xr[b];
       gw[s * C + c] = sum;
     }
