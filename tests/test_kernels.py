@@ -444,6 +444,21 @@ TRITON_SCRIPT = textwrap.dedent(
     torch.testing.assert_close(yb.float(), yf, rtol=0, atol=8e-3)
     yb.float().sum().backward(); yf.sum().backward()
     torch.testing.assert_close(lay.theta.grad, ref.theta.grad, rtol=2e-2, atol=2e-2)
+    # bf16 through learnable wiring and DLGN: outputs stay bf16, parameter gradients fp32, close to the fp32 plain path
+    for kw in (dict(wiring="learnable", candidates=4), dict(parametrization="dlgn")):
+        lay = WarpLUT(24, 18, sampling="soft", init="random", seed=0, **kw)
+        ref = WarpLUT(24, 18, sampling="soft", init="random", seed=0, backend="torch", **kw)
+        xb = torch.rand(20, 24).bfloat16().requires_grad_(True)
+        yb = K.layer_forward(lay, xb, "triton")
+        assert yb.dtype == torch.bfloat16
+        xf = xb.detach().float().requires_grad_(True)
+        yf = ref(xf)
+        torch.testing.assert_close(yb.float(), yf, rtol=0, atol=2e-2)
+        yb.float().sum().backward(); yf.sum().backward()
+        for p, q in zip(lay.parameters(), ref.parameters()):
+            assert p.grad.dtype == torch.float32
+            torch.testing.assert_close(p.grad, q.grad, rtol=5e-2, atol=5e-2)
+        assert xb.grad.dtype == torch.bfloat16
     n = K.kernel_noise("triton", 3, 256, 64)
     assert abs(n.mean().item()) < 0.1 and abs(n.var().item() - 3.29) < 0.3, (n.mean(), n.var())
     # auto-dispatch on CPU tensors never picks triton unless asked
