@@ -214,11 +214,13 @@ def test_learnable_wiring_training_mix_matches_naive_formula():
     assert torch.allclose(gx, gx_naive, atol=1e-5) and torch.allclose(gw, gw_naive, atol=1e-5)
 
 
-def test_eval_tables_cache_follows_parameter_updates():
-    """Eval reads cached truth tables; an optimizer step, load_state_dict or an in-place edit must refresh them."""
+def test_eval_tables_follow_parameter_updates():
+    """Eval reads truth tables; load_state_dict, an in-place edit and a fused Adam step (which does not bump the
+    parameters' version counters) must all show in the next eval output."""
     import torch
 
     from warpc.nn import WarpLUT
+    from warpc.train import Adam
 
     for par in ("warp", "dlgn"):
         layer = WarpLUT(30, 20, k=2, parametrization=par, init="random", seed=0).eval()
@@ -233,4 +235,9 @@ def test_eval_tables_cache_follows_parameter_updates():
         params = layer.theta if par == "warp" else layer.logits
         with torch.no_grad():
             params.neg_()
-        assert not torch.equal(layer(x), after)
+        negated = layer(x)
+        assert not torch.equal(negated, after)
+        opt = Adam([params], lr=100.0)
+        params.grad = torch.randn_like(params)
+        opt.step()
+        assert not torch.equal(layer(x), negated)

@@ -23,6 +23,7 @@ from .checkpoint import read_checkpoint, save_checkpoint
 from .config import ModelConfig
 from .data import Dataset
 from .errors import CheckpointError, ConfigError, ShapeError, TrainingError
+from .nn import kernels
 from .nn.groupsum import argmax_lowest
 from .nn.model import WarpNet
 
@@ -75,12 +76,6 @@ def curve_path(out: str | Path) -> Path:
     return out.with_name(_run_name(out) + ".curve.png")
 
 
-def resolve_backend(layer, x: torch.Tensor) -> str:
-    from .nn.kernels import resolve_backend as resolve
-
-    return resolve(layer, x)
-
-
 # --- evaluation ------------------------------------------------------------------------------------------------
 class _relaxed:
     """Training-mode forward without noise (sampling gumbel -> soft), restoring the mode afterwards."""
@@ -110,46 +105,13 @@ def predict(model: WarpNet, x: torch.Tensor, relaxed: bool = False, batch_size: 
                          f"{x.shape[1] if x.dim() == 2 else tuple(x.shape)}")
     outs = []
     if not relaxed:
-        lut = _LutEvaluator(model)
         for i in range(0, len(x), batch_size):
-            outs.append(argmax_lowest(lut.counts(x[i:i + batch_size])))
-    elif relaxed:
+            outs.append(model.predict(x[i:i + batch_size]))
+    else:
         with _relaxed(model):
             for i in range(0, len(x), batch_size):
                 outs.append(argmax_lowest(model(x[i:i + batch_size])))
     return torch.cat(outs) if outs else torch.zeros(0, dtype=torch.long, device=x.device)
-
-
-class _LutEvaluator:
-    """Discrete forward by truth-table lookup (the hardware's semantics; eval-mode outputs equal these lookups,
-    see tests/test_nn_core.py). Much faster than the float64 Walsh sum of WarpLUT's eval path on wide layers."""
-
-    @torch.no_grad()
-    def __init__(self, model: WarpNet) -> None:
-        self.model = model
-        self.layers = []
-        for layer in model.layers:
-            idx = layer.wiring_indices()
-            tables = torch.as_tensor(layer.truth_tables(), dtype=torch.uint8, device=idx.device)  # (out, 2^k)
-            self.layers.append((idx, tables))
-
-    @torch.no_grad()
-    def counts(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        was = m.encoder.training
-        m.encoder.eval()
-        try:
-            h = m.encoder(x) > 0.5
-        finally:
-            m.encoder.train(was)
-        h = h.t().contiguous().to(torch.uint8)  # node-major: gathers copy whole rows (cache-friendly)
-        for idx, tables in self.layers:
-            corner = torch.index_select(h, 0, idx[:, 0])
-            for i in range(1, idx.shape[1]):
-                corner |= torch.index_select(h, 0, idx[:, i]) << i
-            h = torch.gather(tables, 1, corner.long())
-        h = h.t()
-        return h.reshape(h.shape[0], m.config.classes, -1).sum(-1, dtype=torch.int64)
 
 
 def accuracy(model: WarpNet, x: torch.Tensor, y: torch.Tensor, relaxed: bool = False) -> float:
@@ -414,7 +376,7 @@ def train(
         "n_train": n_train, "n_val": int(len(dataset.y_val)), "n_test": int(len(yte)),
         "nodes": int(sum(config.widths)), "device": str(dev),
         # which training kernels ran: "cpp" / "triton" (fused) or "torch" (the plain path)
-        "kernels": sorted({resolve_backend(layer, torch.empty(0, layer.in_features, device=dev))
+        "kernels": sorted({kernels.resolve_backend(layer, torch.empty(0, layer.in_features, device=dev))
                            for layer in model.layers}),
     }
     model.eval()

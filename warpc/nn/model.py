@@ -45,14 +45,18 @@ class WarpNet(nn.Module):
 
     @torch.no_grad()
     def counts(self, x: torch.Tensor) -> torch.Tensor:
-        """Eval-mode popcount per class (int64): the hardware's class scores."""
-        was = self.training
-        self.eval()
+        """Eval-mode popcount per class (int64): the hardware's class scores. The same as the eval-mode layers'
+        outputs summed per class, computed node-major in uint8 through WarpLUT.hard_rows (no per-layer transposes)."""
+        was = self.encoder.training
+        self.encoder.eval()
         try:
-            b = self.bits(x)
-            return b.reshape(b.shape[0], self.config.classes, -1).sum(-1).round().long()
+            h = (self.encoder(x) > 0.5).t().to(torch.uint8).contiguous()
         finally:
-            self.train(was)
+            self.encoder.train(was)
+        for layer in self.layers:
+            h = layer.hard_rows(h)
+        h = h.t()
+        return h.reshape(h.shape[0], self.config.classes, -1).sum(-1, dtype=torch.int64)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:

@@ -230,31 +230,30 @@ class WarpLUT(nn.Module):
             y = y + ((z < 0).to(y.dtype) - y).detach()
         return y
 
-    def _table_tensor(self, device: torch.device) -> torch.Tensor:
-        """truth_tables() flattened, on `device`; cached until the parameters change (an optimizer step bumps
-        their version), so batched evaluation computes the tables once per pass, not once per batch."""
-        p = self.theta if self.parametrization == "warp" else self.logits
-        key = (p.data_ptr(), p._version, str(device))
-        cached = getattr(self, "_tables_cache", None)
-        if cached is None or cached[0] != key:
-            cached = (key, torch.from_numpy(self.truth_tables()).to(device).reshape(-1))
-            self._tables_cache = cached
-        return cached[1]
+    @torch.no_grad()
+    def hard_rows(self, hT: torch.Tensor) -> torch.Tensor:
+        """Eval-mode outputs, node-major: input bits hT (in, B) uint8 -> (out, B) uint8. Each node's corner is looked
+        up in truth_tables(), the very tables discretization hands to the netlist, so eval == netlist by
+        construction. Node-major rows make every gather copy whole rows."""
+        idx = self.wiring_indices()
+        corner = torch.index_select(hT, 0, idx[:, 0])
+        for i in range(1, self.k):
+            corner |= torch.index_select(hT, 0, idx[:, i]) << i
+        # Computed per call, not cached: torch._fused_adam_ (warpc.train.Adam on CPU) updates parameters without
+        # bumping their version counter, so a version-keyed cache would serve stale tables after a training step.
+        tables = torch.from_numpy(self.truth_tables()).to(hT.device)  # (out, 2^k) uint8
+        return torch.gather(tables, 1, corner.long())
 
     def _forward_hard(self, x: torch.Tensor) -> torch.Tensor:
-        xi = x[:, self.wiring_indices()]  # (B, out, k)
-        binary = bool(((xi == 0) | (xi == 1)).all())
-        if binary or self.parametrization == "dlgn":
-            # Look each node's corner up in truth_tables(), the very tables discretization hands to the netlist, so
-            # eval output == netlist by construction. (Fractional inputs, which only a caller can feed in eval
-            # mode, are rounded at 0.5 for DLGN; WARP takes the sign of its relaxed z below.)
-            tables = self._table_tensor(x.device)  # (out * 2^k,)
-            corner = torch.arange(self.out_features, device=x.device) << self.k
-            corner = corner.expand(xi.shape[:2]).clone()
-            for i in range(self.k):
-                corner |= (xi[..., i] > 0.5).to(torch.int64) << i
-            return tables[corner].to(x.dtype)
-        z = (walsh_basis(xi.double()) * self.theta.double()).sum(-1)
+        def binary(t: torch.Tensor) -> bool:
+            return bool(((t == 0) | (t == 1)).all())
+
+        # Binary inputs (checked on the whole input first, on the wired ones only if that fails) use the tables;
+        # fractional ones, which only a caller can feed in eval mode, are rounded at 0.5 for DLGN, and WARP takes
+        # the sign of its relaxed z below.
+        if self.parametrization == "dlgn" or binary(x) or binary(x[:, self.wiring_indices()]):
+            return self.hard_rows((x > 0.5).t().to(torch.uint8).contiguous()).t().to(x.dtype)
+        z = (walsh_basis(x[:, self.wiring_indices()].double()) * self.theta.double()).sum(-1)
         return (z < 0).to(x.dtype)
 
     def extra_repr(self) -> str:
