@@ -52,7 +52,7 @@ def main() -> None:
     if not a.checkpoint or not a.name:
         ap.error("give a checkpoint and --name")
 
-    from warpc.build.flow import build
+    from warpc.fpga.flow import build
     from warpc.errors import DoesNotFitError
 
     out = Path(a.out) / a.name

@@ -35,7 +35,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from warpc.nn import GroupSum, WarpLUT  # noqa: E402
 from warpc.nn import kernels  # noqa: E402
-from warpc.train import resolve_device  # noqa: E402
+from warpc.training import resolve_device  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _peers import import_difflogic  # noqa: E402
@@ -105,7 +105,7 @@ def make_optimizer(model, lr, device):
     """The same optimizer for every trainer: fused torch Adam on CUDA, warpc's (fused) Adam on the CPU."""
     if device.type == "cuda":
         return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
-    from warpc.train import Adam
+    from warpc.training import Adam
 
     return Adam(model.parameters(), lr=lr)
 

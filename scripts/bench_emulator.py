@@ -52,7 +52,7 @@ def main() -> None:
     import warpc
     from bench_pack_vs_yosys import test_split
     from ir_models import model_counts
-    from warpc.compile import compile as wcompile
+    from warpc.ir.compiler import compile as wcompile
     from warpc.ir.emulate import emulate_counts
 
     ck = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "runs" / "middle" / "fashion_k2.safetensors")

@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from warpc.config import ModelConfig  # noqa: E402
 from warpc.data import load_dataset  # noqa: E402
 from warpc.nn.kernels import set_backend  # noqa: E402
-from warpc.train import train  # noqa: E402
+from warpc.training import train  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -66,7 +66,7 @@ def main() -> None:
     a = ap.parse_args()
     import warpc
     from ir_models import model_counts
-    from warpc.compile import compile as wcompile
+    from warpc.ir.compiler import compile as wcompile
     from warpc.ir import from_model
     from warpc.ir.blif import write_blif
     from warpc.ir.emulate import emulate_counts

@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from warpc.nn import GroupSum, WarpLUT  # noqa: E402
 from warpc.nn import kernels  # noqa: E402
 from warpc.nn.encoders import Thermometer  # noqa: E402
-from warpc.train import Adam as WarpcAdam  # noqa: E402
-from warpc.train import resolve_device  # noqa: E402
+from warpc.training import Adam as WarpcAdam  # noqa: E402
+from warpc.training import resolve_device  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _peers import import_difflogic  # noqa: E402

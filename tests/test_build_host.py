@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from _backend_nets import random_net, random_x
-from warpc.build.host import flash, run_on_board
-from warpc.build.protocol import SYNC_BYTE, frame_bytes, parse_reply
-from warpc.build.reference import reference_counts
+from warpc.fpga.host import flash, run_on_board
+from warpc.fpga.protocol import SYNC_BYTE, frame_bytes, parse_reply
+from warpc.fpga.reference import reference_counts
 from warpc.errors import BoardError
 
 

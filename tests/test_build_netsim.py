@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from warpc.build.netsim import NetSim, bits_of, lut_expr, value_of
+from warpc.fpga.netsim import NetSim, bits_of, lut_expr, value_of
 from warpc.errors import ToolchainError
 
 

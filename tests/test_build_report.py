@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from warpc.build.boards import load_board, supported_boards
-from warpc.build.report import format_report, load_report, parse_nextpnr, parse_stat
-from warpc.build.tools import parse_utilisation, raise_if_does_not_fit
+from warpc.fpga.boards import load_board, supported_boards
+from warpc.fpga.report import format_report, load_report, parse_nextpnr, parse_stat
+from warpc.fpga.tools import parse_utilisation, raise_if_does_not_fit
 from warpc.cli import main
 from warpc.errors import BoardError, DoesNotFitError
 
@@ -98,7 +98,7 @@ def test_tool_run_stops_a_tool_past_its_time_limit(tmp_path):
     import sys
     import time
 
-    from warpc.build.tools import run
+    from warpc.fpga.tools import run
     from warpc.errors import ToolTimeoutError
 
     said = []
@@ -114,7 +114,7 @@ def test_boards_found_from_env_source_tree_or_installed_prefix(monkeypatch, tmp_
     """Editable installs read the repository's boards/; a wheel installs them under <prefix>/share/warpc/boards."""
     import sys
 
-    from warpc.build import boards
+    from warpc.fpga import boards
 
     assert boards.boards_dir().name == "boards" and (boards.boards_dir() / "icebreaker.json").is_file()
     installed = tmp_path / "prefix" / "share" / "warpc" / "boards"

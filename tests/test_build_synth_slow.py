@@ -61,8 +61,8 @@ def test_equivalence_catches_a_flipped_lut_bit(digits_build, tmp_path):
 
     import numpy as np
 
-    from warpc.build import equiv
-    from warpc.build.reference import reference_counts
+    from warpc.fpga import equiv
+    from warpc.fpga.reference import reference_counts
     from warpc.ir.netlist import Netlist
 
     _, out = digits_build

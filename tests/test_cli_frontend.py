@@ -85,7 +85,7 @@ def test_bad_inputs_are_one_line_errors(ckpt, tmp_path):
 
 
 def test_nan_loss_is_a_one_line_error(tmp_path, monkeypatch):
-    import warpc.train as wt
+    import warpc.training.loop as wt
 
     monkeypatch.setattr(wt, "_loss", lambda s, y: s.sum() * float("nan"))
     res = _run(["train", "--dataset", "iris", "--out", str(tmp_path / "n.safetensors"), *SMALL[:2],

@@ -6,7 +6,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from _backend_nets import digits_model, random_net, random_x
-from warpc.build.reference import _numpy_counts, reference_counts
+from warpc.fpga.reference import _numpy_counts, reference_counts
 from warpc.errors import ConfigError, NetlistError
 from warpc.hdl.core import WarpCore, ge_const, lut4_init
 from warpc.ir import from_model

@@ -84,7 +84,7 @@ def test_compile_api_and_cli(trained, digits, tmp_path):
 
     from warpc.checkpoint import save_checkpoint
     from warpc.cli import main
-    from warpc.compile import compile as wcompile
+    from warpc.ir.compiler import compile as wcompile
 
     xte, yte = digits[2], digits[3]
     ckpt = save_checkpoint(tmp_path / "m.safetensors", trained, {"data": {"name": "digits"}})

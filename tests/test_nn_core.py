@@ -220,7 +220,7 @@ def test_eval_tables_follow_parameter_updates():
     import torch
 
     from warpc.nn import WarpLUT
-    from warpc.train import Adam
+    from warpc.training import Adam
 
     for par in ("warp", "dlgn"):
         layer = WarpLUT(30, 20, k=2, parametrization=par, init="random", seed=0).eval()

@@ -10,7 +10,7 @@ from warpc.checkpoint import read_checkpoint
 from warpc.config import ModelConfig
 from warpc.data import load_dataset
 from warpc.errors import ConfigError, TrainingError
-from warpc.train import Adam, curve_path, evaluate_dataset, last_path, train
+from warpc.training import Adam, curve_path, evaluate_dataset, last_path, train
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_resume_matches_an_uninterrupted_run(digits, tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(digits, tmp_path, monkeypatch):
-    import warpc.train as wt
+    import warpc.training.loop as wt
 
     cfg = _cfg(digits, widths=[100, 100])
     calls = {"n": 0}
@@ -121,7 +121,7 @@ def test_adam_matches_torch():
 @pytest.mark.parametrize("kw", [dict(k=[2, 4]), dict(parametrization="dlgn"), dict(encoder="learnable", k=3)])
 def test_fast_discrete_predict_equals_model_predict(digits, kw):
     from warpc.nn.model import WarpNet
-    from warpc.train import predict
+    from warpc.training import predict
 
     cfg = _cfg(digits, widths=[200, 100], init="random", **kw)
     model = WarpNet(cfg).fit_encoder(digits.x_train)

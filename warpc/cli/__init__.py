@@ -1,6 +1,7 @@
 """The `warpc` command line: a thin layer over the library. Commands live in frontend.py (train, eval),
 middle.py (compile, predict) and backend.py (hdl, synth, report, flash, run); each module exports `commands`.
-User mistakes (WarpcError) print one line `error: ...` and exit 1, without a traceback."""
+User mistakes print one line `error: ...` without a traceback: WarpcError exits 1, command-line usage errors
+(unknown option, bad value) exit 2, as click's own convention."""
 from __future__ import annotations
 
 import sys
@@ -11,13 +12,34 @@ from .. import __version__
 from ..errors import WarpcError
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except WarpcError as e:
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {_one_line(e)}", err=True)
             sys.exit(1)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        # click prints usage errors as three lines (usage, hint, message); warpc's promise is one line
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            cmd = e.ctx.command_path if e.ctx else "warpc"
+            click.echo(f"error: {_one_line(e.format_message())} (see '{cmd} --help')", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            click.echo(f"error: {_one_line(e.format_message())}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

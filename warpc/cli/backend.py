@@ -33,7 +33,7 @@ def _echo_err(msg: str) -> None:
 def hdl_cmd(source, out, pipeline, lut_cells, pack_k, name, toolchain):
     """Write the core of SOURCE (checkpoint or netlist JSON) as Verilog and RTLIL (ports: x, valid_in -> cls,
     scores, valid_out; clk/rst when pipelined)."""
-    from ..build.hdl_export import export_hdl
+    from ..fpga.hdl_export import export_hdl
 
     info = export_hdl(source, out, pipeline=pipeline, lut_cells=lut_cells, pack_k=pack_k, name=name,
                       toolchain=toolchain)
@@ -67,8 +67,8 @@ def hdl_cmd(source, out, pipeline, lut_cells, pack_k, name, toolchain):
 def synth_cmd(source, board, out, pipeline, toolchain, lut_cells, scores, router, router2_timeout, seed, no_equiv,
               no_formal, formal_timeout, dataset, data_dir, max_vectors, allow_timing_fail, as_json):
     """Checkpoint (or netlist JSON) -> bitstream OUT/top.bin, OUT/report.json, with equivalence checks."""
-    from ..build.flow import build
-    from ..build.report import format_report
+    from ..fpga.flow import build
+    from ..fpga.report import format_report
 
     x = y = None
     if dataset:
@@ -89,7 +89,7 @@ def synth_cmd(source, board, out, pipeline, toolchain, lut_cells, scores, router
 @click.option("--json", "as_json", is_flag=True, help="print the raw report.json")
 def report_cmd(build_dir, as_json):
     """Show the build report of BUILD_DIR."""
-    from ..build.report import format_report, load_report
+    from ..fpga.report import format_report, load_report
 
     rep = load_report(build_dir)
     click.echo(json.dumps(rep, indent=1) if as_json else format_report(rep))
@@ -102,7 +102,7 @@ def report_cmd(build_dir, as_json):
 @click.option("--tool", default=None, help="iceprog or openFPGALoader (default: whichever is installed)")
 def flash_cmd(build_dir, sram, tool):
     """Program BUILD_DIR/top.bin onto the board."""
-    from ..build.host import flash
+    from ..fpga.host import flash
 
     click.echo(flash(build_dir, sram=sram, tool=tool))
 
@@ -120,7 +120,7 @@ def flash_cmd(build_dir, sram, tool):
 @click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for each reply")
 def run_cmd(port, build_dir, dataset, data_dir, limit, baud, simulate, timeout):
     """Stream samples through the board over UART; report accuracy, agreement with the model, throughput."""
-    from ..build.host import run_on_board
+    from ..fpga.host import run_on_board
 
     if not port and not simulate:
         raise ConfigError("give --port (e.g. /dev/ttyUSB1) or --simulate")

@@ -91,7 +91,7 @@ def train_cmd(dataset, data_dir, label_column, download, out, config_file, width
               eval_every, resume, quiet, as_json):
     """Train a WARP-LUT network and save the best checkpoint (by discrete validation accuracy)."""
     from .. import data as wdata
-    from .. import train as wtrain
+    from .. import training as wtrain
     from ..checkpoint import read_checkpoint
     from ..config import ModelConfig
 
@@ -176,7 +176,7 @@ def eval_cmd(checkpoint, dataset, data_dir, label_column, split, device, as_json
     """Evaluate a checkpoint (discrete, i.e. hardware semantics) and print accuracy and a confusion matrix."""
     from .. import data as wdata
     from .. import load
-    from ..train import evaluate_dataset, resolve_device
+    from ..training import evaluate_dataset, resolve_device
 
     model = load(checkpoint, device=resolve_device(device))
     dmeta = dict(model.meta.get("data") or {})

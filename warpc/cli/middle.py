@@ -38,7 +38,7 @@ def _table(rows: list[list]) -> str:
               help="keep every output bit's function (default: output pairs may be rewritten, class sums kept)")
 def compile_cmd(checkpoint, out_dir, K, depth, no_opt, no_pack, cuts, keep_output_bits):
     """Compile CHECKPOINT (or a netlist .json) into DIR/netlist.json and DIR/netlist.blif."""
-    from ..compile import compile as wcompile
+    from ..ir.compiler import compile as wcompile
 
     cn = wcompile(checkpoint, K=None if no_pack else K, optimize=not no_opt, depth=_depth(depth), cuts=cuts,
                   keep_output_bits=keep_output_bits)
@@ -114,7 +114,7 @@ def predict_cmd(checkpoint, dataset, data_dir, npz, split, K, no_opt, check, as_
     be a netlist .json written by `warpc compile` (emulated as it is)."""
     import numpy as np
 
-    from ..compile import compile as wcompile
+    from ..ir.compiler import compile as wcompile
 
     x, y, name = _load_data(checkpoint, dataset, data_dir, npz, split)
     if Path(checkpoint).suffix == ".json":  # a compiled netlist: emulate exactly that netlist

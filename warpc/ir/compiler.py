@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NetlistError
-from .ir.emulate import argmax_lowest, emulate_counts
-from .ir.netlist import Netlist
-from .ir.passes import ALL_PASSES, PassReport, layer_counts, popcount_rewrite, optimize as _optimize, summarize
+from ..errors import NetlistError
+from .emulate import argmax_lowest, emulate_counts
+from .netlist import Netlist
+from .passes import ALL_PASSES, PassReport, layer_counts, popcount_rewrite, optimize as _optimize, summarize
 
 
 @dataclass
@@ -39,7 +39,7 @@ class CompiledNet:
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """Write netlist.json + netlist.blif (final), netlist.opt.json/.blif (optimised, unpacked) and
         compile_report.json into out_dir."""
-        from .ir.blif import write_blif
+        from .blif import write_blif
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -69,7 +69,7 @@ class CompiledNet:
 
 def to_netlist(source) -> Netlist:
     """A Netlist from a checkpoint path, a netlist JSON path, a WarpNet, a hard description dict or a Netlist."""
-    from .ir.discretize import from_checkpoint, from_description, from_model
+    from .discretize import from_checkpoint, from_description, from_model
 
     if isinstance(source, Netlist):
         return source
@@ -97,7 +97,7 @@ def compile(source, K: int | None = 4, optimize: bool = True, depth: int | str |
     Returns a CompiledNet with .counts / .predict / .save, .stages and .report (per-pass statistics, packing
     result, timings).
     """
-    from .ir.pack import pack
+    from .pack import pack
 
     t0 = time.perf_counter()
     net = to_netlist(source).validate()

@@ -41,7 +41,7 @@ def _netlist_from(source, pack_k: int | None = 4) -> tuple[Netlist, dict]:
         return source.netlist, {"source": "compiled net", "compile": getattr(source, "report", {}).get("summary")}
     if isinstance(source, (str, Path)) and str(source).endswith(".json"):
         return Netlist.load(source), {"source": str(source)}
-    from ..compile import compile as _compile
+    from ..ir.compiler import compile as _compile
 
     cn = _compile(source, K=pack_k)
     info = {"source": str(source) if isinstance(source, (str, Path)) else type(source).__name__,

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import read_checkpoint, save_checkpoint
-from .config import ModelConfig
-from .data import Dataset
-from .errors import CheckpointError, ConfigError, ShapeError, TrainingError
-from .nn import kernels
-from .nn.groupsum import argmax_lowest
-from .nn.model import WarpNet
+from ..checkpoint import read_checkpoint, save_checkpoint
+from ..config import ModelConfig
+from ..data import Dataset
+from ..errors import CheckpointError, ConfigError, ShapeError, TrainingError
+from ..nn import kernels
+from ..nn.groupsum import argmax_lowest
+from ..nn.model import WarpNet
 
 # Defaults of `warpc train` (chosen for digits: >= 95 % discrete test accuracy in about a minute on 2 CPU cores;
 # see docs/frontend.md for the measurements).
