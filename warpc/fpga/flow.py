@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,8 +17,9 @@ from typing import Callable
 import numpy as np
 
 from .. import __version__
-from ..errors import ConfigError, DatasetError, NetlistError, ToolchainError, ToolTimeoutError
+from ..errors import ConfigError, ToolchainError, ToolTimeoutError
 from ..ir.netlist import Netlist
+from ..ir.source import compiled_netlist, sample_data
 from . import equiv, tools
 from .boards import load_board, platform_for
 from .reference import reference_counts
@@ -31,52 +31,6 @@ POPCOUNT_FORMAL_MAX = 32  # widest class group whose popcount block still gets a
 # 32-186 s (quiet / loaded) while router2 took 84 s on one design and never converged on another (4 overused
 # wires for 9+ min). Above this size router2 routed every Fashion-MNIST build; a stuck run falls back to router1.
 ROUTER2_ABOVE_LUTS = 3500
-
-
-def _netlist_from(source, pack_k: int | None = 4) -> tuple[Netlist, dict]:
-    """A Netlist, a netlist JSON, a checkpoint path or a WarpNet -> (netlist packed for 4-LUTs, compile info)."""
-    if isinstance(source, Netlist):
-        return source, {"source": "netlist"}
-    if hasattr(source, "netlist") and isinstance(getattr(source, "netlist"), Netlist):  # CompiledNet
-        return source.netlist, {"source": "compiled net", "compile": getattr(source, "report", {}).get("summary")}
-    if isinstance(source, (str, Path)) and str(source).endswith(".json"):
-        return Netlist.load(source), {"source": str(source)}
-    from ..ir.compiler import compile as _compile
-
-    cn = _compile(source, K=pack_k)
-    info = {"source": str(source) if isinstance(source, (str, Path)) else type(source).__name__,
-            "compile": {"K": pack_k, "stages": {k: len(v.nodes) for k, v in cn.stages.items()}}}
-    return cn.netlist, info
-
-
-def _ensure_k4(net: Netlist, progress) -> Netlist:
-    if all(n.k <= 4 for n in net.nodes):
-        return net
-    try:
-        from ..ir.pack import pack
-    except ImportError:
-        raise NetlistError("the netlist has nodes with more than 4 inputs; pack it for iCE40 first "
-                           "(warpc compile ... -K 4)") from None
-    if progress:
-        progress("[pack] nodes with k > 4: packing into 4-input LUTs")
-    packed, _ = pack(net, K=4)
-    return packed
-
-
-def equivalence_data(net: Netlist, x=None, y=None, data_dir=None) -> tuple[np.ndarray | None, np.ndarray | None, str]:
-    if x is not None:
-        return np.asarray(x, dtype=np.int64), (None if y is None else np.asarray(y, dtype=np.int64)), "given"
-    meta = net.meta.get("data") if net.meta else None
-    if meta:
-        try:
-            from ..data import dataset_from_meta
-
-            ds = dataset_from_meta(meta, data_dir)
-            return ds.x_test.astype(np.int64), ds.y_test.astype(np.int64), f"{ds.name} test split"
-        except (DatasetError, ImportError) as e:
-            raise DatasetError(f"cannot load the checkpoint's test set for the equivalence check ({e}); "
-                               "pass test data (x=, y=) or --dataset") from None
-    return None, None, "none"
 
 
 def stamp(net: Netlist, options: dict) -> dict:
@@ -119,14 +73,15 @@ def build(source, board: str = "icebreaker", out: str | Path = "build", *, pipel
             p.unlink()
 
     t = time.perf_counter()
-    net, src_info = _netlist_from(source)
-    net = _ensure_k4(net, progress) if lut_cells == "sb_lut4" else net
+    net, src_info = compiled_netlist(source, lut_size=4 if lut_cells == "sb_lut4" else None)
     stages["compile_s"] = time.perf_counter() - t
     net.save(out / "netlist.json")
-    x_eq, y_eq, data_src = equivalence_data(net, x, y, data_dir)
-    if x_eq is None:
-        x_eq = np.random.default_rng(seed).integers(0, 1 << net.input_bits, size=(1000, net.n_features))
+    samples = sample_data(net, x=x, y=y, data_dir=data_dir)
+    if samples is None:
+        x_eq, y_eq = np.random.default_rng(seed).integers(0, 1 << net.input_bits, size=(1000, net.n_features)), None
         data_src = "1000 random feature vectors (no test set known)"
+    else:
+        x_eq, y_eq, data_src = samples.x, samples.y, samples.name
     if max_vectors:
         x_eq, y_eq = x_eq[:max_vectors], (None if y_eq is None else y_eq[:max_vectors])
 

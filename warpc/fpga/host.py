@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BoardError, ConfigError, DatasetError, ToolchainError
+from ..errors import BoardError, DatasetError, ToolchainError
 from ..ir.netlist import Netlist
+from ..ir.source import sample_data
 from .protocol import SYNC_BYTE, frame_bytes, parse_reply, reply_length
 from .report import load_report
 
@@ -133,23 +134,12 @@ def run_on_board(build_dir: str | Path, port: str | None = None, dataset: str | 
     d = Path(build_dir)
     rep = load_report(d)
     net = Netlist.load(d / "netlist.json")
-    if x is None:
-        if dataset:
-            from ..data import load_dataset
-
-            ds = load_dataset(dataset, data_dir=data_dir)
-        elif net.meta.get("data"):
-            from ..data import dataset_from_meta
-
-            ds = dataset_from_meta(net.meta["data"], data_dir)
-        else:
-            raise DatasetError("the build's model records no dataset; pass --dataset")
-        x, y = ds.x_test, ds.y_test
-    x = np.asarray(x, dtype=np.int64)
+    samples = sample_data(net, x=x, y=y, dataset=dataset, data_dir=data_dir)
+    if samples is None:
+        raise DatasetError("the build's model records no dataset; pass --dataset")
+    x, y = samples.x, samples.y
     if limit:
-        x, y = x[:limit], (None if y is None else np.asarray(y)[:limit])
-    if x.shape[1] != net.n_features:
-        raise ConfigError(f"the data has {x.shape[1]} features, the built model {net.n_features}")
+        x, y = x[:limit], (None if y is None else y[:limit])
     u = rep["uart"]
     n_reply = reply_length(net.classes, int(u["score_bits"]), bool(u["scores"]))
     own = serial_port is None

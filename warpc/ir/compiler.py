@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NetlistError
 from .emulate import argmax_lowest, emulate_counts
 from .netlist import Netlist
 from .passes import ALL_PASSES, PassReport, layer_counts, popcount_rewrite, optimize as _optimize, summarize
@@ -67,26 +66,6 @@ class CompiledNet:
         return rows
 
 
-def to_netlist(source) -> Netlist:
-    """A Netlist from a checkpoint path, a netlist JSON path, a WarpNet, a hard description dict or a Netlist."""
-    from .discretize import from_checkpoint, from_description, from_model
-
-    if isinstance(source, Netlist):
-        return source
-    if isinstance(source, CompiledNet):
-        return source.netlist
-    if isinstance(source, dict):
-        return Netlist.from_dict(source) if source.get("format") == "warpc-netlist" else from_description(source)
-    if isinstance(source, (str, Path)):
-        p = Path(source)
-        if p.suffix == ".json":
-            return Netlist.load(p)
-        return from_checkpoint(p)
-    if hasattr(source, "hard_description"):
-        return from_model(source)
-    raise NetlistError(f"cannot compile a {type(source).__name__}; pass a checkpoint path, netlist, or WarpNet")
-
-
 def compile(source, K: int | None = 4, optimize: bool = True, depth: int | str | None = None, cuts: int = 8,
             area_rounds: int = 3, keep_output_bits: bool = False) -> CompiledNet:
     """Discretize, optimise (to a fixed point) and pack into K-input LUTs.
@@ -100,7 +79,9 @@ def compile(source, K: int | None = 4, optimize: bool = True, depth: int | str |
     from .pack import pack
 
     t0 = time.perf_counter()
-    net = to_netlist(source).validate()
+    from .source import to_netlist
+
+    net = to_netlist(source)
     stages = {"discretized": net}
     layers = {"discretized": layer_counts(net)}
     timings = {"discretize_s": round(time.perf_counter() - t0, 3)}

@@ -47,14 +47,14 @@ def from_description(desc: dict) -> Netlist:
         input_bits=int(desc.get("input_bits", 8)),
         class_names=list(desc.get("class_names") or [str(c) for c in range(classes)]),
         tau_head=float(desc.get("tau_head", 1.0)),
-        meta=dict(desc.get("meta") or {}),
+        dataset=desc.get("dataset"),
     ).validate()
 
 
 def from_model(model) -> Netlist:
     """Discretize a WarpNet (torch) into the IR."""
     net = from_description(model.hard_description())
-    net.meta.update({k: v for k, v in getattr(model, "meta", {}).items() if k in ("data", "metrics")})
+    net.dataset = (getattr(model, "meta", None) or {}).get("data") or None
     return net
 
 

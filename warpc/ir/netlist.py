@@ -15,7 +15,7 @@ JSON form (format "warpc-netlist", version 1): see `to_dict`; truth tables are h
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +53,11 @@ class Netlist:
     input_bits: int = 8
     class_names: list[str] | None = None
     tau_head: float = 1.0
-    meta: dict = field(default_factory=dict)
+    # What later stages need, carried explicitly: the dataset the net was trained on (warpc.data's
+    # Dataset.to_meta(), enough to rebuild its test split for equivalence checks and `warpc run`), and the LUT
+    # size the netlist was packed for (None = not packed).
+    dataset: dict | None = None
+    packed_k: int | None = None
 
     # --- signal ids ----------------------------------------------------------------------------------------
     @property
@@ -169,13 +173,14 @@ class Netlist:
             "outputs": [list(g) for g in self.outputs],
             "class_names": self.class_names,
             "tau_head": self.tau_head,
-            "meta": self.meta,
+            "dataset": self.dataset,
+            "packed_k": self.packed_k,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> "Netlist":
-        if d.get("format") != FORMAT:
-            raise NetlistError(f"not a warpc netlist (format {d.get('format')!r})")
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise NetlistError("not a warpc netlist (no \"format\": \"warpc-netlist\" object)")
         if int(d.get("format_version", 0)) > FORMAT_VERSION:
             raise NetlistError(f"netlist format {d['format_version']} is newer than supported ({FORMAT_VERSION})")
         try:
@@ -188,9 +193,11 @@ class Netlist:
                 outputs=[[int(s) for s in g] for g in d["outputs"]],
                 class_names=d.get("class_names"),
                 tau_head=float(d.get("tau_head", 1.0)),
-                meta=dict(d.get("meta") or {}),
+                # format 1 files written before these fields existed kept them in a free-form "meta"
+                dataset=d.get("dataset", (d.get("meta") or {}).get("data")),
+                packed_k=d.get("packed_k", (d.get("meta") or {}).get("packed_K")),
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise NetlistError(f"malformed netlist JSON: {e}") from None
         return net.validate()
 

@@ -438,7 +438,7 @@ def pack(net: Netlist, K: int = 4, depth: int | str | None = None, cuts: int = 8
             out, fallback = base, True
     if any(n.k > K for n in out.nodes):
         raise NetlistError("packing left a node wider than K (internal error)")
-    out.meta = dict(out.meta, packed_K=K)
+    out.packed_k = K
     report = PackReport(K=K, luts=len(out.nodes), luts_by_k=out.k_histogram(), depth=out.depth(), depth_bound=bound,
                         min_depth=info["min_depth"], nodes_in=nodes_in, decomposed_nodes=split,
                         area_rounds=info["rounds"], fallback_node_per_lut=fallback,

@@ -57,7 +57,7 @@ def _report(name: str, before: Netlist, after: Netlist, removed: dict) -> PassRe
 def _like(net: Netlist, inputs: list[InputBit], nodes: list[Node], outputs: list[list[int]]) -> Netlist:
     return Netlist(n_features=net.n_features, inputs=inputs, nodes=nodes, outputs=outputs, input_bits=net.input_bits,
                    class_names=None if net.class_names is None else list(net.class_names), tau_head=net.tau_head,
-                   meta=dict(net.meta))
+                   dataset=net.dataset, packed_k=net.packed_k)
 
 
 # --- the literal-rewriting engine ---------------------------------------------------------------------------

@@ -1,0 +1,127 @@
+"""The one resolver: "a source" (checkpoint path, netlist JSON path, WarpNet, CompiledNet, Netlist, hard
+description dict) -> a Netlist, and the test data that belongs to it.
+
+Every stage that accepts a source (warpc.compile, warpc.build, `warpc predict / hdl / synth / run`) goes through
+here; the dataset comes from the IR's explicit `Netlist.dataset` field, never from free-form metadata.
+Reading a checkpoint or a model imports torch; everything else is numpy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError, NetlistError, ShapeError
+from .netlist import Netlist
+
+
+def is_netlist_file(source) -> bool:
+    return isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".json"
+
+
+def to_netlist(source) -> Netlist:
+    """A validated Netlist from any source (not optimised or packed: that is warpc.compile's job)."""
+    from .compiler import CompiledNet
+    from .discretize import from_checkpoint, from_description, from_model
+
+    if isinstance(source, Netlist):
+        return source.validate()
+    if isinstance(source, CompiledNet):
+        return source.netlist
+    if isinstance(source, dict):
+        return Netlist.from_dict(source) if source.get("format") == "warpc-netlist" else from_description(source)
+    if isinstance(source, (str, Path)):
+        p = Path(source)
+        if not p.is_file():
+            raise NetlistError(f"{p}: no such file (expected a checkpoint .safetensors or a netlist .json)")
+        return Netlist.load(p) if is_netlist_file(p) else from_checkpoint(p)
+    if hasattr(source, "hard_description"):
+        return from_model(source)
+    raise NetlistError(f"cannot compile a {type(source).__name__}; pass a checkpoint path, a netlist (JSON path "
+                       "or Netlist), a CompiledNet or a WarpNet")
+
+
+def compiled_netlist(source, lut_size: int | None = 4, **compile_kwargs) -> tuple[Netlist, dict]:
+    """(netlist ready for `lut_size`-input LUT cells, provenance info).
+
+    Netlists and CompiledNets are taken as they are (already compiled); nodes wider than `lut_size` are packed.
+    Checkpoints and models are compiled (discretize, optimise, pack) with `compile_kwargs`.
+    """
+    from .compiler import CompiledNet, compile
+
+    if isinstance(source, CompiledNet):
+        net, info = source.netlist, {"source": "compiled net", "compile": source.report.get("summary")}
+    elif isinstance(source, Netlist) or is_netlist_file(source) or (
+            isinstance(source, dict) and source.get("format") == "warpc-netlist"):
+        net = to_netlist(source)
+        info = {"source": str(source) if isinstance(source, (str, Path)) else "netlist"}
+    else:
+        cn = compile(source, K=lut_size, **compile_kwargs)
+        net = cn.netlist
+        info = {"source": str(source) if isinstance(source, (str, Path)) else type(source).__name__,
+                "compile": {"K": lut_size, "stages": {k: len(v.nodes) for k, v in cn.stages.items()}}}
+    if lut_size is not None and any(n.k > lut_size for n in net.nodes):
+        from .pack import pack
+
+        net, _ = pack(net, K=lut_size)
+        info["packed_here"] = lut_size
+    return net, info
+
+
+@dataclass
+class SampleData:
+    x: np.ndarray               # (N, n_features) int64 raw integer features
+    y: np.ndarray | None        # (N,) int64 labels, when known
+    name: str                   # where they came from, for reports
+
+
+def sample_data(net: Netlist, *, x=None, y=None, dataset: str | Path | None = None, data_dir=None,
+                split: str = "test") -> SampleData | None:
+    """The samples to check or stream `net` with: given arrays, a named dataset / file, or the dataset recorded in
+    the IR (`net.dataset`, same split). None when nothing is known. Shapes and label ranges are checked against
+    the netlist (a 2-class netlist cannot be scored on 10-class labels)."""
+    if x is not None:
+        data = SampleData(np.asarray(x), None if y is None else np.asarray(y), "given arrays")
+    elif dataset is not None or net.dataset:
+        from ..data import dataset_from_meta, load_dataset
+
+        if dataset is not None:
+            rec = net.dataset or {}
+            ds = load_dataset(dataset, data_dir=data_dir, input_bits=net.input_bits,
+                              seed=int(rec.get("seed", 0)))
+        else:
+            try:
+                ds = dataset_from_meta(net.dataset, data_dir=data_dir)
+            except DatasetError as e:
+                raise DatasetError(f"cannot rebuild the model's {split} split ({e}); pass a dataset") from None
+        xs, ys = ds.split(split)
+        data = SampleData(xs, ys, f"{ds.name} {split} split")
+    else:
+        return None
+    return check_samples(net, data)
+
+
+def check_samples(net: Netlist, data: SampleData) -> SampleData:
+    x = data.x
+    if x.ndim != 2 or x.shape[1] != net.n_features:
+        raise ShapeError(f"{data.name}: the netlist reads {net.n_features} features, the data has "
+                         f"{x.shape[1] if x.ndim == 2 else tuple(x.shape)}")
+    if not np.issubdtype(x.dtype, np.integer):
+        if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
+            raise ShapeError(f"{data.name}: features must be integers (the hardware reads "
+                             f"{net.input_bits}-bit unsigned values)")
+    x = x.astype(np.int64)
+    hi = (1 << net.input_bits) - 1
+    if x.size and (x.min() < 0 or x.max() > hi):
+        raise ShapeError(f"{data.name}: features range {x.min()}..{x.max()}, the netlist reads "
+                         f"{net.input_bits}-bit unsigned values (0..{hi})")
+    y = data.y
+    if y is not None:
+        y = np.asarray(y).astype(np.int64)
+        if len(y) != len(x):
+            raise ShapeError(f"{data.name}: {len(x)} samples but {len(y)} labels")
+        if y.size and (y.min() < 0 or y.max() >= net.classes):
+            raise ShapeError(f"{data.name}: labels range {y.min()}..{y.max()}, but the netlist has "
+                             f"{net.classes} classes")
+    return SampleData(x, y, data.name)
