@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
-from bad_inputs import backend, frontend, middle
+from bad_inputs import backend, checkpoints, frontend, middle
 from bad_inputs.harness import Fixtures, run_case
 
-CASES = [*frontend.CASES, *middle.CASES, *backend.CASES]
+CASES = [*frontend.CASES, *checkpoints.CASES, *middle.CASES, *backend.CASES]
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ harness runs `warpc` in-process and asserts the project's promise for user mista
 - no file that existed before the command was changed, replaced or removed (new files may appear only where the
   case allows it).
 
-Tables live beside this file, one per pipeline stage (frontend.py, middle.py, backend.py), each a list `CASES`;
+Tables live beside this file, one per stage (frontend.py: train/eval runs; checkpoints.py: bad checkpoints,
+configs and data files; middle.py; backend.py), each a list `CASES`;
 tests/test_bad_inputs.py runs them all. Add rows with every new option or input.
 """
 from __future__ import annotations
