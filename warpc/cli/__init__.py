@@ -16,7 +16,30 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+# The top-level help lists commands in workflow order, each with a one-line summary that is never cut off.
+WORKFLOW = ["train", "eval", "compile", "predict", "hdl", "synth", "report", "flash", "run"]
+SUMMARIES = {
+    "train": "train a WARP-LUT network from a dataset into a checkpoint",
+    "eval": "discrete (hardware-semantics) accuracy and confusion matrix of a checkpoint",
+    "compile": "checkpoint -> optimised, packed netlist IR (netlist.json + BLIF + summary)",
+    "predict": "bit-exact emulation of the compiled netlist (--check compares with PyTorch)",
+    "hdl": "Verilog / RTLIL of the core, for other toolchains",
+    "synth": "bitstream for a board, with resource/timing report and equivalence checks",
+    "report": "show a build's report (resources, Fmax, latency, accuracy, equivalence)",
+    "flash": "program a build's bitstream onto the board",
+    "run": "stream a dataset through the board (or its simulation) over UART",
+}
+
+
 class _Group(click.Group):
+    def list_commands(self, ctx):
+        names = super().list_commands(ctx)
+        return [n for n in WORKFLOW if n in names] + [n for n in names if n not in WORKFLOW]
+
+    def add_command(self, cmd, name=None):
+        cmd.short_help = SUMMARIES.get(name or cmd.name, cmd.short_help)
+        super().add_command(cmd, name)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -42,7 +65,7 @@ class _Group(click.Group):
             sys.exit(e.exit_code)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="warpc")
 def main() -> None:
     """warpc: train WARP-LUT logic networks and compile them to FPGA bitstreams."""
