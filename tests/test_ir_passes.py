@@ -47,9 +47,9 @@ def _net(nodes, outputs, inputs=None):
 
 
 def test_constant_propagation_folds_constants_and_constant_inputs():
-    # inputs: 2 = [x0>=1], 3 = [x1>=0] (always 1), 4 = [x2>=5] (never: input_bits=2)
+    # inputs: 2 = [x0>=1], 3 = [x1>=0] (always 1), 4 = [x2>=4] (never: input_bits=2)
     net = _net([Node((2, 3), 0b1000), Node((4, 2), 0b0110), Node((0, 1), 0b0100)], [[5, 6], [7, 1]],
-               inputs=[InputBit(0, 1), InputBit(1, 0), InputBit(2, 5)])
+               inputs=[InputBit(0, 1), InputBit(1, 0), InputBit(2, 4)])
     out, rep = P.constant_propagation(net)
     assert rep.removed["constant_input_bits"] == 2
     assert rep.removed["nodes_to_constants"] == 1  # AND(0, 1) -> 0 ... table 0b0100 at corner (0,1) = 1

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NetlistError
-from .netlist import InputBit, Netlist, Node
+from .netlist import MAX_INPUT_BITS, InputBit, Netlist, Node
 
 
 def from_description(desc: dict) -> Netlist:
@@ -15,8 +15,14 @@ def from_description(desc: dict) -> Netlist:
     Inputs are all F*T thermometer bits in feature-major order; layer l's node j reads the signals of the
     previous layer (or of the inputs) given by its wiring; outputs are the last layer's nodes, grouped per class.
     """
+    input_bits = int(desc.get("input_bits", 8))
+    if not 1 <= input_bits <= MAX_INPUT_BITS:
+        raise NetlistError(f"the model reads {input_bits}-bit features; the netlist supports 1..{MAX_INPUT_BITS}")
     thr = np.asarray(desc["thresholds"], dtype=np.int64)
     n_features, n_thr = thr.shape
+    # features lie in [0, 2^input_bits): a threshold <= 0 is constant 1 and one >= 2^input_bits constant 0, so
+    # clipping to [0, 2^input_bits] keeps every bit's value and the IR's threshold range
+    thr = np.clip(thr, 0, 1 << input_bits)
     inputs = [InputBit(f, int(thr[f, j])) for f in range(n_features) for j in range(n_thr)]
     nodes: list[Node] = []
     prev = [2 + i for i in range(len(inputs))]  # signal ids of the previous layer's outputs
@@ -44,7 +50,7 @@ def from_description(desc: dict) -> Netlist:
         inputs=inputs,
         nodes=nodes,
         outputs=outputs,
-        input_bits=int(desc.get("input_bits", 8)),
+        input_bits=input_bits,
         class_names=list(desc.get("class_names") or [str(c) for c in range(classes)]),
         tau_head=float(desc.get("tau_head", 1.0)),
         dataset=desc.get("dataset"),

@@ -15,6 +15,8 @@ JSON form (format "warpc-netlist", version 1): see `to_dict`; truth tables are h
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,8 @@ from ..errors import NetlistError
 CONST0, CONST1 = 0, 1
 MAX_K = 6
 FORMAT, FORMAT_VERSION = "warpc-netlist", 1
+MAX_INPUT_BITS = 32      # feature width the encoder, the UART frames and the emulator's int64 compares support
+MAX_FEATURES = 1 << 20   # far above any dataset warpc reads (CIFAR-10: 3,072); bounds the hardware's input port
 
 
 @dataclass(frozen=True)
@@ -89,9 +93,18 @@ class Netlist:
 
     # --- checks and statistics -----------------------------------------------------------------------------
     def validate(self) -> "Netlist":
+        if not 1 <= self.n_features <= MAX_FEATURES:
+            raise NetlistError(f"n_features is {self.n_features}; expected 1..{MAX_FEATURES}")
+        if not 1 <= self.input_bits <= MAX_INPUT_BITS:
+            raise NetlistError(f"input_bits is {self.input_bits}; expected 1..{MAX_INPUT_BITS}")
+        top = 1 << self.input_bits
         for i, b in enumerate(self.inputs):
             if not 0 <= b.feature < self.n_features:
                 raise NetlistError(f"input {i} reads feature {b.feature}, but there are {self.n_features} features")
+            # features lie in [0, 2^input_bits); 0 (always 1) and 2^input_bits (always 0) cover every constant
+            if not 0 <= b.threshold <= top:
+                raise NetlistError(f"input {i} has threshold {b.threshold}; with input_bits={self.input_bits} "
+                                   f"thresholds must lie in 0..{top}")
         for j, n in enumerate(self.nodes):
             sid = self.node_id(j)
             if not 0 <= n.k <= MAX_K:
@@ -178,27 +191,47 @@ class Netlist:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Netlist":
+    def from_dict(cls, d) -> "Netlist":
+        """Parse the JSON form strictly: every field is type-checked (a string where an int belongs is an error,
+        not a conversion), then the whole netlist is validated; any defect is one NetlistError naming the field."""
         if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise NetlistError("not a warpc netlist (no \"format\": \"warpc-netlist\" object)")
-        if int(d.get("format_version", 0)) > FORMAT_VERSION:
-            raise NetlistError(f"netlist format {d['format_version']} is newer than supported ({FORMAT_VERSION})")
-        try:
-            net = cls(
-                n_features=int(d["n_features"]),
-                input_bits=int(d.get("input_bits", 8)),
-                inputs=[InputBit(int(f), int(t)) for f, t in d["inputs"]],
-                nodes=[Node(tuple(int(v) for v in n["fanin"]), int(n["table"], 16), int(n.get("layer", -1)))
-                       for n in d["nodes"]],
-                outputs=[[int(s) for s in g] for g in d["outputs"]],
-                class_names=d.get("class_names"),
-                tau_head=float(d.get("tau_head", 1.0)),
-                # format 1 files written before these fields existed kept them in a free-form "meta"
-                dataset=d.get("dataset", (d.get("meta") or {}).get("data")),
-                packed_k=d.get("packed_k", (d.get("meta") or {}).get("packed_K")),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise NetlistError(f"malformed netlist JSON: {e}") from None
+            raise NetlistError("not a warpc netlist (expected a JSON object with \"format\": \"warpc-netlist\")")
+        version = d.get("format_version", FORMAT_VERSION)
+        if not _is_int(version) or version > FORMAT_VERSION:
+            raise NetlistError(f"netlist format_version {version!r} is not supported (this warpc reads "
+                               f"{FORMAT_VERSION})")
+        missing = [k for k in ("n_features", "inputs", "nodes", "outputs") if k not in d]
+        if missing:
+            raise NetlistError(f"netlist JSON lacks the key(s) {', '.join(missing)}")
+        legacy = d.get("meta") if isinstance(d.get("meta"), dict) else {}  # format 1 files before explicit fields
+        inputs = _list(d["inputs"], "inputs")
+        nodes = _list(d["nodes"], "nodes")
+        outputs = _list(d["outputs"], "outputs")
+        class_names = d.get("class_names")
+        if class_names is not None and not (isinstance(class_names, list)
+                                            and all(isinstance(c, str) for c in class_names)):
+            raise NetlistError("netlist field 'class_names' must be a list of strings or null")
+        dataset = d.get("dataset", legacy.get("data"))
+        if dataset is not None and not isinstance(dataset, dict):
+            raise NetlistError("netlist field 'dataset' must be an object or null")
+        packed_k = d.get("packed_k", legacy.get("packed_K"))
+        if packed_k is not None and not (_is_int(packed_k) and 1 <= packed_k <= MAX_K):
+            raise NetlistError(f"netlist field 'packed_k' must be null or an integer 1..{MAX_K}, got {packed_k!r}")
+        tau_head = d.get("tau_head", 1.0)
+        if isinstance(tau_head, bool) or not isinstance(tau_head, (int, float)) or not math.isfinite(tau_head) \
+                or tau_head <= 0:
+            raise NetlistError(f"netlist field 'tau_head' must be a positive number, got {tau_head!r}")
+        net = cls(
+            n_features=_int(d["n_features"], "n_features"),
+            input_bits=_int(d.get("input_bits", 8), "input_bits"),
+            inputs=[InputBit(*_ints(b, f"inputs[{i}]", 2)) for i, b in enumerate(inputs)],
+            nodes=[_node(n, j) for j, n in enumerate(nodes)],
+            outputs=[_ints(g, f"outputs[{c}]") for c, g in enumerate(outputs)],
+            class_names=class_names,
+            tau_head=float(tau_head),
+            dataset=dataset,
+            packed_k=packed_k,
+        )
         return net.validate()
 
     def save(self, path: str | Path) -> Path:
@@ -209,9 +242,57 @@ class Netlist:
     @classmethod
     def load(cls, path: str | Path) -> "Netlist":
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as e:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
             raise NetlistError(f"cannot read netlist {path}: {e}") from None
+        try:
+            d = json.loads(text)
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, over-long integers, absurd nesting
+            raise NetlistError(f"netlist {path} is not valid JSON: {str(e)[:200]}") from None
+        try:
+            return cls.from_dict(d)
+        except NetlistError as e:
+            raise NetlistError(f"netlist {path}: {e}") from None
 
     def copy(self) -> "Netlist":
         return Netlist.from_dict(json.loads(json.dumps(self.to_dict())))
+
+
+# --- strict JSON field parsing (bool is an int subclass in Python, so it is excluded explicitly) ---------------
+_HEX = re.compile(r"(0x)?[0-9a-fA-F]+")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _int(v, where: str) -> int:
+    if not _is_int(v):
+        raise NetlistError(f"netlist field '{where}' must be an integer, got {v!r:.40}")
+    return v
+
+
+def _list(v, where: str) -> list:
+    if not isinstance(v, list):
+        raise NetlistError(f"netlist field '{where}' must be a list, got {type(v).__name__}")
+    return v
+
+
+def _ints(v, where: str, length: int | None = None) -> list[int]:
+    items = _list(v, where)
+    if length is not None and len(items) != length:
+        raise NetlistError(f"netlist field '{where}' must have {length} entries, got {len(items)}")
+    return [_int(s, f"{where}[{i}]") for i, s in enumerate(items)]
+
+
+def _node(n, j: int) -> Node:
+    where = f"nodes[{j}]"
+    if not isinstance(n, dict) or "fanin" not in n or "table" not in n:
+        raise NetlistError(f"netlist field '{where}' must be an object with 'fanin' and 'table'")
+    table = n["table"]
+    if not isinstance(table, str) or not _HEX.fullmatch(table) or len(table) > 2 + (1 << MAX_K) // 4:
+        raise NetlistError(f"netlist field '{where}.table' must be a hex string such as \"0x8\", got {table!r:.40}")
+    fanin = _ints(n["fanin"], f"{where}.fanin")
+    if len(fanin) > MAX_K:
+        raise NetlistError(f"netlist field '{where}.fanin' has {len(fanin)} inputs (at most {MAX_K})")
+    return Node(tuple(fanin), int(table, 16), _int(n.get("layer", -1), f"{where}.layer"))
