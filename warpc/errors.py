@@ -48,3 +48,12 @@ class EquivalenceError(WarpcError):
 
 class BoardError(WarpcError):
     """Unknown board, or no board / programmer attached."""
+
+
+class TrainingInterrupted(TrainingError):
+    """Training stopped on SIGINT / SIGTERM after saving a resumable state. `exit_code` follows the shell
+    convention 128 + signal number (130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, signum: int, step: int) -> None:
+        super().__init__(message)
+        self.signum, self.step, self.exit_code = signum, step, 128 + signum
