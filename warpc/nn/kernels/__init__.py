@@ -61,6 +61,14 @@ def cpp_available() -> bool:
     return _cpu.available()
 
 
+def triton_selftest(layer, device: torch.device) -> bool:
+    """Once per (k, device): the Triton kernels against the plain path on small twins of `layer`'s class
+    (warpc.nn.kernels.selftest); False disables Triton for that k with a warning."""
+    from .selftest import triton_selftest as run
+
+    return run(layer, device)
+
+
 def triton_available() -> bool:
     try:
         from . import _triton  # noqa: F401
@@ -71,66 +79,6 @@ def triton_available() -> bool:
 
 def _triton_interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
-_selftest: dict = {}
-
-
-def _selftest_case(device, k, sampling, **kw) -> str:
-    """One self-test case: a tiny layer on the Triton kernels against its plain-path twin (same seed). Returns ""
-    when forward and gradients agree, else what differed."""
-    from ..warplut import WarpLUT, warp_forward_reference
-
-    def make(backend):
-        return WarpLUT(16, 8, k=k, sampling=sampling, init="random", seed=0, backend=backend, **kw).to(device)
-
-    layer, plain = make("triton"), make("torch")
-    if layer.wiring == "learnable":
-        with torch.no_grad():
-            logits = torch.randn(layer.wiring_logits.shape, generator=torch.Generator().manual_seed(1))
-            layer.wiring_logits.copy_(logits)
-            plain.wiring_logits.copy_(logits)
-    x = torch.rand(8, 16, device=device, requires_grad=True)
-    x2 = x.detach().clone().requires_grad_(True)
-    y = layer_forward(layer, x, "triton", seed=11)
-    if sampling == "gumbel_st":  # the kernel's own noise, fed to the reference
-        yr = warp_forward_reference(x2, plain.idx, plain.theta, plain.tau, kernel_noise("triton", 11, 8, 8, device))
-        ok_fwd = bool(((y > 0.5) == (yr > 0.5)).float().mean() > 0.99)
-    else:
-        yr = plain(x2)
-        ok_fwd = torch.allclose(y.float(), yr, rtol=1e-4, atol=1e-5)
-    (y.float() * torch.arange(8, device=device)).sum().backward()
-    (yr * torch.arange(8, device=device)).sum().backward()
-    grads = [(x, x2)] + [(p, q) for p, q in zip(layer.parameters(), plain.parameters())]
-    ok_bwd = all(torch.allclose(a.grad, b.grad, rtol=1e-3, atol=1e-4) for a, b in grads)
-    return "" if ok_fwd and ok_bwd else f"results differ from the plain path ({sampling}, {kw or 'warp'})"
-
-
-def triton_selftest(k: int, device: torch.device) -> bool:
-    """Compile and check the Triton kernels for fan-in k on `device` once (forward and backward, with and without
-    in-kernel noise, straight-through, learnable wiring, and DLGN for k = 2) against the plain path. A failure
-    disables the Triton backend for this k with a warning instead of breaking training."""
-    key = (int(k), str(device))
-    if key in _selftest:
-        return _selftest[key]
-    cases = [("soft", {}), ("gumbel_st", {}), ("soft", {"wiring": "learnable", "candidates": 3})]
-    if k == 2:
-        cases.append(("soft", {"parametrization": "dlgn"}))
-    why = ""
-    try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            for sampling, kw in cases:
-                why = _selftest_case(device, k, sampling, **kw)
-                if why:
-                    break
-    except Exception as e:  # compile / launch errors
-        why = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:300]
-    ok = not why
-    if not ok:
-        _warn_once(f"triton-selftest-{key}", f"warpc: Triton kernels disabled for k={k} on {device} ({why}); "
-                   "using the plain PyTorch path")
-    _selftest[key] = ok
-    return ok
 
 
 def resolve_backend(layer, x: torch.Tensor) -> str:
@@ -144,7 +92,7 @@ def resolve_backend(layer, x: torch.Tensor) -> str:
         return "torch"
     if x.is_cuda:
         if (want in ("auto", "triton") and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
-                and triton_available() and triton_selftest(layer.k, x.device)):
+                and triton_available() and triton_selftest(layer, x.device)):
             return "triton"
         if want != "auto":
             _warn_once(f"{want}-cuda", f"warpc: backend {want!r} is not available for CUDA tensors here; using torch")
@@ -152,7 +100,7 @@ def resolve_backend(layer, x: torch.Tensor) -> str:
     if x.device.type != "cpu":
         return "torch"
     if want == "triton":
-        if _triton_interpreting() and triton_available() and triton_selftest(layer.k, x.device):
+        if _triton_interpreting() and triton_available() and triton_selftest(layer, x.device):
             return "triton"  # Triton's CPU interpreter: for tests, slow
         _warn_once("triton-cpu", "warpc: backend 'triton' needs a CUDA tensor (or TRITON_INTERPRET=1); using cpp/torch")
         want = "auto"
@@ -303,6 +251,14 @@ def thermometer_bits(x: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor 
     return mod.thermometer(x, thresholds)
 
 
+def prepare(layers, device: torch.device | str = "cpu") -> list[str]:
+    """Resolve (and so build or self-test) the training backend of each WarpLUT in `layers` before a training loop
+    starts, so that the first run's kernel build happens before the first step (and its progress bar), not
+    inside it. Returns the backends, one per WarpLUT."""
+    warp = [m for m in layers if hasattr(m, "parametrization") and hasattr(m, "in_features")]
+    return [resolve_backend(m, torch.empty(0, m.in_features, device=device)) for m in warp]
+
+
 def fused_forward(layer, x: torch.Tensor) -> torch.Tensor | None:
     """WarpLUT.forward's hook (training mode): the fused output, or None for the plain path."""
     backend = resolve_backend(layer, x)
@@ -314,4 +270,4 @@ def fused_forward(layer, x: torch.Tensor) -> torch.Tensor | None:
 __all__ = ["BACKENDS", "set_backend", "get_backend", "resolve_backend", "cpp_available", "triton_available",
            "triton_selftest",
            "layer_forward", "mix_forward", "kernel_noise", "fused_forward", "reverse_index", "slot_wiring",
-           "draw_seed", "thermometer_bits"]
+           "draw_seed", "thermometer_bits", "prepare"]

@@ -1,21 +1,21 @@
-// Fused WARP-LUT forward/backward for the CPU (PyTorch C++ extension, built on first use).
+// Fused WARP-LUT forward/backward for the CPU: a plain C++/OpenMP shared library (no PyTorch headers, so it
+// compiles in seconds), called through ctypes from warpc/nn/kernels/_cpu.py, which allocates the tensors, checks
+// shapes and passes raw pointers. Autograd lives in Python (_cpu_fn.py).
 //
 // Layout: activations are node-major ("transposed", nodes x batch, contiguous) so that the gather of a node's
 // k inputs reads k contiguous rows and every inner loop runs over the batch and vectorises. Nodes are split
-// across threads with at::parallel_for; each node's reductions run in one thread, so results do not depend on
-// the thread count. Transcendentals are small polynomial versions written in plain float arithmetic so that
-// the compiler vectorises them with any instruction set (no -march=native, no -ffast-math needed).
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
-
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
-
+// across threads in chunks; each node's reductions run in one thread, so results do not depend on the thread
+// count. Transcendentals are small polynomial versions written in plain float arithmetic so that the compiler
+// vectorises them with any instruction set (no -ffast-math needed).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 namespace {
 
@@ -265,194 +265,33 @@ WARPC_CLONES void gather_rows(int64_t p0, int64_t p1, int64_t B, const int64_t* 
   }
 }
 
-void check_f32_contig(const torch::Tensor& t, const char* name) {
-  TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
-  TORCH_CHECK(t.scalar_type() == torch::kFloat32, name, " must be float32");
-  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+
+// Chunks per thread for the dynamic schedule: on a shared machine one thread may be descheduled for a while, and
+// the other takes over its remaining chunks instead of idling at the barrier.
+constexpr int64_t kChunksPerThread = 4;
+
+// Run f(i0, i1) over [0, n) on up to nthreads OpenMP threads (torch's own libgomp when torch loaded it first:
+// the same soname, so one thread pool), in chunks of at least `grain` items.
+template <class F>
+void par_for(int64_t n, int64_t grain, int nthreads, const F& f) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, std::max(1, nthreads) * kChunksPerThread);
+  if (nthreads <= 1 || chunks <= 1) {
+    f(0, n);
+    return;
+  }
+  const int nt = static_cast<int>(std::min<int64_t>(nthreads, chunks));
+  const int64_t step = (n + chunks - 1) / chunks;
+  chunks = (n + step - 1) / step;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+  for (int64_t c = 0; c < chunks; ++c) f(c * step, std::min(n, (c + 1) * step));
 }
 
 int64_t grain_for(int64_t B, int k) {
-  // ~32k element-terms per task: enough work to amortise scheduling, enough tasks to balance.
+  // ~32k element-terms per chunk: enough work to amortise scheduling, enough chunks to balance.
   const int64_t per_node = std::max<int64_t>(1, B * (int64_t(1) << k));
   return std::max<int64_t>(1, 32768 / per_node);
-}
-
-}  // namespace
-
-// xT (in, B), idx (out, k) int32, theta (out, 2^k); noise_mode 0 none / 1 hash(seed) / 2 explicit noiseT (out, B).
-// lin: linear output y = z (DLGN through its Walsh coefficients; no noise, no sigmoid, st must be false).
-// Returns (yT, ysT): yT is the layer output (hard for straight-through), ysT the soft output kept for backward
-// (an alias of yT unless st).
-std::vector<torch::Tensor> warp_forward(torch::Tensor xT, torch::Tensor idx, torch::Tensor theta, double tau,
-                                        int64_t noise_mode, int64_t seed, torch::Tensor noiseT, bool st, bool lin) {
-  check_f32_contig(xT, "xT");
-  check_f32_contig(theta, "theta");
-  TORCH_CHECK(idx.scalar_type() == torch::kInt32 && idx.is_contiguous() && idx.dim() == 2, "idx must be int32 (out, k)");
-  const int64_t B = xT.size(1), out = idx.size(0);
-  const int k = static_cast<int>(idx.size(1));
-  TORCH_CHECK(k >= 2 && k <= 6, "k must be 2..6");
-  TORCH_CHECK(theta.size(0) == out && theta.size(1) == (int64_t(1) << k), "theta shape mismatch");
-  TORCH_CHECK(out * B < (int64_t(1) << 32), "layer too large for the 32-bit noise counter");
-  Noise nz{static_cast<int>(noise_mode), static_cast<uint32_t>(seed), static_cast<uint32_t>(uint64_t(seed) >> 32), nullptr};
-  if (noise_mode == 2) {
-    check_f32_contig(noiseT, "noiseT");
-    TORCH_CHECK(noiseT.size(0) == out && noiseT.size(1) == B, "noise shape mismatch");
-    nz.ext = noiseT.data_ptr<float>();
-  }
-  auto yT = torch::empty({out, B}, xT.options());
-  auto ysT = st ? torch::empty({out, B}, xT.options()) : yT;
-  const float* x = xT.data_ptr<float>();
-  const int32_t* ix = idx.data_ptr<int32_t>();
-  const float* th = theta.data_ptr<float>();
-  float* y = yT.data_ptr<float>();
-  float* ys = ysT.data_ptr<float>();
-  const float inv_tau = static_cast<float>(1.0 / tau);
-  at::parallel_for(0, out, grain_for(B, k), [&](int64_t j0, int64_t j1) {
-    switch (k) {
-      case 2: forward_k2(j0, j1, B, x, ix, th, inv_tau, nz, st, lin, y, ys); break;
-      case 3: forward_k3(j0, j1, B, x, ix, th, inv_tau, nz, st, lin, y, ys); break;
-      case 4: forward_k4(j0, j1, B, x, ix, th, inv_tau, nz, st, lin, y, ys); break;
-      case 5: forward_k5(j0, j1, B, x, ix, th, inv_tau, nz, st, lin, y, ys); break;
-      default: forward_k6(j0, j1, B, x, ix, th, inv_tau, nz, st, lin, y, ys); break;
-    }
-  });
-  return {yT, ysT};
-}
-
-// gT (out, B) upstream gradient, ysT the soft output. rev_ptr (in + 1) / rev_slot (out * k): CSR of the slots
-// (j * k + i) that read each input. Returns (gtheta (out, 2^k), gxT (in, B) or an empty tensor).
-std::vector<torch::Tensor> warp_backward(torch::Tensor gT, torch::Tensor xT, torch::Tensor idx, torch::Tensor theta,
-                                         torch::Tensor ysT, double tau, torch::Tensor rev_ptr, torch::Tensor rev_slot,
-                                         bool need_gx, bool lin) {
-  check_f32_contig(gT, "gT");
-  check_f32_contig(xT, "xT");
-  check_f32_contig(theta, "theta");
-  check_f32_contig(ysT, "ysT");
-  const int64_t n_in = xT.size(0), B = xT.size(1), out = idx.size(0);
-  const int k = static_cast<int>(idx.size(1));
-  auto gtheta = torch::empty_like(theta);
-  torch::Tensor buf, gxT;
-  if (need_gx) {
-    TORCH_CHECK(rev_ptr.scalar_type() == torch::kInt64 && rev_ptr.numel() == n_in + 1, "rev_ptr must be int64 (in + 1)");
-    TORCH_CHECK(rev_slot.scalar_type() == torch::kInt32 && rev_slot.numel() == out * k, "rev_slot must be int32 (out * k)");
-    gxT = torch::empty({n_in, B}, xT.options());
-  }
-  // With one thread the input gradient is accumulated in place; with more, through a scratch buffer and the
-  // reverse index (no atomics, deterministic, same summation order either way).
-  const bool direct = need_gx && at::get_num_threads() == 1;
-  if (need_gx && !direct) buf = torch::empty({out * k, B}, xT.options());
-  // direct: nodes run in slot order, so input p's first contribution comes from its lowest consumer slot,
-  // rev_slot[rev_ptr[p]] (the CSR is sorted); that one stores, later ones add. Unread rows are zeroed below.
-  const int64_t* rpp = need_gx ? rev_ptr.data_ptr<int64_t>() : nullptr;
-  const int32_t* rsp = need_gx ? rev_slot.data_ptr<int32_t>() : nullptr;
-  const float* g = gT.data_ptr<float>();
-  const float* x = xT.data_ptr<float>();
-  const int32_t* ix = idx.data_ptr<int32_t>();
-  const float* th = theta.data_ptr<float>();
-  const float* ys = ysT.data_ptr<float>();
-  float* gth = gtheta.data_ptr<float>();
-  float* bf = (need_gx && !direct) ? buf.data_ptr<float>() : nullptr;
-  float* gd = direct ? gxT.data_ptr<float>() : nullptr;
-  const float inv_tau = static_cast<float>(1.0 / tau);
-  at::parallel_for(0, out, grain_for(B, k), [&](int64_t j0, int64_t j1) {
-    switch (k) {
-      case 2: backward_k2(j0, j1, B, g, x, ix, th, ys, inv_tau, lin, gth, bf, gd, rpp, rsp); break;
-      case 3: backward_k3(j0, j1, B, g, x, ix, th, ys, inv_tau, lin, gth, bf, gd, rpp, rsp); break;
-      case 4: backward_k4(j0, j1, B, g, x, ix, th, ys, inv_tau, lin, gth, bf, gd, rpp, rsp); break;
-      case 5: backward_k5(j0, j1, B, g, x, ix, th, ys, inv_tau, lin, gth, bf, gd, rpp, rsp); break;
-      default: backward_k6(j0, j1, B, g, x, ix, th, ys, inv_tau, lin, gth, bf, gd, rpp, rsp); break;
-    }
-  });
-  if (direct) {
-    float* gx = gxT.data_ptr<float>();
-    for (int64_t p = 0; p < n_in; ++p)
-      if (rpp[p] == rpp[p + 1]) std::memset(gx + p * B, 0, sizeof(float) * B);
-  }
-  if (need_gx && !direct) {
-    // Input gradient through the reverse index: each input sums its consumers' rows, no atomics.
-    const int64_t* rp = rev_ptr.data_ptr<int64_t>();
-    const int32_t* rs = rev_slot.data_ptr<int32_t>();
-    float* gx = gxT.data_ptr<float>();
-    at::parallel_for(0, n_in, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, B)), [&](int64_t p0, int64_t p1) {
-      gather_rows(p0, p1, B, rp, rs, bf, gx);
-    });
-  }
-  return {gtheta, need_gx ? gxT : torch::Tensor()};
-}
-
-// The logistic noise the forward adds for a given seed, node-major (out, B): lets tests feed the reference.
-torch::Tensor warp_noise(int64_t seed, int64_t out, int64_t B) {
-  auto nT = torch::empty({out, B}, torch::TensorOptions().dtype(torch::kFloat32));
-  float* p = nT.data_ptr<float>();
-  const uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(uint64_t(seed) >> 32);
-  at::parallel_for(0, out * B, 65536, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) p[c] = logistic_from_counter(static_cast<uint32_t>(c), k0, k1);
-  });
-  return nT;
-}
-
-// Thermometer encoder, node-major: x (B, F) float32 features, thresholds (F, T) int64 -> bits (F * T, B) float32,
-// bits[f * T + j][b] = x[b][f] >= float(t[f][j]) (the same compare, in float, as the PyTorch encoder). One pass
-// and no bool temporary; the first fused layer reads the result without a transpose.
-torch::Tensor thermometer(torch::Tensor x, torch::Tensor thr) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32 && x.device().is_cpu(), "x must be (B, F) float32 CPU");
-  TORCH_CHECK(thr.dim() == 2 && thr.scalar_type() == torch::kInt64 && thr.size(0) == x.size(1), "thresholds must be (F, T) int64");
-  x = x.contiguous();
-  thr = thr.contiguous();
-  const int64_t B = x.size(0), F = x.size(1), T = thr.size(1);
-  auto out = torch::empty({F * T, B}, x.options());
-  const float* xp = x.data_ptr<float>();
-  const int64_t* tp = thr.data_ptr<int64_t>();
-  float* op = out.data_ptr<float>();
-  at::parallel_for(0, F, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, B * T)), [&](int64_t f0, int64_t f1) {
-    std::vector<float> col(B);
-    for (int64_t f = f0; f < f1; ++f) {
-      for (int64_t b = 0; b < B; ++b) col[b] = xp[b * F + f];
-      for (int64_t j = 0; j < T; ++j) {
-        const float t = static_cast<float>(tp[f * T + j]);
-        float* o = op + (f * T + j) * B;
-        for (int64_t b = 0; b < B; ++b) o[b] = col[b] >= t ? 1.0f : 0.0f;
-      }
-    }
-  });
-  return out;
-}
-
-// (B, n) float32 with any strides (a batch-major input, an expanded gradient) -> (n, B) contiguous, in cache
-// tiles: torch's generic strided copy is several times slower for this access pattern.
-torch::Tensor node_major(torch::Tensor x) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32 && x.device().is_cpu(), "x must be 2-D float32 CPU");
-  const int64_t B = x.size(0), n = x.size(1), sb = x.stride(0), sn = x.stride(1);
-  auto out = torch::empty({n, B}, x.options().memory_format(at::MemoryFormat::Contiguous));
-  const float* src = x.data_ptr<float>();
-  float* dst = out.data_ptr<float>();
-  constexpr int64_t T = 32;
-  at::parallel_for(0, (n + T - 1) / T, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, B)), [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t j0 = t * T, j1 = std::min(n, j0 + T);
-      for (int64_t b0 = 0; b0 < B; b0 += T) {
-        const int64_t b1 = std::min(B, b0 + T);
-#if defined(__SSE2__)
-        if (sn == 1 && j1 - j0 == T && b1 - b0 == T) {  // full tile, rows contiguous: 4x4 SSE transposes
-          for (int64_t b = b0; b < b1; b += 4)
-            for (int64_t j = j0; j < j1; j += 4) {
-              __m128 r0 = _mm_loadu_ps(src + (b + 0) * sb + j), r1 = _mm_loadu_ps(src + (b + 1) * sb + j);
-              __m128 r2 = _mm_loadu_ps(src + (b + 2) * sb + j), r3 = _mm_loadu_ps(src + (b + 3) * sb + j);
-              _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-              _mm_storeu_ps(dst + (j + 0) * B + b, r0);
-              _mm_storeu_ps(dst + (j + 1) * B + b, r1);
-              _mm_storeu_ps(dst + (j + 2) * B + b, r2);
-              _mm_storeu_ps(dst + (j + 3) * B + b, r3);
-            }
-          continue;
-        }
-#endif
-        for (int64_t b = b0; b < b1; ++b)
-          for (int64_t j = j0; j < j1; ++j) dst[j * B + b] = src[b * sb + j * sn];
-      }
-    }
-  });
-  return out;
 }
 
 // ---- learnable wiring ---------------------------------------------------------------------------------------
@@ -561,66 +400,149 @@ WARPC_CLONES void mix_grad_x(int64_t p0, int64_t p1, int64_t B, int64_t C, const
   }
 }
 
-void check_mix_args(const torch::Tensor& xT, const torch::Tensor& cand, const torch::Tensor& w) {
-  check_f32_contig(xT, "xT");
-  check_f32_contig(w, "w");
-  TORCH_CHECK(cand.scalar_type() == torch::kInt32 && cand.is_contiguous() && cand.dim() == 2,
-              "cand must be int32 (slots, candidates)");
-  TORCH_CHECK(w.dim() == 2 && w.size(0) == cand.size(0) && w.size(1) == cand.size(1), "w must match cand");
-  TORCH_CHECK(cand.size(1) >= 1, "at least one candidate per slot");
-}
 
-// xT (in, B), cand (S, C) int32, w (S, C) -> mT (S, B).
-torch::Tensor mix_forward(torch::Tensor xT, torch::Tensor cand, torch::Tensor w) {
-  check_mix_args(xT, cand, w);
-  const int64_t S = cand.size(0), C = cand.size(1), B = xT.size(1);
-  auto mT = torch::empty({S, B}, xT.options());
-  const float* x = xT.data_ptr<float>();
-  const int32_t* cd = cand.data_ptr<int32_t>();
-  const float* wp = w.data_ptr<float>();
-  float* m = mT.data_ptr<float>();
-  at::parallel_for(0, S, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, B * C)), [&](int64_t s0, int64_t s1) {
-    mix_rows(s0, s1, B, C, x, cd, wp, m);
+}  // namespace
+
+// ---- C API (ctypes) ------------------------------------------------------------------------------------------
+// All arrays are contiguous; shapes are checked by the Python caller. Returns 0, or a negative code for arguments
+// that the caller should never pass (a bug, reported as such).
+extern "C" {
+
+int warpc_abi_version() { return 1; }
+
+// xT (n_in, B), idx (out, k) int32, theta (out, 2^k); noise_mode 0 none / 1 hash(seed) / 2 explicit noiseT (out, B).
+// lin: linear output y = z (DLGN; no noise, no sigmoid). Writes yT (out, B) (hard for straight-through) and, when
+// st, ysT (out, B), the soft output kept for backward (pass ysT == yT otherwise).
+int warpc_forward(const float* xT, const int32_t* idx, const float* theta, int64_t B, int64_t out, int k,
+                  float inv_tau, int noise_mode, uint64_t seed, const float* noiseT, int st, int lin, float* yT,
+                  float* ysT, int nthreads) {
+  if (k < 2 || k > 6) return -1;
+  const Noise nz{noise_mode, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), noiseT};
+  par_for(out, grain_for(B, k), nthreads, [&](int64_t j0, int64_t j1) {
+    switch (k) {
+      case 2: forward_k2(j0, j1, B, xT, idx, theta, inv_tau, nz, st, lin, yT, ysT); break;
+      case 3: forward_k3(j0, j1, B, xT, idx, theta, inv_tau, nz, st, lin, yT, ysT); break;
+      case 4: forward_k4(j0, j1, B, xT, idx, theta, inv_tau, nz, st, lin, yT, ysT); break;
+      case 5: forward_k5(j0, j1, B, xT, idx, theta, inv_tau, nz, st, lin, yT, ysT); break;
+      default: forward_k6(j0, j1, B, xT, idx, theta, inv_tau, nz, st, lin, yT, ysT); break;
+    }
   });
-  return mT;
+  return 0;
 }
 
-// gT (S, B) gradient of the mixture; rev_ptr (in + 1) / rev_pair (S * C): CSR of the pairs s * C + c reading
-// each input. Returns (gw (S, C), gxT (in, B) or an empty tensor).
-std::vector<torch::Tensor> mix_backward(torch::Tensor gT, torch::Tensor xT, torch::Tensor cand, torch::Tensor w,
-                                        torch::Tensor rev_ptr, torch::Tensor rev_pair, bool need_gx) {
-  check_mix_args(xT, cand, w);
-  check_f32_contig(gT, "gT");
-  const int64_t S = cand.size(0), C = cand.size(1), B = xT.size(1), n_in = xT.size(0);
-  TORCH_CHECK(gT.size(0) == S && gT.size(1) == B, "gT shape mismatch");
-  auto gw = torch::empty({S, C}, xT.options());
-  const float* g = gT.data_ptr<float>();
-  const float* x = xT.data_ptr<float>();
-  const int32_t* cd = cand.data_ptr<int32_t>();
-  const float* wp = w.data_ptr<float>();
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, B * C));
-  at::parallel_for(0, S, grain, [&](int64_t s0, int64_t s1) { mix_grad_w(s0, s1, B, C, g, x, cd, gw.data_ptr<float>()); });
-  torch::Tensor gxT;
-  if (need_gx) {
-    TORCH_CHECK(rev_ptr.scalar_type() == torch::kInt64 && rev_ptr.numel() == n_in + 1, "rev_ptr must be int64 (in + 1)");
-    TORCH_CHECK(rev_pair.scalar_type() == torch::kInt32 && rev_pair.numel() == S * C, "rev_pair must be int32 (S * C)");
-    gxT = torch::empty({n_in, B}, xT.options());
-    const int64_t* rp = rev_ptr.data_ptr<int64_t>();
-    const int32_t* rq = rev_pair.data_ptr<int32_t>();
-    float* gx = gxT.data_ptr<float>();
-    at::parallel_for(0, n_in, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, B)), [&](int64_t p0, int64_t p1) {
-      mix_grad_x(p0, p1, B, C, g, wp, rp, rq, gx);
+// gT (out, B) upstream gradient, ysT the soft output. rev_ptr (n_in + 1) / rev_slot (out * k): CSR of the slots
+// (j * k + i) that read each input. Writes gtheta (out, 2^k) and, when gxT is not null, gxT (n_in, B); buf is
+// scratch (out * k, B), needed only with gxT and more than one thread.
+int warpc_backward(const float* gT, const float* xT, const int32_t* idx, const float* theta, const float* ysT,
+                   int64_t n_in, int64_t B, int64_t out, int k, float inv_tau, const int64_t* rev_ptr,
+                   const int32_t* rev_slot, int lin, float* gtheta, float* gxT, float* buf, int nthreads) {
+  if (k < 2 || k > 6) return -1;
+  // With one thread the input gradient is accumulated in place; with more, through the scratch buffer and the
+  // reverse index (no atomics, deterministic, same summation order either way). direct: nodes run in slot order,
+  // so input p's first contribution comes from its lowest consumer slot, rev_slot[rev_ptr[p]] (the CSR is
+  // sorted); that one stores, later ones add. Unread rows are zeroed below.
+  const bool direct = gxT != nullptr && nthreads <= 1;
+  if (gxT != nullptr && !direct && buf == nullptr) return -2;
+  float* bf = (gxT != nullptr && !direct) ? buf : nullptr;
+  float* gd = direct ? gxT : nullptr;
+  par_for(out, grain_for(B, k), nthreads, [&](int64_t j0, int64_t j1) {
+    switch (k) {
+      case 2: backward_k2(j0, j1, B, gT, xT, idx, theta, ysT, inv_tau, lin, gtheta, bf, gd, rev_ptr, rev_slot); break;
+      case 3: backward_k3(j0, j1, B, gT, xT, idx, theta, ysT, inv_tau, lin, gtheta, bf, gd, rev_ptr, rev_slot); break;
+      case 4: backward_k4(j0, j1, B, gT, xT, idx, theta, ysT, inv_tau, lin, gtheta, bf, gd, rev_ptr, rev_slot); break;
+      case 5: backward_k5(j0, j1, B, gT, xT, idx, theta, ysT, inv_tau, lin, gtheta, bf, gd, rev_ptr, rev_slot); break;
+      default: backward_k6(j0, j1, B, gT, xT, idx, theta, ysT, inv_tau, lin, gtheta, bf, gd, rev_ptr, rev_slot); break;
+    }
+  });
+  if (direct) {
+    for (int64_t p = 0; p < n_in; ++p)
+      if (rev_ptr[p] == rev_ptr[p + 1]) std::memset(gxT + p * B, 0, sizeof(float) * B);
+  } else if (gxT != nullptr) {
+    // Input gradient through the reverse index: each input sums its consumers' rows, no atomics.
+    par_for(n_in, 16384 / std::max<int64_t>(1, B), nthreads, [&](int64_t p0, int64_t p1) {
+      gather_rows(p0, p1, B, rev_ptr, rev_slot, bf, gxT);
     });
   }
-  return {gw, gxT};
+  return 0;
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("node_major", &node_major, "(B, n) any strides -> (n, B) contiguous");
-  m.def("forward", &warp_forward, "fused WARP-LUT forward (node-major)");
-  m.def("backward", &warp_backward, "fused WARP-LUT backward (node-major, reverse-index input gradient)");
-  m.def("noise", &warp_noise, "the kernel's logistic noise (out, B) for a seed");
-  m.def("thermometer", &thermometer, "thermometer bits, node-major (F*T, B)");
-  m.def("mix_forward", &mix_forward, "learnable wiring: softmax mixture of candidate rows (node-major)");
-  m.def("mix_backward", &mix_backward, "learnable wiring backward (reverse-index input gradient)");
+// The logistic noise the forward adds for a given seed, node-major (out, B): lets tests feed the reference.
+void warpc_noise(uint64_t seed, int64_t out, int64_t B, float* nT, int nthreads) {
+  const uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  par_for(out * B, 65536, nthreads, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) nT[c] = logistic_from_counter(static_cast<uint32_t>(c), k0, k1);
+  });
 }
+
+// Thermometer encoder, node-major: x (B, F) float32 features, thresholds (F, T) int64 -> bits (F * T, B) float32,
+// bits[f * T + j][b] = x[b][f] >= float(t[f][j]) (the same compare, in float, as the PyTorch encoder). One pass
+// and no bool temporary; the first fused layer reads the result without a transpose.
+void warpc_thermometer(const float* xp, const int64_t* tp, int64_t B, int64_t F, int64_t T, float* op, int nthreads) {
+  par_for(F, 16384 / std::max<int64_t>(1, B * T), nthreads, [&](int64_t f0, int64_t f1) {
+    std::vector<float> col(B);
+    for (int64_t f = f0; f < f1; ++f) {
+      for (int64_t b = 0; b < B; ++b) col[b] = xp[b * F + f];
+      for (int64_t j = 0; j < T; ++j) {
+        const float t = static_cast<float>(tp[f * T + j]);
+        float* o = op + (f * T + j) * B;
+        for (int64_t b = 0; b < B; ++b) o[b] = col[b] >= t ? 1.0f : 0.0f;
+      }
+    }
+  });
+}
+
+// (B, n) float32 with element strides (sb, sn) -> (n, B) contiguous, in cache tiles: torch's generic strided copy
+// is several times slower for this access pattern.
+void warpc_node_major(const float* src, int64_t B, int64_t n, int64_t sb, int64_t sn, float* dst, int nthreads) {
+  constexpr int64_t T = 32;
+  par_for((n + T - 1) / T, 4096 / std::max<int64_t>(1, B), nthreads, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t j0 = t * T, j1 = std::min(n, j0 + T);
+      for (int64_t b0 = 0; b0 < B; b0 += T) {
+        const int64_t b1 = std::min(B, b0 + T);
+#if defined(__SSE2__)
+        if (sn == 1 && j1 - j0 == T && b1 - b0 == T) {  // full tile, rows contiguous: 4x4 SSE transposes
+          for (int64_t b = b0; b < b1; b += 4)
+            for (int64_t j = j0; j < j1; j += 4) {
+              __m128 r0 = _mm_loadu_ps(src + (b + 0) * sb + j), r1 = _mm_loadu_ps(src + (b + 1) * sb + j);
+              __m128 r2 = _mm_loadu_ps(src + (b + 2) * sb + j), r3 = _mm_loadu_ps(src + (b + 3) * sb + j);
+              _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+              _mm_storeu_ps(dst + (j + 0) * B + b, r0);
+              _mm_storeu_ps(dst + (j + 1) * B + b, r1);
+              _mm_storeu_ps(dst + (j + 2) * B + b, r2);
+              _mm_storeu_ps(dst + (j + 3) * B + b, r3);
+            }
+          continue;
+        }
+#endif
+        for (int64_t b = b0; b < b1; ++b)
+          for (int64_t j = j0; j < j1; ++j) dst[j * B + b] = src[b * sb + j * sn];
+      }
+    }
+  });
+}
+
+// Learnable wiring forward: xT (n_in, B), cand (S, C) int32, w (S, C) -> mT (S, B).
+void warpc_mix_forward(const float* xT, const int32_t* cand, const float* w, int64_t S, int64_t C, int64_t B,
+                       float* mT, int nthreads) {
+  par_for(S, 32768 / std::max<int64_t>(1, B * C), nthreads, [&](int64_t s0, int64_t s1) {
+    mix_rows(s0, s1, B, C, xT, cand, w, mT);
+  });
+}
+
+// gT (S, B) gradient of the mixture; rev_ptr (n_in + 1) / rev_pair (S * C): CSR of the pairs s * C + c reading
+// each input. Writes gw (S, C) and, when gxT is not null, gxT (n_in, B).
+void warpc_mix_backward(const float* gT, const float* xT, const int32_t* cand, const float* w, int64_t S, int64_t C,
+                        int64_t B, int64_t n_in, const int64_t* rev_ptr, const int32_t* rev_pair, float* gw,
+                        float* gxT, int nthreads) {
+  par_for(S, 32768 / std::max<int64_t>(1, B * C), nthreads, [&](int64_t s0, int64_t s1) {
+    mix_grad_w(s0, s1, B, C, gT, xT, cand, gw);
+  });
+  if (gxT != nullptr) {
+    par_for(n_in, 16384 / std::max<int64_t>(1, B), nthreads, [&](int64_t p0, int64_t p1) {
+      mix_grad_x(p0, p1, B, C, gT, w, rev_ptr, rev_pair, gxT);
+    });
+  }
+}
+
+}  // extern "C"
