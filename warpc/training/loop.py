@@ -165,6 +165,7 @@ def train(
     def save_last(done: bool, metrics: dict) -> None:
         save_checkpoint(files.last, model, meta(done, metrics), {**state_tensors(model, opt, gen, perm, loss_sum)})
 
+    kernels.prepare(model.layers, dev)  # a first run builds the fused CPU kernel here, not inside the progress bar
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=s.step, disable=not progress, desc="train", unit="step", dynamic_ncols=True,
