@@ -93,7 +93,7 @@ def test_compile_api_and_cli(trained, digits, tmp_path):
     assert cn.report["pack"]["luts"] == len(cn.netlist.nodes)
     assert set(cn.stages) == {"discretized", "optimized", "packed"}
     np.savez(tmp_path / "d.npz", x=xte, y=yte)
-    r = CliRunner().invoke(main, ["compile", str(ckpt), "-o", str(tmp_path / "out"), "--k", "4"])
+    r = CliRunner().invoke(main, ["compile", str(ckpt), "-o", str(tmp_path / "out"), "--lut-size", "4"])
     assert r.exit_code == 0, r.output
     assert "LUT4" in r.output and "nodes per layer" in r.output
     for f in ("netlist.json", "netlist.blif", "netlist.opt.blif", "compile_report.json"):
@@ -108,5 +108,35 @@ def test_compile_api_and_cli(trained, digits, tmp_path):
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["predictions"] == cn.predict(xte).tolist()
+    assert out["K"] == 4 and out["accuracy"] == float((cn.predict(xte) == yte).mean())
+    # the saved netlist records its dataset: predict needs no --dataset, and emulates the file as it is
+    r = CliRunner().invoke(main, ["predict", str(tmp_path / "out" / "netlist.json"), "--json"])
+    assert r.exit_code == 0, r.output
+    from warpc.data import load_dataset
+
+    x_rec = load_dataset("digits").split("test")[0]
+    assert json.loads(r.output)["counts"] == cn.counts(x_rec).tolist()
     r = CliRunner().invoke(main, ["compile", str(tmp_path / "missing.safetensors"), "-o", str(tmp_path / "x")])
     assert r.exit_code == 1 and r.output.startswith("error:")
+
+
+def test_predict_library_checks_torch_and_reads_npz(trained, digits, tmp_path):
+    """warpc.ir.predict.predict: the CLI's logic as a library call (npz reading, --check against PyTorch)."""
+    from warpc.checkpoint import save_checkpoint
+    from warpc.errors import NetlistError, ShapeError
+    from warpc.ir.predict import predict
+
+    xte, yte = digits[2], digits[3]
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", trained, {"data": {"name": "digits"}})
+    np.savez(tmp_path / "d.npz", x_val=xte[:50], y_val=yte[:50], x=xte, y=yte)
+    r = predict(ckpt, npz=tmp_path / "d.npz", check=True)
+    assert r.bit_exact is True and r.netlist.packed_k == 4
+    assert (r.torch_counts == model_counts(trained, xte)).all() and (r.counts == r.torch_counts).all()
+    assert r.accuracy == float((r.predictions == yte).mean())
+    assert len(predict(ckpt, npz=tmp_path / "d.npz", split="val", lut_size=6, optimize=False).predictions) == 50
+    r2 = predict(r.netlist, x=xte[:7])  # a Netlist is emulated as it is, no labels -> no accuracy
+    assert r2.accuracy is None and (r2.counts == r.counts[:7]).all()
+    with pytest.raises(NetlistError, match="--check"):
+        predict(r.netlist, x=xte, check=True)
+    with pytest.raises(ShapeError, match="10 classes"):  # labels beyond the netlist's classes
+        predict(r.netlist, x=xte[:3], y=np.array([0, 1, 12]))

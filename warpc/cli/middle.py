@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from ..errors import DatasetError
-
 
 def _depth(value: str | None):
     if value is None:
@@ -16,9 +14,13 @@ def _depth(value: str | None):
     if value == "min":
         return "min"
     try:
-        return int(value)
+        depth = int(value)
     except ValueError:
-        raise click.BadParameter("--depth takes a number of LUT levels or 'min'") from None
+        depth = 0
+    if depth < 1:
+        raise click.BadParameter(f"{value!r}: give a number of LUT levels (1 or more) or 'min'",
+                                 param_hint="'--depth'")
+    return depth
 
 
 def _table(rows: list[list]) -> str:
@@ -27,20 +29,25 @@ def _table(rows: list[list]) -> str:
 
 
 @click.command("compile")
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="output folder")
-@click.option("--k", "-K", "K", default=4, show_default=True, type=click.IntRange(3, 6), help="LUT size to pack into")
-@click.option("--depth", default=None, help="LUT-level bound for packing (a number, or 'min'); default: area only")
+@click.argument("source", metavar="SOURCE", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="output folder (created if missing) for netlist.json, netlist.blif, compile_report.json")
+@click.option("--lut-size", "-K", "lut_size", default=4, show_default=True, type=click.IntRange(3, 6),
+              help="inputs per LUT cell to pack into (4 for iCE40)")
+@click.option("--depth", default=None, show_default="area only, no bound",
+              help="LUT-level bound for packing: a number, or 'min' for the minimum depth")
 @click.option("--no-opt", is_flag=True, help="skip the optimisation passes")
 @click.option("--no-pack", is_flag=True, help="skip packing (write the optimised netlist)")
-@click.option("--cuts", default=8, show_default=True, type=click.IntRange(2, 64), help="priority cuts per node")
+@click.option("--cuts", default=8, show_default=True, type=click.IntRange(2, 64), help="priority cuts kept per node")
 @click.option("--keep-output-bits", is_flag=True,
               help="keep every output bit's function (default: output pairs may be rewritten, class sums kept)")
-def compile_cmd(checkpoint, out_dir, K, depth, no_opt, no_pack, cuts, keep_output_bits):
-    """Compile CHECKPOINT (or a netlist .json) into DIR/netlist.json and DIR/netlist.blif."""
-    from ..ir.compiler import compile as wcompile
+def compile_cmd(source, out_dir, lut_size, depth, no_opt, no_pack, cuts, keep_output_bits):
+    """Compile SOURCE (a checkpoint .safetensors, or a netlist .json) into OUT/netlist.json and OUT/netlist.blif."""
+    from ..ir.compiler import check_out_dir, compile as wcompile
 
-    cn = wcompile(checkpoint, K=None if no_pack else K, optimize=not no_opt, depth=_depth(depth), cuts=cuts,
+    depth = _depth(depth)
+    check_out_dir(out_dir)
+    cn = wcompile(source, K=None if no_pack else lut_size, optimize=not no_opt, depth=depth, cuts=cuts,
                   keep_output_bits=keep_output_bits)
     paths = cn.save(out_dir)
     r = cn.report
@@ -68,88 +75,45 @@ def compile_cmd(checkpoint, out_dir, K, depth, no_opt, no_pack, cuts, keep_outpu
                + f" to {out_dir}")
 
 
-def _load_data(checkpoint, dataset, data_dir, npz, split):
-    """(x, y or None, dataset name) from --npz, --dataset, or the checkpoint's recorded dataset."""
-    import numpy as np
-
-    if npz:
-        try:
-            d = np.load(npz)
-        except OSError as e:
-            raise DatasetError(f"cannot read {npz}: {e}") from None
-        key = next((k for k in (f"x_{split}", "x") if k in d), None)
-        if key is None:
-            raise DatasetError(f"{npz} has no array 'x' or 'x_{split}'")
-        ykey = key.replace("x", "y", 1)
-        return d[key], (d[ykey] if ykey in d else None), str(npz)
-    try:
-        from ..data import dataset_from_meta, load_dataset
-    except ImportError:
-        raise DatasetError("warpc.data is not available; pass --npz FILE with an array 'x'") from None
-    if dataset:
-        ds = load_dataset(dataset, data_dir=data_dir)
-    else:
-        if Path(checkpoint).suffix == ".json":
-            raise DatasetError("a netlist JSON records no dataset; pass --dataset or --npz")
-        from ..checkpoint import read_checkpoint
-
-        meta, _ = read_checkpoint(checkpoint)
-        ds = dataset_from_meta(meta.get("data") or {}, data_dir=data_dir)
-    x, y = ds.split(split)
-    return x, y, ds.name
-
-
 @click.command("predict")
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--dataset", default=None, help="dataset name or file (default: the checkpoint's dataset)")
-@click.option("--data-dir", default=None, type=click.Path(file_okay=False))
-@click.option("--npz", default=None, type=click.Path(dir_okay=False), help="features from an .npz (x / x_test, y)")
-@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
-@click.option("--k", "K", default=4, show_default=True, type=click.IntRange(3, 6))
-@click.option("--no-opt", is_flag=True)
-@click.option("--check", is_flag=True, help="also run the PyTorch model and check the class scores are bit-exact")
+@click.argument("source", metavar="SOURCE", type=click.Path(dir_okay=False))
+@click.option("--dataset", default=None, show_default="the dataset the model was trained on",
+              help="dataset name (digits, iris, fashion-mnist, ...) or a .csv / .npz data file")
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False),
+              show_default="the recorded folder, else the dataset's default folder",
+              help="folder with the dataset files (IDX, CIFAR batches)")
+@click.option("--npz", default=None, type=click.Path(dir_okay=False),
+              help="features from an .npz file: array x_<split> or x, labels y_<split> or y (optional)")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]),
+              help="which split of the dataset (or of the .npz) to predict")
+@click.option("--lut-size", "-K", "lut_size", default=4, show_default=True, type=click.IntRange(3, 6),
+              help="inputs per LUT cell to pack a checkpoint into (a netlist JSON is emulated as it is)")
+@click.option("--no-opt", is_flag=True, help="skip the optimisation passes (emulate the discretized netlist)")
+@click.option("--check", is_flag=True,
+              help="also run the PyTorch model and check every class score is equal (checkpoints only)")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON object (accuracy, predictions, class scores)")
-def predict_cmd(checkpoint, dataset, data_dir, npz, split, K, no_opt, check, as_json):
-    """Class predictions of the compiled (optimised, packed) netlist, emulated bit-exactly. CHECKPOINT may also
-    be a netlist .json written by `warpc compile` (emulated as it is)."""
+def predict_cmd(source, dataset, data_dir, npz, split, lut_size, no_opt, check, as_json):
+    """Class predictions of the compiled (optimised, packed) netlist, emulated bit-exactly. SOURCE is a
+    checkpoint .safetensors, or a netlist .json written by `warpc compile` (emulated as it is)."""
     import numpy as np
 
-    from ..ir.compiler import compile as wcompile
+    from ..ir.predict import predict
 
-    x, y, name = _load_data(checkpoint, dataset, data_dir, npz, split)
-    if Path(checkpoint).suffix == ".json":  # a compiled netlist: emulate exactly that netlist
-        from ..ir.netlist import Netlist
-
-        net = Netlist.load(checkpoint)
-        cn = wcompile(net, K=None, optimize=False)
-        K = net.meta.get("packed_K", "?")
-    else:
-        cn = wcompile(checkpoint, K=K, optimize=not no_opt)
-    counts = cn.counts(np.asarray(x))
-    pred = counts.argmax(1)
-    acc = float((pred == np.asarray(y)).mean()) if y is not None and len(pred) else None
-    exact = None
-    if check:
-        if Path(checkpoint).suffix == ".json":
-            raise DatasetError("--check needs a checkpoint (a netlist JSON has no PyTorch model)")
-        import torch
-
-        from ..checkpoint import load
-
-        model = load(checkpoint)
-        ref = model.counts(torch.tensor(np.asarray(x), dtype=torch.float32)).numpy()
-        exact = bool((ref == counts).all())
+    r = predict(source, lut_size=lut_size, optimize=not no_opt, dataset=dataset, data_dir=data_dir, npz=npz,
+                split=split, check=check)
+    net, n = r.netlist, len(r.predictions)
+    size = f"LUT{net.packed_k}" if net.packed_k else "unpacked"
     if as_json:
-        click.echo(json.dumps({"dataset": name, "split": split, "n": int(len(pred)), "accuracy": acc,
-                               "luts": len(cn.netlist.nodes), "K": K, "bit_exact": exact,
-                               "predictions": pred.tolist(), "counts": counts.tolist()}))
+        click.echo(json.dumps({"data": r.data.name, "split": split, "n": n, "accuracy": r.accuracy,
+                               "luts": len(net.nodes), "K": net.packed_k, "bit_exact": r.bit_exact,
+                               "predictions": r.predictions.tolist(), "counts": r.counts.tolist()}))
         return
-    click.echo(f"{name} [{split}]: {len(pred)} samples, netlist {len(cn.netlist.nodes)} LUT{K} cells")
-    if acc is not None:
-        click.echo(f"accuracy {acc:.4f}")
-    if exact is not None:
-        click.echo(f"class scores equal PyTorch eval on all {len(pred)} samples: {'yes' if exact else 'NO'}")
-    hist = np.bincount(pred, minlength=counts.shape[1])
+    click.echo(f"{r.data.name}: {n} samples, netlist {len(net.nodes)} {size} cells")
+    if r.accuracy is not None:
+        click.echo(f"accuracy {r.accuracy:.4f}")
+    if r.bit_exact is not None:
+        click.echo(f"class scores equal PyTorch eval on all {n} samples: {'yes' if r.bit_exact else 'NO'}")
+    hist = np.bincount(r.predictions, minlength=r.counts.shape[1])
     click.echo("predicted per class: " + " ".join(str(int(v)) for v in hist))
 
 

@@ -7,12 +7,14 @@ Pure numpy after discretization (reading a checkpoint or a torch model imports t
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError
 from .emulate import argmax_lowest, emulate_counts
 from .netlist import Netlist
 from .passes import ALL_PASSES, PassReport, layer_counts, popcount_rewrite, optimize as _optimize, summarize
@@ -40,17 +42,20 @@ class CompiledNet:
         compile_report.json into out_dir."""
         from .blif import write_blif
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {"netlist.json": self.netlist.save(out / "netlist.json")}
-        write_blif(self.netlist, out / "netlist.blif")
-        paths["netlist.blif"] = out / "netlist.blif"
-        opt = self.stages.get("optimized")
-        if opt is not None and opt is not self.netlist:
-            paths["netlist.opt.json"] = opt.save(out / "netlist.opt.json")
-            write_blif(opt, out / "netlist.opt.blif")
-            paths["netlist.opt.blif"] = out / "netlist.opt.blif"
-        (out / "compile_report.json").write_text(json.dumps(self.report, indent=1, default=str))
+        out = check_out_dir(out_dir)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            paths = {"netlist.json": self.netlist.save(out / "netlist.json")}
+            write_blif(self.netlist, out / "netlist.blif")
+            paths["netlist.blif"] = out / "netlist.blif"
+            opt = self.stages.get("optimized")
+            if opt is not None and opt is not self.netlist:
+                paths["netlist.opt.json"] = opt.save(out / "netlist.opt.json")
+                write_blif(opt, out / "netlist.opt.blif")
+                paths["netlist.opt.blif"] = out / "netlist.opt.blif"
+            (out / "compile_report.json").write_text(json.dumps(self.report, indent=1, default=str))
+        except OSError as e:
+            raise ConfigError(f"cannot write the compiled netlist into {out}: {e.strerror or e}") from None
         paths["compile_report.json"] = out / "compile_report.json"
         return paths
 
@@ -66,6 +71,37 @@ class CompiledNet:
         return rows
 
 
+def check_out_dir(out_dir: str | Path) -> Path:
+    """The output folder, checked before any work: a folder (or a path that can become one) that is writable."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output folder {out} is an existing file; pass a folder (-o DIR)")
+    base = out
+    while not base.exists():  # the nearest existing ancestor must be a writable folder
+        base = base.parent
+    if not base.is_dir():
+        raise ConfigError(f"output folder {out}: {base} is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ConfigError(f"output folder {out}: {base} is not writable")
+    return out
+
+
+def check_compile_options(K, depth, cuts: int, area_rounds: int) -> None:
+    """Reject option values the packer cannot use, before any work (ConfigError names the option)."""
+    if K is not None and not (_is_int(K) and 3 <= K <= 6):
+        raise ConfigError(f"LUT size K={K!r}: choose 3, 4, 5 or 6 (or None to skip packing)")
+    if depth is not None and depth != "min" and not (_is_int(depth) and depth >= 1):
+        raise ConfigError(f"depth={depth!r}: give a number of LUT levels (1 or more), 'min', or None")
+    if not (_is_int(cuts) and cuts >= 2):
+        raise ConfigError(f"cuts={cuts!r}: keep at least 2 priority cuts per node")
+    if not (_is_int(area_rounds) and area_rounds >= 0):
+        raise ConfigError(f"area_rounds={area_rounds!r}: expected a count (0 or more)")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
 def compile(source, K: int | None = 4, optimize: bool = True, depth: int | str | None = None, cuts: int = 8,
             area_rounds: int = 3, keep_output_bits: bool = False) -> CompiledNet:
     """Discretize, optimise (to a fixed point) and pack into K-input LUTs.
@@ -78,6 +114,7 @@ def compile(source, K: int | None = 4, optimize: bool = True, depth: int | str |
     """
     from .pack import pack
 
+    check_compile_options(K, depth, cuts, area_rounds)
     t0 = time.perf_counter()
     from .source import to_netlist
 

@@ -69,6 +69,9 @@ def compiled_netlist(source, lut_size: int | None = 4, **compile_kwargs) -> tupl
     return net, info
 
 
+SPLITS = ("train", "val", "test")
+
+
 @dataclass
 class SampleData:
     x: np.ndarray               # (N, n_features) int64 raw integer features
@@ -77,12 +80,17 @@ class SampleData:
 
 
 def sample_data(net: Netlist, *, x=None, y=None, dataset: str | Path | None = None, data_dir=None,
-                split: str = "test") -> SampleData | None:
-    """The samples to check or stream `net` with: given arrays, a named dataset / file, or the dataset recorded in
-    the IR (`net.dataset`, same split). None when nothing is known. Shapes and label ranges are checked against
-    the netlist (a 2-class netlist cannot be scored on 10-class labels)."""
+                split: str = "test", npz: str | Path | None = None) -> SampleData | None:
+    """The samples to check or stream `net` with: given arrays, an `.npz` file (`x_<split>` / `x`, with the
+    matching `y`), a named dataset / data file, or the dataset recorded in the IR (`net.dataset`, same split).
+    None when nothing is known. Shapes and label ranges are checked against the netlist (a 2-class netlist
+    cannot be scored on 10-class labels)."""
+    check_sample_args(x=x, dataset=dataset, npz=npz, split=split)
     if x is not None:
         data = SampleData(np.asarray(x), None if y is None else np.asarray(y), "given arrays")
+    elif npz is not None:
+        xs, ys = npz_arrays(npz, split)
+        data = SampleData(xs, ys, str(npz))
     elif dataset is not None or net.dataset:
         from ..data import dataset_from_meta, load_dataset
 
@@ -102,26 +110,60 @@ def sample_data(net: Netlist, *, x=None, y=None, dataset: str | Path | None = No
     return check_samples(net, data)
 
 
+def check_sample_args(*, x=None, dataset=None, npz=None, split: str = "test") -> None:
+    """The cheap checks of sample_data's arguments, for callers that want them before a slow compile."""
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if sum(v is not None for v in (x, dataset, npz)) > 1:
+        raise DatasetError("pass one source of samples: arrays, a dataset, or an .npz file")
+
+
+def npz_arrays(path: str | Path, split: str = "test") -> tuple[np.ndarray, np.ndarray | None]:
+    """(x, y or None) from an .npz holding `x_<split>` (and `y_<split>`) or `x` (and `y`); never unpickles."""
+    import zipfile
+
+    from ..data.readers import read_npz
+
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"{p}: no such .npz file")
+    if not zipfile.is_zipfile(p):  # numpy would try to unpickle it and complain about pickles
+        raise DatasetError(f"{p} is not an .npz file (a zip archive of .npy arrays, as numpy.savez writes)")
+    z = read_npz(p)
+    key = next((k for k in (f"x_{split}", "x") if k in z), None)
+    if key is None:
+        raise DatasetError(f"{p} has no array 'x_{split}' or 'x' (found: {', '.join(sorted(z)) or 'none'})")
+    return z[key], z.get("y" + key[1:])
+
+
 def check_samples(net: Netlist, data: SampleData) -> SampleData:
     x = data.x
+    if x.dtype.kind not in "biuf":
+        raise ShapeError(f"{data.name}: features must be numbers, got an array of {x.dtype}")
     if x.ndim != 2 or x.shape[1] != net.n_features:
         raise ShapeError(f"{data.name}: the netlist reads {net.n_features} features, the data has "
-                         f"{x.shape[1] if x.ndim == 2 else tuple(x.shape)}")
-    if not np.issubdtype(x.dtype, np.integer):
+                         f"{x.shape[1] if x.ndim == 2 else 'shape ' + str(tuple(x.shape))}")
+    if x.dtype.kind == "f":
         if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
             raise ShapeError(f"{data.name}: features must be integers (the hardware reads "
                              f"{net.input_bits}-bit unsigned values)")
-    x = x.astype(np.int64)
     hi = (1 << net.input_bits) - 1
     if x.size and (x.min() < 0 or x.max() > hi):
         raise ShapeError(f"{data.name}: features range {x.min()}..{x.max()}, the netlist reads "
                          f"{net.input_bits}-bit unsigned values (0..{hi})")
+    x = x.astype(np.int64)
     y = data.y
     if y is not None:
-        y = np.asarray(y).astype(np.int64)
+        y = np.asarray(y)
+        if y.dtype.kind not in "biuf" or y.ndim != 1:
+            raise ShapeError(f"{data.name}: labels must be one integer per sample, got {y.dtype} of shape "
+                             f"{tuple(y.shape)}")
+        if y.dtype.kind == "f" and (not np.all(np.isfinite(y)) or np.any(y != np.round(y))):
+            raise ShapeError(f"{data.name}: labels must be integers")
         if len(y) != len(x):
             raise ShapeError(f"{data.name}: {len(x)} samples but {len(y)} labels")
         if y.size and (y.min() < 0 or y.max() >= net.classes):
-            raise ShapeError(f"{data.name}: labels range {y.min()}..{y.max()}, but the netlist has "
+            raise ShapeError(f"{data.name}: labels range {y.min():g}..{y.max():g}, but the netlist has "
                              f"{net.classes} classes")
+        y = y.astype(np.int64)
     return SampleData(x, y, data.name)
