@@ -156,7 +156,7 @@ def plan_training(
     if resume and base.get("classes") not in (None, ds.classes):
         raise ShapeError(f"the run has {base['classes']} classes but {ds.name} has {ds.classes}")
     cfg["n_features"], cfg["classes"] = ds.n_features, ds.classes
-    if cfg.get("class_names") is None:
+    if cfg.get("class_names") is None and not resume:  # a resumed run keeps its config exactly
         cfg["class_names"] = ds.class_names
     model_config = ModelConfig.from_dict(cfg)
     train_kw.setdefault("seed", model_config.seed)
