@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from _backend_nets import random_net, random_x
+from reference_eval import reference_counts
 from warpc.fpga.host import flash, run_on_board
 from warpc.fpga.protocol import SYNC_BYTE, frame_bytes, parse_reply
-from warpc.fpga.reference import reference_counts
 from warpc.errors import BoardError
 
 
@@ -82,9 +82,63 @@ def test_framing_roundtrip():
     assert parse_reply(bytes([2, 5, 0, 7, 1]), 2, 9, True) == (2, [5, 263])
 
 
-def test_flash_without_programmer(tmp_path, monkeypatch):
-    (tmp_path / "report.json").write_text(json.dumps({"stamp": {"id": "s"}}))
+def _flashable(tmp_path):
+    (tmp_path / "report.json").write_text(json.dumps({"stamp": {"id": "s"}, "board": "icebreaker"}))
     (tmp_path / "top.bin").write_bytes(b"\0")
+
+
+def test_flash_without_programmer(tmp_path, monkeypatch):
+    _flashable(tmp_path)
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(BoardError, match="no programmer found"):
         flash(tmp_path)
+
+
+def test_flash_runs_only_the_boards_programmers(tmp_path, monkeypatch):
+    """Commands come from the board file's programmers list; an unknown --tool never runs anything."""
+    import subprocess
+
+    _flashable(tmp_path)
+    ran = []
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name if name == "openFPGALoader" else None)
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: ran.append(cmd) or subprocess.CompletedProcess(cmd, 0, "", ""))
+    assert "with openFPGALoader" in flash(tmp_path)
+    assert ran[-1] == ["openFPGALoader", "-b", "ice40_generic", "-f", str(tmp_path / "top.bin")]
+    flash(tmp_path, sram=True)
+    assert ran[-1] == ["openFPGALoader", "-b", "ice40_generic", str(tmp_path / "top.bin")]
+    with pytest.raises(BoardError, match="unknown programmer 'ls'"):
+        flash(tmp_path, tool="ls")
+    with pytest.raises(BoardError, match="no programmer found \\(iceprog\\)"):
+        flash(tmp_path, tool="iceprog")
+    assert len(ran) == 2
+
+
+def test_run_prints_a_readable_summary(tmp_path):
+    from warpc.fpga.host import format_run
+
+    net = random_net(seed=1)
+    sb = _build_dir(tmp_path, net, False)
+    x = random_x(net, 10)
+    res = run_on_board(tmp_path, x=x, y=np.argmax(reference_counts(net, x), 1), serial_port=FakeSerial(net, False, sb))
+    text = format_run(dict(res, mode="simulated post-synthesis netlist"))
+    assert "accuracy:" in text and "100.00 %" in text and "simulator speed" in text and "samples/s" in text
+    assert "board throughput" in format_run(dict(res, mode="board on /dev/ttyUSB1"))
+
+
+@pytest.mark.parametrize("kwargs,words", [({"limit": 0}, "--limit"), ({"baud": 0}, "--baud"),
+                                          ({"timeout": 0}, "--timeout"), ({}, "--port")])
+def test_run_validates_its_options_first(tmp_path, kwargs, words):
+    from warpc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=words):
+        run_on_board(tmp_path / "does-not-exist", **kwargs, **({} if not kwargs else {"simulate": True}))
+
+
+def test_run_rejects_labels_beyond_the_netlists_classes(tmp_path):
+    from warpc.errors import ShapeError
+
+    net = random_net(seed=1, classes=2)
+    _build_dir(tmp_path, net, False)
+    x = random_x(net, 5)
+    with pytest.raises(ShapeError, match="2 classes"):
+        run_on_board(tmp_path, x=x, y=np.array([0, 1, 2, 0, 1]), serial_port=FakeSerial(net, False, 4))

@@ -5,15 +5,21 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from warpc.fpga.boards import load_board, supported_boards
+from warpc.fpga.boards import load_board, parse_board, platform_for, supported_boards
 from warpc.fpga.report import format_report, load_report, parse_nextpnr, parse_stat
 from warpc.fpga.tools import parse_utilisation, raise_if_does_not_fit
 from warpc.cli import main
-from warpc.errors import BoardError, DoesNotFitError
+from warpc.errors import BoardError, DoesNotFitError, WarpcError
+from warpc.hdl.shell import block_modules
 
 FIX = Path(__file__).parent / "backend_fixtures"
-BLOCKS = {"encoder": "top.shell.encoder", "lutnet": "top.shell.core.lutnet", "popcount": "top.shell.core.popcount",
-          "argmax": "top.shell.core.argmax", "core": "top.shell.core"}
+BLOCKS = block_modules("top")
+
+
+def test_block_modules_are_the_fixture_hierarchy():
+    """The names derived from the design objects are the ones a real synthesis wrote (captured stat.json)."""
+    mods = {k.lstrip("\\") for k in json.loads((FIX / "stat.json").read_text())["modules"]}
+    assert set(BLOCKS.values()) <= mods
 
 
 def test_parse_stat_blocks_add_up():
@@ -50,9 +56,69 @@ def test_does_not_fit_heap_placer_message():
 def test_boards_are_data():
     assert "icebreaker" in supported_boards()
     b = load_board("icebreaker")
-    assert b["device"] == "iCE40UP5K" and b["capacity"]["LC"] == 5280 and b["uart"]["baud"] == 115200
+    assert b.device == "iCE40UP5K" and b.capacity["LC"] == 5280 and b.baud == 115200 and b.clock_hz == 12_000_000
+    assert [p.tool for p in b.programmers] == ["iceprog", "openFPGALoader"]
+    assert b.programmers[0].command("x.bin", sram=True) == ["iceprog", "-S", "x.bin"]
+    assert platform_for(b).default_clk_frequency == b.clock_hz
     with pytest.raises(BoardError, match="supported boards: .*icebreaker"):
         load_board("arty")
+
+
+def _board_dict():
+    return json.loads(Path(load_board("icebreaker").source).read_text())
+
+
+@pytest.mark.parametrize("change,words", [
+    (lambda d: d.pop("uart"), "missing field uart"),
+    (lambda d: d.update(clock_hz=0), "clock_hz"),
+    (lambda d: d.update(clock_hz=-5), "clock_hz"),
+    (lambda d: d.update(clock_hz="12MHz"), "clock_hz"),
+    (lambda d: d["uart"].update(baud=0), "uart.baud"),
+    (lambda d: d["uart"].update(baud=6_000_000), "uart.baud"),
+    (lambda d: d["uart"].update(rx_pin=6), "uart.rx_pin"),
+    (lambda d: d.update(platform="os:system"), "platform"),
+    (lambda d: d.update(platform="amaranth_boards.icebreaker:ICEBreakerPlatform;x"), "platform"),
+    (lambda d: d.update(capacity=[1]), "capacity"),
+    (lambda d: d["capacity"].update(LC=-1), "capacity.LC"),
+    (lambda d: d.update(nextpnr_device="--up5k --pre-pack x.py"), "nextpnr_device"),
+    (lambda d: d.update(programmers=[{"tool": "ls", "flash": ["{bin}"]}]), "programmers[0]"),
+    (lambda d: d.update(programmers=[{"tool": "iceprog", "flash": ["; rm", "{bin}"]}]), "programmers[0].flash"),
+    (lambda d: d.update(family="ice40"), "unknown field"),
+])
+def test_board_files_are_validated_completely(change, words):
+    d = _board_dict()
+    change(d)
+    with pytest.raises(BoardError, match=words.replace("[", "\\[").replace("]", "\\]")):
+        parse_board(d, "b.json")
+
+
+@pytest.mark.parametrize("doc", [{}, [], "icebreaker", 3])
+def test_malformed_board_files(doc, tmp_path):
+    p = tmp_path / "b.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(BoardError, match="b.json"):
+        load_board(str(p))
+
+
+def test_board_names_never_leave_the_catalogue(tmp_path, monkeypatch):
+    """A name is looked up in boards/ only; '../x' or 'a/b' is not a path, and a platform module must be one of
+    amaranth_boards' (nothing is imported from the board's folder)."""
+    (tmp_path / "x.json").write_text(json.dumps(_board_dict()))
+    monkeypatch.chdir(tmp_path / "..")
+    for name in ("../x", f"{tmp_path.name}/x", "/etc/passwd", "icebreaker/../icebreaker"):
+        with pytest.raises(BoardError, match="unknown board"):
+            load_board(name)
+    assert load_board(str(tmp_path / "x.json")).name == "icebreaker"  # an explicit .json path is fine
+    with pytest.raises(BoardError, match="not found"):
+        load_board(str(tmp_path / "missing.json"))
+
+
+def test_board_clock_must_match_the_platform():
+    d = _board_dict()
+    d["clock_hz"] = 24_000_000
+    d["uart"]["baud"] = 115200
+    with pytest.raises(BoardError, match="platform's default clock"):
+        platform_for(parse_board(d, "b.json"))
 
 
 def _fake_report():
@@ -76,9 +142,19 @@ def test_report_cli(tmp_path):
     assert "latency 4 cycles" in format_report(_fake_report())
 
 
+@pytest.mark.parametrize("text", ["{not json", "[]", '{"format": "something-else"}'])
+def test_bad_reports_are_one_line_errors(tmp_path, text):
+    (tmp_path / "report.json").write_text(text)
+    with pytest.raises(WarpcError, match="report"):
+        load_report(tmp_path)
+    broken = dict(_fake_report(), fmax={"clk": {}})
+    with pytest.raises(WarpcError, match="incomplete or malformed"):
+        format_report(broken)
+
+
 def test_cli_error_paths(tmp_path):
     r = CliRunner().invoke(main, ["report", str(tmp_path / "nope")])
-    assert r.exit_code == 1 and "no build report" in r.output
+    assert r.exit_code == 1 and "no build folder" in r.output
     net = tmp_path / "n.json"
     from _backend_nets import random_net
 
@@ -86,7 +162,7 @@ def test_cli_error_paths(tmp_path):
     r = CliRunner().invoke(main, ["synth", str(net), "--board", "nosuchboard", "-o", str(tmp_path / "b")])
     assert r.exit_code == 1 and "unknown board" in r.output and "icebreaker" in r.output
     r = CliRunner().invoke(main, ["flash", str(tmp_path / "nope")])
-    assert r.exit_code == 1 and "no build report" in r.output
+    assert r.exit_code == 1 and "no build folder" in r.output
     (tmp_path / "report.json").write_text(json.dumps(_fake_report()))
     r = CliRunner().invoke(main, ["flash", str(tmp_path)])
     assert r.exit_code == 1 and "no bitstream" in r.output
@@ -123,6 +199,6 @@ def test_boards_found_from_env_source_tree_or_installed_prefix(monkeypatch, tmp_
     monkeypatch.setattr(boards, "__file__", str(tmp_path / "site" / "warpc" / "build" / "boards.py"))
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
     assert boards.boards_dir() == installed
-    assert load_board("icebreaker")["device"] == "iCE40UP5K"
+    assert load_board("icebreaker").device == "iCE40UP5K"
     monkeypatch.setenv("WARPC_BOARDS", str(tmp_path))
     assert supported_boards() == []

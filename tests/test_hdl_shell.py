@@ -4,8 +4,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from _backend_nets import random_net, random_x
+from reference_eval import reference_counts
 from warpc.fpga.protocol import frame_bytes, parse_reply, reply_length
-from warpc.fpga.reference import reference_counts
 from warpc.hdl.shell import UartShell
 from warpc.hdl.uart import UARTRx, UARTTx
 

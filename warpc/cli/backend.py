@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
+from ..fpga.boards import PROGRAMMERS, supported_boards
 
 commands: list[click.Command] = []
+
+DATA_DIR_HELP = "folder holding the dataset's files (IDX, CIFAR batches, CSV)"
+DATA_DIR_DEFAULT = "the recorded folder, else the dataset's standard folder"
 
 
 def _cmd(f):
@@ -20,22 +22,30 @@ def _echo_err(msg: str) -> None:
     click.echo(msg, err=True)
 
 
+def _board_help() -> str:
+    return (f"board from the catalogue ({', '.join(supported_boards()) or 'none found'}) or the path of a board "
+            ".json file")
+
+
 @_cmd
 @click.command("hdl")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="output folder")
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True,
+              help="output folder for <name>.v, <name>.il, <name>.json and netlist.json")
 @click.option("--pipeline", default=1, show_default=True, help="LUT levels per pipeline stage (0 = combinational)")
 @click.option("--lut-cells", type=click.Choice(["portable", "sb_lut4"]), default="portable", show_default=True,
               help="portable logic (any toolchain) or iCE40 SB_LUT4 instances")
-@click.option("-K", "pack_k", default=4, show_default=True, help="LUT size to pack a checkpoint into")
-@click.option("--name", default="warp_core", show_default=True, help="Verilog module name")
-@click.option("--toolchain", type=click.Choice(["yowasp", "native"]), default="yowasp", show_default=True)
-def hdl_cmd(source, out, pipeline, lut_cells, pack_k, name, toolchain):
+@click.option("--lut-size", "-K", "lut_size", default=4, show_default=True,
+              help="LUT size (inputs per cell) to pack a checkpoint or netlist into")
+@click.option("--name", default="warp_core", show_default=True, help="Verilog module name (also the file names)")
+@click.option("--toolchain", type=click.Choice(["yowasp", "native"]), default="yowasp", show_default=True,
+              help="Yosys used for the Verilog export: yowasp (PyPI) or native (on PATH)")
+def hdl_cmd(source, out, pipeline, lut_cells, lut_size, name, toolchain):
     """Write the core of SOURCE (checkpoint or netlist JSON) as Verilog and RTLIL (ports: x, valid_in -> cls,
     scores, valid_out; clk/rst when pipelined)."""
     from ..fpga.hdl_export import export_hdl
 
-    info = export_hdl(source, out, pipeline=pipeline, lut_cells=lut_cells, pack_k=pack_k, name=name,
+    info = export_hdl(source, out, pipeline=pipeline, lut_cells=lut_cells, lut_size=lut_size, name=name,
                       toolchain=toolchain)
     for k, v in info["files"].items():
         click.echo(f"{k}: {v}")
@@ -45,48 +55,51 @@ def hdl_cmd(source, out, pipeline, lut_cells, pack_k, name, toolchain):
 @_cmd
 @click.command("synth")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False))
-@click.option("--board", default="icebreaker", show_default=True)
-@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="build folder")
+@click.option("--board", default="icebreaker", show_default=True, help=_board_help())
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True,
+              help="build folder (created; only files of an earlier warpc build there are replaced)")
 @click.option("--pipeline", default=1, show_default=True, help="LUT levels per pipeline stage (0 = combinational)")
-@click.option("--toolchain", type=click.Choice(["yowasp", "native"]), default="yowasp", show_default=True)
+@click.option("--toolchain", type=click.Choice(["yowasp", "native"]), default="yowasp", show_default=True,
+              help="yowasp (Yosys/nextpnr from PyPI) or native (on PATH)")
 @click.option("--lut-cells", type=click.Choice(["sb_lut4", "portable"]), default=None,
-              help="LUT network as SB_LUT4 instances (board default) or portable logic for ABC to map")
+              show_default="the board's", help="LUT network as SB_LUT4 instances or portable logic for ABC to map")
 @click.option("--scores/--no-scores", default=False, show_default=True, help="UART reply carries class scores")
-@click.option("--router", type=click.Choice(["auto", "router1", "router2"]), default="auto", show_default=True)
+@click.option("--router", type=click.Choice(["auto", "router1", "router2"]), default="auto", show_default=True,
+              help="nextpnr router; auto: router2 above 3,500 LUTs, router1 below")
 @click.option("--router2-timeout", default=300.0, show_default=True,
               help="with --router auto: seconds before a stuck router2 run is redone with router1")
 @click.option("--seed", default=1, show_default=True, help="nextpnr placement seed")
-@click.option("--no-equiv", is_flag=True, help="skip the equivalence checks (simulation and formal)")
-@click.option("--no-formal", is_flag=True, help="skip only the formal check")
-@click.option("--formal-timeout", default=120.0, show_default=True, help="seconds per block")
-@click.option("--dataset", default=None, help="test data for the equivalence check (default: the checkpoint's)")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
-@click.option("--max-vectors", type=int, default=None, help="check only the first N test vectors")
-@click.option("--allow-timing-fail", is_flag=True, help="keep the bitstream even if Fmax < the board clock")
-@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@click.option("--no-equiv", is_flag=True, show_default="off",
+              help="skip the equivalence checks (simulation and formal)")
+@click.option("--no-formal", is_flag=True, show_default="off", help="skip only the formal check")
+@click.option("--formal-timeout", default=120.0, show_default=True, help="seconds per block for the formal check")
+@click.option("--dataset", default=None,
+              show_default="the checkpoint's dataset", help="test data for the equivalence check and accuracy")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, show_default=DATA_DIR_DEFAULT,
+              help=DATA_DIR_HELP)
+@click.option("--max-vectors", type=int, default=None,
+              show_default="all", help="check only the first N test vectors")
+@click.option("--allow-timing-fail", is_flag=True, show_default="off",
+              help="keep the bitstream even if Fmax < the board clock")
+@click.option("--json", "as_json", is_flag=True, show_default="off", help="print the report as JSON")
 def synth_cmd(source, board, out, pipeline, toolchain, lut_cells, scores, router, router2_timeout, seed, no_equiv,
               no_formal, formal_timeout, dataset, data_dir, max_vectors, allow_timing_fail, as_json):
-    """Checkpoint (or netlist JSON) -> bitstream OUT/top.bin, OUT/report.json, with equivalence checks."""
+    """Checkpoint (or netlist JSON) -> bitstream OUT/top.bin, OUT/report.json, with equivalence checks.
+    Progress goes to stderr, the report to stdout."""
     from ..fpga.flow import build
     from ..fpga.report import format_report
 
-    x = y = None
-    if dataset:
-        from ..data import load_dataset
-
-        ds = load_dataset(dataset, data_dir=data_dir)
-        x, y = ds.x_test, ds.y_test
-    rep = build(source, board=board, out=out, pipeline=pipeline, toolchain=toolchain, lut_cells=lut_cells,
-                scores=scores, seed=seed, router=router, equivalence=not no_equiv, formal=not no_formal,
-                formal_timeout=formal_timeout, x=x, y=y, data_dir=data_dir, max_vectors=max_vectors,
-                allow_timing_fail=allow_timing_fail, router2_timeout=router2_timeout, progress=_echo_err)
+    rep = build(source, board=board, out=out, dataset=dataset, data_dir=data_dir, progress=_echo_err,
+                pipeline=pipeline, toolchain=toolchain, lut_cells=lut_cells, scores=scores, seed=seed,
+                router=router, equivalence=not no_equiv, formal=not no_formal, formal_timeout=formal_timeout,
+                max_vectors=max_vectors, allow_timing_fail=allow_timing_fail, router2_timeout=router2_timeout)
     click.echo(json.dumps(rep, indent=1, default=str) if as_json else format_report(rep))
 
 
 @_cmd
 @click.command("report")
 @click.argument("build_dir", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="print the raw report.json")
+@click.option("--json", "as_json", is_flag=True, show_default="off", help="print the raw report.json")
 def report_cmd(build_dir, as_json):
     """Show the build report of BUILD_DIR."""
     from ..fpga.report import format_report, load_report
@@ -98,8 +111,9 @@ def report_cmd(build_dir, as_json):
 @_cmd
 @click.command("flash")
 @click.argument("build_dir", type=click.Path())
-@click.option("--sram", is_flag=True, help="load into SRAM only (iceprog -S), lost at power-off")
-@click.option("--tool", default=None, help="iceprog or openFPGALoader (default: whichever is installed)")
+@click.option("--sram", is_flag=True, show_default="off", help="load into SRAM only (lost at power-off)")
+@click.option("--tool", type=click.Choice(PROGRAMMERS), default=None,
+              show_default="the first installed one of the board's list", help="programmer to use")
 def flash_cmd(build_dir, sram, tool):
     """Program BUILD_DIR/top.bin onto the board."""
     from ..fpga.host import flash
@@ -109,21 +123,23 @@ def flash_cmd(build_dir, sram, tool):
 
 @_cmd
 @click.command("run")
-@click.option("--port", default=None, help="serial port of the board, e.g. /dev/ttyUSB1")
+@click.option("--port", default=None, show_default="none", help="serial port of the board, e.g. /dev/ttyUSB1")
 @click.option("--build", "build_dir", type=click.Path(file_okay=False), required=True,
               help="build folder (report.json gives the framing and the model)")
-@click.option("--dataset", default=None, help="samples to stream (default: the model's test set)")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
-@click.option("--limit", type=int, default=None, help="stream only the first N samples")
-@click.option("--baud", type=int, default=None, help="default: the build's")
-@click.option("--simulate", is_flag=True, help="no board: answer with the bit-exact simulated design")
+@click.option("--dataset", default=None, show_default="the model's test set", help="samples to stream")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, show_default=DATA_DIR_DEFAULT,
+              help=DATA_DIR_HELP)
+@click.option("--limit", type=int, default=None, show_default="all", help="stream only the first N samples")
+@click.option("--baud", type=int, default=None, show_default="the build's", help="UART baud rate")
+@click.option("--simulate", is_flag=True, show_default="off",
+              help="no board: answer with the bit-exact simulated post-synthesis design")
 @click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for each reply")
-def run_cmd(port, build_dir, dataset, data_dir, limit, baud, simulate, timeout):
-    """Stream samples through the board over UART; report accuracy, agreement with the model, throughput."""
-    from ..fpga.host import run_on_board
+@click.option("--json", "as_json", is_flag=True, show_default="off", help="print the result as JSON (for programs)")
+def run_cmd(port, build_dir, dataset, data_dir, limit, baud, simulate, timeout, as_json):
+    """Stream samples through the board over UART (or the simulated design); report accuracy, agreement with
+    the model and throughput."""
+    from ..fpga.host import format_run, run_on_board
 
-    if not port and not simulate:
-        raise ConfigError("give --port (e.g. /dev/ttyUSB1) or --simulate")
     res = run_on_board(build_dir, port=port, dataset=dataset, data_dir=data_dir, limit=limit, baud=baud,
-                       simulate=simulate, timeout=timeout)
-    click.echo(json.dumps(res, indent=1))
+                       simulate=simulate, timeout=timeout, progress=_echo_err)
+    click.echo(json.dumps(res, indent=1) if as_json else format_run(res))

@@ -1,14 +1,65 @@
-"""Boards are data: boards/<name>.json holds warpc's choices per board (device, clock, UART, capacity,
-programmers) and names the amaranth-boards platform class."""
+"""Boards are data: boards/<name>.json holds warpc's choices per board (device and package for the tools, UART
+baud, capacity, programmers) and names the amaranth-boards platform class, which owns the pins and the clock.
+
+`load_board` reads a name from the catalogue (boards/*.json) or an explicit path to a .json file, and validates
+every field before anything uses it: a board file can only name an `amaranth_boards` platform, known
+programmers and plain tool flags.
+"""
 from __future__ import annotations
 
 import importlib
 import json
 import os
+import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BoardError
+
+PROGRAMMERS = ("iceprog", "openFPGALoader")  # the only executables `warpc flash` runs
+LUT_CELLS = ("sb_lut4", "portable")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_PLATFORM = re.compile(r"^amaranth_boards\.[a-z0-9_]+:[A-Za-z_][A-Za-z0-9_]*$")
+_FLAG = re.compile(r"^[A-Za-z0-9_.{}=:-]+$")  # programmer arguments: no shell syntax, no spaces
+_FIELDS = {"name", "description", "platform", "device", "package", "synth_device", "nextpnr_device",
+           "nextpnr_package", "clock_hz", "uart", "capacity", "lut_cells", "programmers"}
+
+
+@dataclass(frozen=True)
+class Programmer:
+    tool: str                     # one of PROGRAMMERS
+    flash: tuple[str, ...]        # arguments writing the SPI flash; "{bin}" stands for the bitstream
+    sram: tuple[str, ...] | None  # arguments loading SRAM only (lost at power-off), when the tool can
+
+    def command(self, bitstream: str, sram: bool = False) -> list[str]:
+        args = self.sram if sram else self.flash
+        if args is None:
+            raise BoardError(f"{self.tool} cannot load SRAM only on this board; flash without --sram")
+        return [self.tool] + [bitstream if a == "{bin}" else a for a in args]
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    platform: str                 # "amaranth_boards.<module>:<PlatformClass>"
+    device: str                   # for reports, e.g. iCE40UP5K
+    package: str
+    synth_device: str             # synth_ice40 -device
+    nextpnr_device: str           # nextpnr-ice40 device flag, e.g. --up5k
+    nextpnr_package: str
+    clock_hz: int                 # the platform's default clock, which clocks the design
+    baud: int
+    usb_port_hint: str | None
+    capacity: dict[str, int] = field(default_factory=dict)
+    lut_cells: str = "sb_lut4"
+    programmers: tuple[Programmer, ...] = ()
+    source: str = ""              # the file it was read from
+
+    @property
+    def uart_divisor(self) -> int:
+        return round(self.clock_hz / self.baud)
 
 
 def boards_dir() -> Path:
@@ -25,25 +76,145 @@ def boards_dir() -> Path:
 
 def supported_boards() -> list[str]:
     d = boards_dir()
-    return sorted(p.stem for p in d.glob("*.json")) if d.is_dir() else []
+    return sorted(p.stem for p in d.glob("*.json") if _NAME.match(p.stem)) if d.is_dir() else []
 
 
-def load_board(name: str) -> dict:
-    path = boards_dir() / f"{name.lower()}.json"
-    if not path.is_file():
-        have = supported_boards()
-        raise BoardError(f"unknown board {name!r}; supported boards: {', '.join(have) or '(none found in ' + str(boards_dir()) + ')'}")
+def load_board(name_or_path: str | Path) -> Board:
+    """A board from the catalogue by name (e.g. "icebreaker"), or from an explicit path to a .json file."""
+    arg = str(name_or_path)
+    if arg.lower().endswith(".json"):
+        path = Path(arg)
+        if not path.is_file():
+            raise BoardError(f"board file {arg} not found")
+        return parse_board(_read(path), path, default_name=path.stem)
+    key = arg.lower()
+    have = supported_boards()
+    if not _NAME.match(key) or key not in have:  # never turn a name into a path outside the catalogue
+        raise BoardError(f"unknown board {arg!r}; supported boards: "
+                         f"{', '.join(have) or '(none found in ' + str(boards_dir()) + ')'} "
+                         "(or pass the path of a board .json file)")
+    path = boards_dir() / f"{key}.json"
+    return parse_board(_read(path), path, default_name=key)
+
+
+def _read(path: Path):
     try:
-        board = json.loads(path.read_text())
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise BoardError(f"cannot read board file {path}: {e}") from None
     except json.JSONDecodeError as e:
-        raise BoardError(f"{path} is not valid JSON: {e}") from None
-    board.setdefault("name", name.lower())
-    return board
+        raise BoardError(f"board file {path} is not valid JSON: {e}") from None
 
 
-def platform_for(board: dict):
-    mod, _, cls = board["platform"].partition(":")
+def parse_board(d, path: Path | str = "<board>", default_name: str = "board") -> Board:
+    """Validate a board description (the parsed JSON) completely; BoardError names the bad field."""
+    where = f"board file {path}"
+    if not isinstance(d, dict):
+        raise BoardError(f"{where}: expected a JSON object with fields {', '.join(sorted(_FIELDS))}, "
+                         f"got a {type(d).__name__}")
+    unknown = sorted(set(d) - _FIELDS)
+    if unknown:
+        raise BoardError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_FIELDS))}")
+
+    def need(key: str, typ, what: str, parent: dict = d, prefix: str = ""):
+        if key not in parent:
+            raise BoardError(f"{where}: missing field {prefix}{key} ({what})")
+        v = parent[key]
+        if not isinstance(v, typ) or isinstance(v, bool):
+            raise BoardError(f"{where}: field {prefix}{key} must be {what}, got {v!r}")
+        return v
+
+    def text(key: str, pattern: re.Pattern | None = None, what: str = "a string"):
+        v = need(key, str, what)
+        if not v.strip() or (pattern is not None and not pattern.match(v)):
+            raise BoardError(f"{where}: field {key} must be {what}, got {v!r}")
+        return v
+
+    name = d.get("name", default_name)
+    if not isinstance(name, str) or not _NAME.match(name.lower()):
+        raise BoardError(f"{where}: field name must be lower-case letters, digits, '-' or '_', got {name!r}")
+    desc = d.get("description", "")
+    if not isinstance(desc, str):
+        raise BoardError(f"{where}: field description must be a string, got {desc!r}")
+    platform = text("platform", _PLATFORM, 'an amaranth-boards platform "amaranth_boards.<module>:<Class>"')
+    clock = need("clock_hz", int, "the clock frequency in Hz, a positive integer")
+    if clock <= 0:
+        raise BoardError(f"{where}: field clock_hz must be a positive number of Hz, got {clock}")
+    uart = need("uart", dict, 'an object {"baud": ...}')
+    baud = need("baud", int, "a positive integer (bits per second)", uart, "uart.")
+    if baud <= 0:
+        raise BoardError(f"{where}: field uart.baud must be a positive number of bits per second, got {baud}")
+    if clock / baud < 4:  # the UART samples each bit over >= 4 clocks
+        raise BoardError(f"{where}: field uart.baud {baud} is too fast for a {clock} Hz clock "
+                         f"(at most {clock // 4})")
+    if abs(clock / round(clock / baud) / baud - 1) > 0.02:
+        raise BoardError(f"{where}: field uart.baud {baud} cannot be made from {clock} Hz within 2 % "
+                         f"(clock / baud = {clock / baud:.2f}); choose a baud rate that divides the clock")
+    bad_uart = sorted(set(uart) - {"baud", "usb_port_hint"})
+    if bad_uart:
+        raise BoardError(f"{where}: unknown field(s) uart.{', uart.'.join(bad_uart)}; known: uart.baud, "
+                         "uart.usb_port_hint (the pins are in the amaranth-boards platform)")
+    hint = uart.get("usb_port_hint")
+    if hint is not None and not isinstance(hint, str):
+        raise BoardError(f"{where}: field uart.usb_port_hint must be a string, got {hint!r}")
+    cap = need("capacity", dict, 'an object of resource counts, e.g. {"LC": 5280}')
+    for k, v in cap.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise BoardError(f"{where}: field capacity.{k} must be a non-negative integer, got {v!r}")
+    if "LC" not in cap:
+        raise BoardError(f"{where}: missing field capacity.LC (logic cells of the device)")
+    lut_cells = d.get("lut_cells", "sb_lut4")
+    if lut_cells not in LUT_CELLS:
+        raise BoardError(f"{where}: field lut_cells must be one of {', '.join(LUT_CELLS)}, got {lut_cells!r}")
+    progs = need("programmers", list, "a list of programmers")
+    return Board(
+        name=name.lower(), description=desc, platform=platform,
+        device=text("device"), package=text("package"),
+        synth_device=text("synth_device", re.compile(r"^[a-z0-9]+$"), "a synth_ice40 -device value, e.g. u"),
+        nextpnr_device=text("nextpnr_device", re.compile(r"^--[a-z0-9]+$"), "a nextpnr device flag, e.g. --up5k"),
+        nextpnr_package=text("nextpnr_package", re.compile(r"^[a-z0-9]+$"), "a nextpnr package, e.g. sg48"),
+        clock_hz=clock, baud=baud, usb_port_hint=hint, capacity=dict(cap), lut_cells=lut_cells,
+        programmers=tuple(_programmer(p, i, where) for i, p in enumerate(progs)), source=str(path),
+    )
+
+
+def _programmer(p, i: int, where: str) -> Programmer:
+    field_ = f"programmers[{i}]"
+    if not isinstance(p, dict) or p.get("tool") not in PROGRAMMERS:
+        raise BoardError(f'{where}: field {field_} must be {{"tool": one of {", ".join(PROGRAMMERS)}, '
+                         f'"flash": [args], "sram": [args]}}, got {p!r}')
+    unknown = sorted(set(p) - {"tool", "flash", "sram"})
+    if unknown:
+        raise BoardError(f"{where}: unknown field(s) {field_}.{', '.join(unknown)}")
+    args = {}
+    for mode in ("flash", "sram"):
+        a = p.get(mode)
+        if a is None and mode == "sram":
+            args[mode] = None
+            continue
+        if (not isinstance(a, list) or "{bin}" not in a
+                or not all(isinstance(s, str) and _FLAG.match(s) for s in a)):
+            raise BoardError(f'{where}: field {field_}.{mode} must be a list of plain arguments containing '
+                             f'"{{bin}}" (the bitstream), got {a!r}')
+        args[mode] = tuple(a)
+    return Programmer(p["tool"], args["flash"], args["sram"])
+
+
+def platform_for(board: Board):
+    """The board's amaranth-boards platform, checked against the board file (UART resource, clock)."""
+    mod, _, cls = board.platform.partition(":")
     try:
-        return getattr(importlib.import_module(mod), cls)()
+        klass = getattr(importlib.import_module(mod), cls)
     except (ImportError, AttributeError) as e:
-        raise BoardError(f"board {board['name']}: cannot load platform {board['platform']} ({e})") from None
+        raise BoardError(f"board {board.name}: cannot load platform {board.platform} ({e})") from None
+    from amaranth.build import Platform
+
+    if not (isinstance(klass, type) and issubclass(klass, Platform)):
+        raise BoardError(f"board {board.name}: {board.platform} is not an Amaranth platform class")
+    plat = klass()
+    if ("uart", 0) not in plat.resources:
+        raise BoardError(f"board {board.name}: platform {board.platform} has no uart resource")
+    if plat.default_clk_frequency != board.clock_hz:
+        raise BoardError(f"board {board.name}: clock_hz {board.clock_hz} differs from the platform's default "
+                         f"clock ({plat.default_clk_frequency:.0f} Hz)")
+    return plat

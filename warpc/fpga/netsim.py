@@ -9,6 +9,8 @@ drive them only from synchronous logic or constants). One `step` = evaluate the 
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from ..errors import ToolchainError
@@ -220,9 +222,11 @@ class NetSim:
         self._step = env["_step"]
         self._n_in = len(in_nets)
 
-    def run(self, stimuli: dict[str, np.ndarray], cycles: int | None = None) -> dict[str, np.ndarray]:
+    def run(self, stimuli: dict[str, np.ndarray], cycles: int | None = None,
+            progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
         """stimuli: port -> bool array (cycles, lanes, width) (missing inputs, e.g. clk/rst, are 0).
-        Returns output port -> bool array (cycles, lanes, width), sampled before each clock edge."""
+        Returns output port -> bool array (cycles, lanes, width), sampled before each clock edge.
+        `progress(cycle, cycles)` is called after every cycle (long simulations report from there)."""
         first = next(iter(stimuli.values()))
         T = first.shape[0] if cycles is None else cycles
         lanes = first.shape[1]
@@ -256,6 +260,8 @@ class NetSim:
                                      bitorder="little")[:, :lanes]
                 res[n][t] = bits.T.astype(bool)
                 k += w
+            if progress is not None:
+                progress(t + 1, T)
         return res
 
 

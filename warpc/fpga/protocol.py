@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-SYNC_BYTE = 0xA5
+from ..hdl.framing import SYNC_BYTE
 
 
 def frame_bytes(x_row, input_bits: int) -> bytes:
-    """One sample's raw features -> 0xA5 + each feature as ceil(input_bits/8) little-endian bytes."""
+    """One sample's raw features -> SYNC_BYTE + each feature as ceil(input_bits/8) little-endian bytes."""
     fb = -(-input_bits // 8)
     out = bytearray([SYNC_BYTE])
     for v in np.asarray(x_row, dtype=np.int64).tolist():

@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 from ..errors import WarpcError
+from ..hdl.framing import SYNC_BYTE
 
 REPORT = "report.json"
+FORMAT = "warpc-build-report"
 
 
 def _cells(d: dict) -> dict[str, int]:
@@ -60,23 +62,24 @@ def parse_nextpnr(rep: dict) -> dict:
     return {"utilization": util, "fmax": fmax, "critical_paths": paths}
 
 
-def summarize_build(out: Path, board: dict, net, shell, options: dict, stamp: dict, stages: dict, eq: dict,
+def summarize_build(out: Path, board, net, shell, options: dict, stamp: dict, stages: dict, eq: dict,
                     accuracy: dict | None, src: dict, blocks: dict[str, str]) -> dict:
     stat = json.loads((out / "stat.json").read_text())
     res = parse_stat(stat, blocks)
     pnr = parse_nextpnr(json.loads((out / "nextpnr.json").read_text())) if (out / "nextpnr.json").exists() else {}
     util = pnr.get("utilization", {})
-    cap = dict(board.get("capacity") or {})
+    cap = dict(board.capacity)
     lc = util.get("ICESTORM_LC", {})
     io = util.get("SB_IO", {})
     bram = util.get("ICESTORM_RAM", {})
     fmax = pnr.get("fmax", {})
-    core_clock = float(board.get("core_clock_hz") or board["clock"]["hz"])
+    core_clock = float(board.clock_hz)
     f_ach = min((v["achieved_MHz"] for v in fmax.values()), default=None)
     core = shell.core
     report = {
+        "format": FORMAT,
         "stamp": stamp,
-        "board": board["name"], "device": board["device"], "package": board["package"],
+        "board": board.name, "device": board.device, "package": board.package,
         "options": options,
         "model": {**net.stats(), "source": src},
         "LUT": res["total"]["LUT"], "FF": res["total"]["FF"], "CARRY": res["total"]["CARRY"],
@@ -100,11 +103,11 @@ def summarize_build(out: Path, board: dict, net, shell, options: dict, stamp: di
         "stages_s": {k: round(v, 2) for k, v in stages.items()},
         "equivalence": eq,
         "accuracy": accuracy,
-        "uart": {"baud": board["uart"]["baud"], "sync_byte": "0xA5", "feature_bytes": shell.feature_bytes,
+        "uart": {"baud": board.baud, "sync_byte": f"0x{SYNC_BYTE:02X}", "feature_bytes": shell.feature_bytes,
                  "reply_bytes": shell.reply_bytes, "scores": shell.with_scores,
                  "score_bits": core.shape.score_bits,
                  # 10 bits per byte on the line; host and board alternate, so this bounds `warpc run`
-                 "max_samples_per_s": round(board["uart"]["baud"] / 10 / (1 + net.n_features * shell.feature_bytes
+                 "max_samples_per_s": round(board.baud / 10 / (1 + net.n_features * shell.feature_bytes
                                                                           + shell.reply_bytes), 1)},
         "files": {"bitstream": "top.bin", "asc": "top.asc", "netlist": "netlist.json",
                   "logs": ["yosys.log", "nextpnr.log", "icepack.log"]},
@@ -125,18 +128,44 @@ def write_report(out: Path, report: dict) -> Path:
 
 
 def load_report(build_dir: str | Path) -> dict:
+    """The report.json of a build folder (or the file itself), checked to be a JSON object."""
     d = Path(build_dir)
+    if not d.exists():
+        raise WarpcError(f"no build folder {d} (run `warpc synth ... -o {build_dir}` first)")
     p = d / REPORT if d.is_dir() else d
     if not p.is_file():
         raise WarpcError(f"no build report at {p} (run `warpc synth ... -o {build_dir}` first)")
     try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise WarpcError(f"{p} is not valid JSON: {e}") from None
+        rep = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WarpcError(f"{p} is not a readable JSON build report: {e}") from None
+    if not isinstance(rep, dict) or rep.get("format", FORMAT) != FORMAT:
+        raise WarpcError(f"{p} is not a warpc build report (expected a JSON object written by `warpc synth`)")
+    return rep
+
+
+def report_field(rep: dict, path: str, where: str | Path, kind=int):
+    """rep["a"]["b"] for path "a.b", or WarpcError naming the missing field (reports of older or foreign builds)."""
+    v = rep
+    for key in path.split("."):
+        if not isinstance(v, dict) or key not in v:
+            raise WarpcError(f"{where}: the build report has no field {path} (rebuild with `warpc synth`)")
+        v = v[key]
+    if kind is not None and (not isinstance(v, kind) or isinstance(v, bool) and kind is not bool):
+        raise WarpcError(f"{where}: the build report's field {path} is {v!r}, expected {kind.__name__}")
+    return v
 
 
 def format_report(r: dict) -> str:
     """A readable table of a report dict."""
+    try:
+        return _format_report(r)
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise WarpcError(f"the build report is incomplete or malformed ({type(e).__name__}: {e}); rebuild with "
+                         "`warpc synth`") from None
+
+
+def _format_report(r: dict) -> str:
     L = []
     st = r.get("stamp", {})
     L.append(f"build {st.get('id')}  {st.get('time_utc')}  warpc {st.get('warpc_version')}")

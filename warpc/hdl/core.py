@@ -98,6 +98,25 @@ def check_lut_cells(net: Netlist, lut_cells: str) -> None:
             )
 
 
+def check_ports(net: Netlist) -> None:
+    """A core needs an input port: at least one feature of at least one bit (else Verilog gets `x [-1:0]`)."""
+    if net.n_features < 1 or net.input_bits < 1:
+        raise NetlistError(f"the netlist reads {net.n_features} features of {net.input_bits} bits: the core would "
+                           "have no input port; a netlist needs n_features >= 1 and input_bits >= 1")
+
+
+def check_buildable(net: Netlist) -> None:
+    """What `warpc hdl` / `warpc synth` refuse before writing anything: no input port, no LUT node, or no LUT
+    reading an input bit (every class score constant: the model ignores its input)."""
+    check_ports(net)
+    if not net.nodes:
+        raise NetlistError("the netlist has 0 LUT nodes (every class score is a constant or a raw input bit): "
+                           "nothing to build; check the model it came from")
+    if not net.used_inputs():
+        raise NetlistError(f"no LUT of the netlist reads any of its {len(net.inputs)} input bits (every class "
+                           "score is constant): nothing to build; check the model it came from")
+
+
 class Encoder(Elaboratable):
     """Raw unsigned features (flat, feature f at bits [f*B, (f+1)*B)) -> the used thermometer bits [x_f >= t].
     Unused bits are 0. Identical (feature, threshold) pairs share one comparator."""
@@ -269,9 +288,12 @@ class WarpCore(Elaboratable):
     encoded input bits, as Netlist.encode gives them); `valid_in`; `cls`, `scores` (flat, score_bits per class),
     `valid_out`. `latency` is in cycles of the `sync` domain (0 = combinational)."""
 
+    BLOCKS = ("lutnet", "popcount", "argmax")  # submodule names (module names in a kept hierarchy)
+
     def __init__(self, net: Netlist, *, pipeline: int = 0, lut_cells: str = "portable", encoder: bool = True,
                  input_reg: bool = True) -> None:
         net.validate()
+        check_ports(net)
         check_lut_cells(net, lut_cells)
         if input_reg is False and encoder:
             raise ConfigError("input_reg=False needs encoder=False and bits that stay stable (e.g. a register)")
@@ -305,9 +327,8 @@ class WarpCore(Elaboratable):
             bits = enc.bits
         else:
             bits = self.bits
-        m.submodules.lutnet = lutnet
-        m.submodules.popcount = pop
-        m.submodules.argmax = arg
+        for name, block in zip(self.BLOCKS, (lutnet, pop, arg)):
+            m.submodules[name] = block
         if reg:
             if self.shape.input_reg:
                 bits_r = Signal.like(lutnet.bits, name="bits_r", reset_less=True)  # the input register

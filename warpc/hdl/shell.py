@@ -1,9 +1,9 @@
 """UART board shell around the core.
 
-Framing (host -> board): one sync byte 0xA5, then the sample's raw features, feature 0 first, each as
-ceil(input_bits / 8) little-endian bytes. Board -> host: the class index byte, then, when the shell was built
+Framing (host -> board): one sync byte (framing.SYNC_BYTE), then the sample's raw features, feature 0 first,
+each as ceil(input_bits / 8) little-endian bytes. Board -> host: the class index byte, then, when the shell was built
 with scores, every class score as ceil(score_bits / 8) little-endian bytes. Bytes outside a frame are ignored
-until the next 0xA5, so a host resynchronises by sending 0xA5 again after a timeout.
+until the next sync byte, so a host resynchronises by sending it again after a timeout.
 
 The features are encoded while they arrive (SerialEncoder): each feature byte is compared with the thresholds
 the net uses and only those bits are stored, instead of buffering n_features * input_bits raw bits (Fashion-MNIST:
@@ -15,9 +15,8 @@ from amaranth.hdl import Const, Elaboratable, Module, Signal
 
 from ..ir.netlist import Netlist
 from .core import WarpCore, _bits_for, ge_const
+from .framing import SYNC_BYTE
 from .uart import UARTRx, UARTTx
-
-SYNC_BYTE = 0xA5
 
 
 class SerialEncoder(Elaboratable):
@@ -80,6 +79,8 @@ class UartShell(Elaboratable):
     """rx/tx UART lines <-> SerialEncoder -> WarpCore (encoder=False). Not board-specific: `BoardTop` connects
     it to a platform's pins."""
 
+    ENCODER, CORE = "encoder", "core"  # submodule names: the synthesised hierarchy's module names derive from them
+
     def __init__(self, net: Netlist, *, divisor: int, pipeline: int = 1, lut_cells: str = "portable",
                  scores: bool = False) -> None:
         self.net, self.divisor, self.with_scores = net, divisor, scores
@@ -99,8 +100,8 @@ class UartShell(Elaboratable):
         net, core, enc = self.net, self.core, self.encoder
         m.submodules.rx = rx = UARTRx(self.divisor)
         m.submodules.tx = tx = UARTTx(self.divisor)
-        m.submodules.encoder = enc
-        m.submodules.core = core
+        m.submodules[self.ENCODER] = enc
+        m.submodules[self.CORE] = core
         m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx), core.bits.eq(enc.bits)]
         fb, ib = self.feature_bytes, net.input_bits
         feat = Signal(range(net.n_features + 1))
@@ -158,12 +159,14 @@ class UartShell(Elaboratable):
 class BoardTop(Elaboratable):
     """Connects a UartShell to a platform's `uart` and first LED (lit while a sample is in flight)."""
 
+    SHELL = "shell"
+
     def __init__(self, shell: UartShell) -> None:
         self.shell = shell
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.submodules.shell = shell = self.shell
+        m.submodules[self.SHELL] = shell = self.shell
         uart = platform.request("uart", 0)
         m.d.comb += [shell.rx.eq(uart.rx.i), uart.tx.o.eq(shell.tx)]
         try:
@@ -172,3 +175,13 @@ class BoardTop(Elaboratable):
         except Exception:  # a board without LEDs: nothing to show
             pass
         return m
+
+
+def block_modules(top: str = "top") -> dict[str, str]:
+    """Block label -> module name in the synthesised BoardTop named `top` (Amaranth names a submodule's module
+    <parent>.<submodule name>). The board build keeps these blocks' hierarchy, reports resources per block and
+    checks each one for equivalence."""
+    shell = f"{top}.{BoardTop.SHELL}"
+    core = f"{shell}.{UartShell.CORE}"
+    return {"encoder": f"{shell}.{UartShell.ENCODER}", **{b: f"{core}.{b}" for b in WarpCore.BLOCKS},
+            "core": core}
