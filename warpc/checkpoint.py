@@ -52,48 +52,124 @@ def save_checkpoint(path: str | Path, model, meta: dict | None = None, extra_ten
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
-    """(metadata dict, tensors dict) with clear errors for missing, corrupt or foreign files."""
+    """(metadata dict, tensors dict) with clear errors for missing, corrupt or foreign files. The metadata is
+    checked (a JSON object with the expected field types) before any tensor is read."""
     from safetensors import safe_open
 
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get("warpc")
+            meta = read_meta(path, (f.metadata() or {}).get("warpc"))
             tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except CheckpointError:
+        raise
     except Exception as e:  # safetensors raises several types for corrupt files
         raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({type(e).__name__}: {e})") from None
+    return meta, tensors
+
+
+_META_TYPES = {"config": dict, "data": (dict, type(None)), "metrics": dict, "train": dict, "train_state": dict,
+               "extra": dict}
+
+
+def read_meta(path: Path, raw: str | None) -> dict:
+    """The parsed metadata["warpc"] JSON, or CheckpointError naming the bad field."""
     if raw is None:
         raise CheckpointError(f"{path} is a safetensors file but not a warpc checkpoint (no 'warpc' metadata)")
     try:
         meta = json.loads(raw)
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: warpc metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: warpc metadata must be a JSON object, got a JSON {type(meta).__name__}")
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: unknown checkpoint format {meta.get('format')!r} (expected {FORMAT!r})")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{path}: metadata field format_version must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path}: checkpoint format {meta['format_version']} is newer than this warpc supports ({FORMAT_VERSION})"
-        )
-    return meta, tensors
+            f"{path}: checkpoint format {version} is newer than this warpc supports ({FORMAT_VERSION})")
+    if "config" not in meta:
+        raise CheckpointError(f"{path}: metadata has no model config (field 'config')")
+    for key, types in _META_TYPES.items():
+        if key in meta and not isinstance(meta[key], types):
+            raise CheckpointError(f"{path}: metadata field {key!r} must be a JSON object, "
+                                  f"got {type(meta[key]).__name__}")
+    return meta
 
 
 def load(path: str | Path, device: str | torch.device = "cpu"):
-    """Load a checkpoint into a ready WarpNet in eval mode; `model.meta` holds the metadata."""
+    """Load a checkpoint into a ready WarpNet in eval mode; `model.meta` holds the metadata. Everything is
+    validated first (config, tensor names/shapes/dtypes, finite values, wiring and threshold ranges), so every
+    command that loads a checkpoint refuses a corrupt one with one error naming the bad field or tensor."""
     from .nn.model import WarpNet
 
+    path = Path(path)
     meta, tensors = read_checkpoint(path)
     try:
         config = ModelConfig.from_dict(meta["config"])
+        _check_data_meta(path, config, meta.get("data"))
         model = WarpNet(config)
-    except (KeyError, WarpcError) as e:
+    except CheckpointError:
+        raise
+    except WarpcError as e:
         raise CheckpointError(f"{path}: invalid model config in checkpoint ({e})") from None
     state = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        raise CheckpointError(f"{path}: tensors do not match the config ({first[1] if len(first) > 1 else first[0]})") from None
+    check_state(path, model, state)
+    model.load_state_dict(state, strict=True)
     model.meta = meta
     return model.to(device).eval()
+
+
+def _check_data_meta(path: Path, config: ModelConfig, data: dict | None) -> None:
+    for key in ("n_features", "classes"):
+        v = (data or {}).get(key)
+        if v is not None and v != getattr(config, key):
+            raise CheckpointError(f"{path}: metadata data.{key} is {v!r} but the model config has "
+                                  f"{key}={getattr(config, key)}")
+
+
+def check_state(path: Path, model, state: dict[str, torch.Tensor]) -> None:
+    """Tensors against the model built from the config: the same names, shapes and kinds of dtype, finite float
+    values, wiring indices inside each layer's inputs and thresholds inside 0..2^input_bits."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing:
+        raise CheckpointError(f"{path}: tensor {missing[0]!r} is missing" + _more(missing))
+    if extra:
+        raise CheckpointError(f"{path}: unexpected tensor {extra[0]!r} for this model config" + _more(extra))
+    for name, want in expected.items():
+        got = state[name]
+        if tuple(got.shape) != tuple(want.shape):
+            raise CheckpointError(f"{path}: tensor {name!r} has shape {tuple(got.shape)}, the config needs "
+                                  f"{tuple(want.shape)}")
+        if want.is_floating_point():
+            if not got.is_floating_point():
+                raise CheckpointError(f"{path}: tensor {name!r} must be floating point, got {got.dtype}")
+            if not bool(torch.isfinite(got).all()):
+                raise CheckpointError(f"{path}: tensor {name!r} holds NaN or infinite values")
+        elif got.is_floating_point() or got.is_complex() or got.dtype == torch.bool:
+            raise CheckpointError(f"{path}: tensor {name!r} must hold integers, got {got.dtype}")
+    for i, layer in enumerate(model.layers):
+        for buf in ("idx", "cand"):
+            name = f"layers.{i}.{buf}"
+            t = state.get(name)
+            if t is not None and t.numel() and (int(t.min()) < 0 or int(t.max()) >= layer.in_features):
+                raise CheckpointError(f"{path}: tensor {name!r} wires inputs {int(t.min())}..{int(t.max())} but "
+                                      f"layer {i} has inputs 0..{layer.in_features - 1}")
+    if not model.encoder.learnable:  # a learnable encoder's thresholds are derived (and bounded) on use
+        t, top = state["encoder.thresholds"], 1 << model.config.input_bits
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) > top):
+            raise CheckpointError(f"{path}: tensor 'encoder.thresholds' holds {int(t.min())}..{int(t.max())}, "
+                                  f"outside 0..{top} that input_bits={model.config.input_bits} can represent")
+
+
+def _more(names: list[str]) -> str:
+    return f" (and {len(names) - 1} more: {', '.join(names[1:4])}{', ...' if len(names) > 4 else ''})" \
+        if len(names) > 1 else ""

@@ -13,8 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DatasetError
-from .dataset import Dataset, apply_quantization, fit_quantization, make_dataset
-from .readers import (find_cifar_folder, read_cifar_dataset, read_csv, read_idx, read_idx_dataset, read_npz)
+from .dataset import (Dataset, apply_quantization, check_fraction, check_input_bits, fit_quantization,
+                      make_dataset)
+from .readers import (find_cifar_folder, load_arrays, read_cifar_dataset, read_csv, read_idx, read_idx_dataset,
+                      read_npz)
 
 BUNDLED = ("digits", "breast_cancer", "iris", "wine")
 IDX_SETS = ("fashion-mnist", "mnist")
@@ -36,8 +38,8 @@ _HOW_TO_GET = {
 TEST_FRACTION = 0.2
 VAL_FRACTION = 0.1
 
-__all__ = ["Dataset", "load_dataset", "dataset_from_meta", "KNOWN", "read_idx", "apply_quantization",
-           "fit_quantization"]
+__all__ = ["Dataset", "load_dataset", "dataset_from_meta", "load_arrays", "KNOWN", "read_idx",
+           "apply_quantization", "fit_quantization"]
 
 
 def canonical_name(name: str) -> str:
@@ -56,6 +58,12 @@ def load_dataset(
     download: bool = False,
 ) -> Dataset:
     """Load a bundled / IDX / CIFAR dataset by name, or a .csv / .npz file by path (see module docstring)."""
+    # Cheap argument checks first, before any file is read.
+    check_input_bits(input_bits)
+    check_fraction("val", val_fraction)
+    check_fraction("test", test_fraction)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32 - 1:
+        raise DatasetError(f"the split seed must be an integer between 0 and {2**32 - 2}, got {seed!r}")
     spec = str(name_or_path)
     key = canonical_name(spec)
     common = dict(val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, input_bits=input_bits)
@@ -79,13 +87,20 @@ def load_dataset(
 
 def dataset_from_meta(meta: dict, data_dir: str | Path | None = None) -> Dataset:
     """Rebuild the dataset recorded in a checkpoint (meta["data"]) with the same split parameters."""
-    if not meta or "name" not in meta:
+    if not isinstance(meta, dict) or not meta.get("name"):
         raise DatasetError("the checkpoint records no dataset; pass --dataset")
+    types = {"name": str, "data_dir": (str, type(None)), "label_column": (str, int, type(None)),
+             "val_fraction": (int, float), "test_fraction": (int, float, type(None)), "seed": int,
+             "input_bits": int}
+    for key, t in types.items():
+        if key in meta and (not isinstance(meta[key], t) or isinstance(meta[key], bool)):
+            raise DatasetError(f"the checkpoint's recorded dataset field {key!r} is {meta[key]!r}, which is not "
+                               f"a valid value; pass --dataset")
     test_fraction = meta.get("test_fraction") or TEST_FRACTION
     return load_dataset(
         meta["name"], data_dir=data_dir if data_dir is not None else meta.get("data_dir"),
         label_column=meta.get("label_column"), val_fraction=meta.get("val_fraction", VAL_FRACTION),
-        test_fraction=test_fraction, seed=int(meta.get("seed", 0)), input_bits=int(meta.get("input_bits", 8)),
+        test_fraction=test_fraction, seed=meta.get("seed", 0), input_bits=meta.get("input_bits", 8),
     )
 
 
@@ -108,7 +123,8 @@ def _from_folder(key: str, data_dir, download: bool, common: dict) -> Dataset:
     if key == "cifar10":
         found = find_cifar_folder(folder)
         if found is None:
-            raise DatasetError(f"cifar10: no CIFAR-10 python batches under {folder}; {_HOW_TO_GET[key]}")
+            raise DatasetError(f"cifar10: no CIFAR-10 python batches (data_batch_1, test_batch) under {folder}; "
+                               f"{_HOW_TO_GET[key]}")
         xtr, ytr, xte, yte, names = read_cifar_dataset(found)
     else:
         try:
@@ -117,8 +133,8 @@ def _from_folder(key: str, data_dir, download: bool, common: dict) -> Dataset:
             raise DatasetError(f"{key}: {e} not found in {folder}; {_HOW_TO_GET[key]}") from None
         names = (["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                   "Ankle boot"] if key == "fashion-mnist" else [str(i) for i in range(10)])
-    if int(max(ytr.max(), yte.max())) >= len(names):
-        names = None
+    if ytr.size and yte.size and key != "cifar10" and int(max(ytr.max(), yte.max())) >= len(names):
+        names = None  # a foreign IDX set in the folder: number its classes
     return make_dataset(key, xtr, ytr, xte, yte, class_names=names,
                         source={"kind": "folder", "data_dir": str(folder) if explicit else None,
                                 "label_column": None, "test_given": True}, **common)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 import pickle
 import zipfile
 from pathlib import Path
@@ -33,7 +34,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DatasetError(f"{path}: truncated IDX header")
     dims = tuple(int(d) for d in np.frombuffer(raw[4:header], dtype=">u4"))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    n = int(np.prod(dims)) if dims else 0
+    n = math.prod(dims) if dims else 0  # exact: np.prod wraps around for forged dimensions
     if len(raw) - header != n * dtype.itemsize:
         raise DatasetError(f"{path}: IDX payload has {len(raw) - header} bytes, expected {n * dtype.itemsize} "
                            f"for shape {dims}")
@@ -62,7 +63,8 @@ def read_idx_dataset(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
                 raise FileNotFoundError(f"{split}-{kind}-{'idx3' if kind == 'images' else 'idx1'}-ubyte[.gz]")
             arrays.append(read_idx(p))
     xtr, ytr, xte, yte = arrays
-    if xtr.ndim < 2 or len(xtr) != len(ytr) or len(xte) != len(yte):
+    if xtr.ndim < 2 or xte.ndim < 2 or ytr.ndim != 1 or yte.ndim != 1 or len(xtr) != len(ytr) \
+            or len(xte) != len(yte):
         raise DatasetError(f"{data_dir}: IDX images and labels disagree "
                            f"(train {xtr.shape} / {ytr.shape}, test {xte.shape} / {yte.shape})")
     return xtr, ytr, xte, yte
@@ -89,31 +91,41 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as f:
             d = _RestrictedUnpickler(f, encoding="latin1").load()
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, MemoryError) as e:
         raise DatasetError(f"cannot read CIFAR batch {path}: {e}") from None
     if not isinstance(d, dict):
         raise DatasetError(f"{path}: not a CIFAR batch (expected a dict)")
     d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
     if "data" not in d or ("labels" not in d and "fine_labels" not in d):
         raise DatasetError(f"{path}: CIFAR batch without 'data'/'labels'")
-    x = np.asarray(d["data"], dtype=np.uint8)
-    y = np.asarray(d.get("labels", d.get("fine_labels")), dtype=np.int64)
-    if x.ndim != 2 or len(x) != len(y):
+    try:
+        x = np.asarray(d["data"], dtype=np.uint8)
+        y = np.asarray(d.get("labels", d.get("fine_labels")), dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise DatasetError(f"{path}: CIFAR batch 'data' must be bytes 0..255 and 'labels' integers") from None
+    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
         raise DatasetError(f"{path}: data {x.shape} and labels {y.shape} disagree")
     return x, y
 
 
-def read_cifar_meta(folder: Path) -> list[str] | None:
+def read_cifar_meta(folder: Path) -> list[str]:
+    """Class names from batches.meta (part of every CIFAR-10 python download; its absence means a damaged or
+    partial copy, so it is an error rather than a silent fallback)."""
     p = folder / "batches.meta"
     if not p.is_file():
-        return None
+        raise DatasetError(f"cifar10: {p} is missing; the CIFAR-10 python batches ship it beside data_batch_1 "
+                           f"(extract cifar-10-python.tar.gz again)")
     try:
         with open(p, "rb") as f:
             d = _RestrictedUnpickler(f, encoding="latin1").load()
-        names = d.get("label_names") or d.get(b"label_names")
-        return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
-    except Exception:  # names are cosmetic; fall back to indices
-        return None
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, MemoryError) as e:
+        raise DatasetError(f"cannot read CIFAR meta {p}: {e}") from None
+    names = (d.get("label_names", d.get(b"label_names")) if isinstance(d, dict) else None)
+    if not isinstance(names, (list, tuple)) or not names:
+        raise DatasetError(f"{p}: not a CIFAR batches.meta (no 'label_names' list)")
+    return [n.decode("latin1") if isinstance(n, bytes) else str(n) for n in names]
 
 
 def find_cifar_folder(data_dir: Path) -> Path | None:
@@ -124,6 +136,7 @@ def find_cifar_folder(data_dir: Path) -> Path | None:
 
 
 def read_cifar_dataset(folder: Path):
+    names = read_cifar_meta(folder)  # first: cheap, and a damaged copy fails before the large batches are read
     xs, ys = [], []
     for i in range(1, 6):
         p = folder / f"data_batch_{i}"
@@ -132,7 +145,10 @@ def read_cifar_dataset(folder: Path):
             xs.append(x)
             ys.append(y)
     xte, yte = read_cifar_batch(folder / "test_batch")
-    return np.concatenate(xs), np.concatenate(ys), xte, yte, read_cifar_meta(folder)
+    if len(xs) and any(x.shape[1] != xte.shape[1] for x in xs):
+        raise DatasetError(f"{folder}: CIFAR batches disagree on the sample size "
+                           f"({sorted({x.shape[1] for x in xs + [xte]})} values)")
+    return np.concatenate(xs), np.concatenate(ys), xte, yte, names
 
 
 # --- CSV / NPZ --------------------------------------------------------------------------------------------------
@@ -176,10 +192,22 @@ def read_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, np
         feats = np.array([[float(c) for j, c in enumerate(r) if j != col] for r in rows], dtype=np.float64)
     except ValueError as e:
         raise DatasetError(f"{path}: non-numeric feature value ({e}); only the label column may hold text") from None
+    bad = ~np.isfinite(feats)
+    if bad.any():
+        r, c = (int(v[0]) for v in np.nonzero(bad))
+        cols = [j for j in range(width) if j != col]
+        cname = header[cols[c]] if header else str(cols[c])
+        raise DatasetError(f"{path}: row {r + 1 + (header is not None)}, column {cname!r} is {feats[r, c]}; "
+                           f"features must be finite numbers (values beyond ±1.8e308 read as infinite)")
+    name = header[col] if header else str(col)
     if all(_is_number(v) for v in labels):
         num = labels.astype(np.float64)
-        labels = num.astype(np.int64) if np.all(num == np.round(num)) else labels
-    name = header[col] if header else str(col)
+        frac = ~np.isfinite(num) | (num != np.round(num))
+        if frac.any():
+            r = int(np.argmax(frac))
+            raise DatasetError(f"{path}: label column {name!r} holds {labels[r]!r} (row {r + 1 + (header is not None)}); "
+                               f"labels must be integers or text class names")
+        labels = num.astype(np.int64)
     return feats, labels, name
 
 
@@ -206,6 +234,45 @@ def _label_index(path: Path, header: list[str] | None, width: int, label_column:
 def read_npz(path: Path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:  # no pickle: object arrays are refused
+            if not hasattr(z, "files"):
+                raise DatasetError(f"{path} holds a single .npy array, not an .npz archive of named arrays")
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise DatasetError(f"cannot read NPZ {path}: {e}") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError) as e:
+        raise DatasetError(f"cannot read NPZ {path}: {type(e).__name__}: {e}") from None
+
+
+def load_arrays(path: str | Path, split: str = "test") -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(x, y or None, name) from an .npz for prediction: `x_<split>` (with `y_<split>`) or `x` (with `y`).
+    x: (N, features) finite numbers, returned as given (raw features; the model or netlist checks their range);
+    y: N integer class indices, as int64. Never unpickles."""
+    p = Path(path)
+    if p.is_dir():
+        raise DatasetError(f"{p} is a directory, not an .npz file")
+    if not p.is_file():
+        raise DatasetError(f"{p}: no such .npz file")
+    if split not in ("train", "val", "test"):
+        raise DatasetError(f"unknown split {split!r}; choose train, val or test")
+    z = read_npz(p)
+    key = next((k for k in (f"x_{split}", "x") if k in z), None)
+    if key is None:
+        raise DatasetError(f"{p} has no array 'x_{split}' or 'x' (found: {', '.join(sorted(z)) or 'nothing'})")
+    x = z[key]
+    if x.dtype.kind not in "biuf" or x.ndim != 2 or not len(x):
+        raise DatasetError(f"{p}: {key!r} must be a non-empty (samples, features) array of numbers, got "
+                           f"{x.dtype} of shape {x.shape}")
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        raise DatasetError(f"{p}: {key!r} holds NaN or infinite values")
+    ykey = "y" + key[1:]
+    if ykey not in z:
+        return x, None, str(p)
+    y = z[ykey].reshape(-1) if z[ykey].ndim == 2 and 1 in z[ykey].shape else z[ykey]
+    if y.dtype.kind not in "biuf" or y.ndim != 1:
+        raise DatasetError(f"{p}: {ykey!r} must be one integer class index per sample, got {y.dtype} of shape "
+                           f"{z[ykey].shape}")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y) & (y == np.round(y))):
+        raise DatasetError(f"{p}: {ykey!r} must hold integer class indices")
+    if len(y) != len(x):
+        raise DatasetError(f"{p}: {len(x)} samples in {key!r} but {len(y)} labels in {ykey!r}")
+    if y.size and y.min() < 0:
+        raise DatasetError(f"{p}: {ykey!r} holds negative class indices")
+    return x, y.astype(np.int64), str(p)

@@ -11,9 +11,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..config import ENCODERS
 from ..errors import ConfigError, ShapeError
-
-ENCODERS = ("uniform", "distributive", "learnable")
 
 
 def fit_thresholds(x: np.ndarray, n_thresholds: int, method: str) -> np.ndarray:
@@ -38,13 +37,17 @@ def fit_thresholds(x: np.ndarray, n_thresholds: int, method: str) -> np.ndarray:
 
 class Thermometer(nn.Module):
     """Thermometer encoder; `learnable=True` learns monotone thresholds (base + cumsum(softplus(increments)))
-    with a sigmoid relaxation in training and the hard compare x >= ceil(t) at eval."""
+    with a sigmoid relaxation in training and the hard compare x >= ceil(t) at eval.
 
-    def __init__(self, n_features: int, n_thresholds: int, learnable: bool = False, temperature: float = 1.0):
+    `input_bits` bounds the hard thresholds to 0..2^input_bits (0: always 1, 2^input_bits: always 0 for features
+    of that width), so learned thresholds that drift out of the feature range stay representable in hardware."""
+
+    def __init__(self, n_features: int, n_thresholds: int, learnable: bool = False, temperature: float = 1.0,
+                 input_bits: int = 8):
         super().__init__()
         if n_features < 1 or n_thresholds < 1:
             raise ConfigError("the encoder needs at least one feature and one threshold")
-        self.n_features, self.n_thresholds = n_features, n_thresholds
+        self.n_features, self.n_thresholds, self.input_bits = n_features, n_thresholds, input_bits
         self.learnable, self.temperature = learnable, float(temperature)
         self.register_buffer("thresholds", torch.zeros(n_features, n_thresholds, dtype=torch.int64))
         if learnable:
@@ -73,7 +76,8 @@ class Thermometer(nn.Module):
     def sync_thresholds(self) -> None:
         """Store the learned thresholds as integers (ceil) in the `thresholds` buffer."""
         if self.learnable:
-            self.thresholds.copy_(torch.ceil(self._soft_thresholds()).to(torch.int64))
+            t = torch.ceil(self._soft_thresholds()).clamp(0, 1 << self.input_bits)
+            self.thresholds.copy_(t.to(torch.int64))
 
     def hard_thresholds(self) -> np.ndarray:
         self.sync_thresholds()

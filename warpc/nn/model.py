@@ -16,7 +16,8 @@ class WarpNet(nn.Module):
         super().__init__()
         self.config = config.validate()
         c = config
-        self.encoder = Thermometer(c.n_features, c.thresholds, learnable=c.encoder == "learnable")
+        self.encoder = Thermometer(c.n_features, c.thresholds, learnable=c.encoder == "learnable",
+                                   input_bits=c.input_bits)
         layers, n_in = [], self.encoder.out_features
         for i, (width, k, tau) in enumerate(zip(c.widths, c.layer_ks(), c.layer_taus())):
             wiring = c.wiring if (c.wiring != "learnable" or i == 0) else "unique"

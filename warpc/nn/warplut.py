@@ -12,13 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import INITS, PARAMETRIZATIONS, SAMPLINGS, WIRINGS
 from ..errors import ConfigError
 from .walsh import truth_tables_from_theta
-
-SAMPLINGS = ("soft", "gumbel", "soft_st", "gumbel_st")
-INITS = ("residual", "random")
-WIRINGS = ("random", "unique", "learnable")
-PARAMETRIZATIONS = ("warp", "dlgn")
 
 
 def default_tau(k: int) -> float:
@@ -123,6 +119,10 @@ class WarpLUT(nn.Module):
             raise ConfigError("the DLGN parametrization has 2-input gates only (k=2)")
         if in_features < 1 or out_features < 1:
             raise ConfigError("layer sizes must be positive")
+        if wiring == "learnable" and candidates < 2:
+            raise ConfigError(f"learnable wiring needs at least 2 candidates per input, got {candidates}")
+        if tau is not None and not (math.isfinite(tau) and tau > 0):
+            raise ConfigError(f"tau must be a positive finite number, got {tau}")
         self.in_features, self.out_features, self.k = in_features, out_features, k
         self.tau = float(tau) if tau is not None else default_tau(k)
         self.sampling, self.init_mode, self.wiring = sampling, init, wiring
