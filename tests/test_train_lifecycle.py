@@ -251,7 +251,7 @@ def test_plan_merges_config_file_overrides_and_dataset(tmp_path):
 @pytest.mark.parametrize("content, words", [
     (b"\x89PNG\r\n\x00\xff\xfe binary", "not a text file"),
     (b"[1, 2]", "got a list"),
-    (b"7", "got a int"),
+    (b"7", "got a number"),
     (b"{ not json", "not valid JSON"),
     (b'{"widthz": [30, 30]}', "unknown model config keys"),
 ])

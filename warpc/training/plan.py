@@ -51,8 +51,8 @@ def read_config_file(path: str | Path) -> dict:
         raise ConfigError(f"config {path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") \
             from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config {path}: expected a JSON object of model config fields, got a "
-                          f"{type(data).__name__ if data is not None else 'null'}")
+        kind = {list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(type(data), "a number")
+        raise ConfigError(f"config {path}: expected a JSON object of model config fields, got {kind}")
     return data
 
 
@@ -95,6 +95,11 @@ def plan_training(
     files = plan_run_files(out, resume=resume, force=force) if out is not None else None
     check_data_dir(data_dir)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if resume and (overrides or config is not None):
+        # Continue with the stored config; model options would silently change the network, so refuse them.
+        given = sorted(overrides) + (["config"] if config is not None else [])
+        raise ConfigError(f"--resume continues with the stored model config; drop the model options "
+                          f"({', '.join(given)})")
     _check_fields(overrides, "model options")
     if isinstance(config, ModelConfig):
         base = config.to_dict()
@@ -109,11 +114,6 @@ def plan_training(
     train_kw: dict = {}
     data_meta: dict = {}
     if resume:
-        # Continue with the stored config; model options would silently change the network, so refuse them.
-        if overrides or config is not None:
-            given = sorted(overrides) + (["config"] if config is not None else [])
-            raise ConfigError(f"--resume continues with the stored model config; drop the model options "
-                              f"({', '.join(given)})")
         meta, _ = read_checkpoint(files.last)
         base = dict(meta.get("config") or {})
         prev = meta.get("train") if isinstance(meta.get("train"), dict) else {}
@@ -122,6 +122,9 @@ def plan_training(
         data_meta = meta.get("data") if isinstance(meta.get("data"), dict) else {}
         if epochs is not None:
             train_kw.pop("steps", None)
+        done = int((meta.get("train_state") or {}).get("step", 0))
+        if steps is None and epochs is None and done >= train_kw.get("steps", 0):
+            raise ConfigError(f"{out}: this run already trained {done} steps; pass a larger --steps to continue")
 
     given = {"steps": steps, "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
              "seed": seed, "eval_every": eval_every}
@@ -145,8 +148,9 @@ def plan_training(
             seed=int(pick(split_seed, "seed", 0)),
             input_bits=int(overrides.get("input_bits", base.get("input_bits", 8))), download=download)
     if resume and data_meta.get("test_fingerprint") not in (None, ds.fingerprint()):
-        raise DatasetError(f"cannot resume: {ds.name} (with these split options) is not the data "
-                           f"{files.last.name} was trained on ({data_meta.get('name')!r})")
+        raise DatasetError(f"cannot resume: {ds.name} with these split options is not the data {files.last.name} "
+                           f"was trained on ({data_meta.get('name')}, split seed {data_meta.get('seed', 0)}); drop "
+                           f"the split options or pass the run's dataset")
 
     cfg = {**base, **overrides}
     if not resume:
