@@ -1,6 +1,7 @@
 """`warpc train` / `warpc eval` through click's CliRunner: contract flags, JSON output, one-line errors."""
 import json
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -91,3 +92,44 @@ def test_nan_loss_is_a_one_line_error(tmp_path, monkeypatch):
     res = _run(["train", "--dataset", "iris", "--out", str(tmp_path / "n.safetensors"), *SMALL[:2],
                 "--widths", "30,30", "--steps", "10", "--eval-every", "5", "--quiet"])
     _one_line_error(res, "loss became nan")
+
+
+@pytest.mark.parametrize("name", ["train", "eval"])
+def test_every_option_is_described_and_shows_its_default(name):
+    """--help explains each option; non-flag options show their default and choices are listed."""
+    cmd = main.commands[name]
+    text = CliRunner().invoke(main, [name, "--help"]).output
+    for opt in cmd.params:
+        if not isinstance(opt, click.Option) or opt.name == "help":
+            continue
+        assert opt.help, f"{name} {opt.opts[0]} has no description"
+        if not opt.is_flag and not opt.required:
+            assert opt.show_default, f"{name} {opt.opts[0]} does not show its default"
+    for words in (["--encoder", "uniform|distributive|learnable"], ["--wiring", "[default: learnable]"],
+                  ["--parametrization", "warp|dlgn"], ["--sampling", "gumbel_st"], ["--init", "residual|random"],
+                  ["--k", "[default: 2]"], ["--thresholds", "[default: 7]"], ["--tau-head", "[default: 7.0]"],
+                  ["--data-dir"], ["--force"]) if name == "train" else (["--split", "test|val|train"],
+                                                                        ["--data-dir"]):
+        assert all(" ".join(w.split()) in " ".join(text.split()) for w in words), words
+
+
+def test_force_replaces_a_run_and_without_it_the_run_is_kept(tmp_path):
+    out = tmp_path / "iris.safetensors"
+    args = ["train", "--dataset", "iris", "--out", str(out), "--widths", "30,30", "--thresholds", "3",
+            "--steps", "10", "--eval-every", "5", "--quiet", "--device", "cpu"]
+    assert _run(args).exit_code == 0
+    before = out.read_bytes()
+    _one_line_error(_run(args), "already exists", "--force", "--resume")
+    assert out.read_bytes() == before
+    res = _run([*args, "--seed", "3", "--force", "--json"])
+    assert res.exit_code == 0, res.output
+    import warpc
+
+    assert out.read_bytes() != before and warpc.load(out).config.seed == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["iris.curve.png", "iris.last.safetensors",
+                                                          "iris.safetensors"]
+    # --resume without --steps continues to the run's own length: already done here
+    _one_line_error(_run(["train", "--dataset", "iris", "--out", str(out), "--resume", "--quiet"]),
+                    "already trained 10 steps")
+    res = _run(["train", "--dataset", "iris", "--out", str(out), "--resume", "--steps", "15", "--quiet", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout.strip().splitlines()[-1])["steps"] == 15

@@ -212,8 +212,9 @@ def test_interrupted_forced_run_keeps_the_old_run_and_resumes_the_new_one(finish
 def test_sigterm_to_the_cli_saves_state_says_how_to_resume_and_exits_143(tmp_path):
     """A real `warpc train` process, signalled once its resumable state file appears."""
     out = tmp_path / "m.safetensors"
-    cmd = [sys.executable, "-c", "from warpc.cli import main; main()", "train", "--dataset", "iris", "--out", str(out), "--widths", "30,30",
-           "--thresholds", "3", "--steps", "1000000", "--eval-every", "5", "--device", "cpu", "--quiet"]
+    cmd = [sys.executable, "-c", "from warpc.cli import main; main()", "train", "--dataset", "iris", "--out", str(out),
+           "--widths", "30,30", "--thresholds", "3", "--steps", "1000000", "--eval-every", "5", "--device", "cpu",
+           "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60

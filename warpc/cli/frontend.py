@@ -7,6 +7,7 @@ import shlex
 import sys
 
 import click
+from click.core import ParameterSource
 
 from ..config import ModelConfig
 from ..errors import ConfigError, TrainingInterrupted
@@ -50,14 +51,15 @@ def _default(name: str):
     return ModelConfig.__dataclass_fields__[name].default
 
 
-_DATA_DIR_HELP = ("folder with the dataset's files (IDX, CIFAR batches); must exist when given  [default: the "
-                  "dataset's system folder, e.g. /usr/share/datasets/fashion-mnist]")
+_DATA_DIR_HELP = "folder with the dataset's files (IDX, CIFAR batches); must exist when given"
+_DATA_DIR_DEFAULT = "the dataset's system folder, e.g. /usr/share/datasets/fashion-mnist"
 
 
 @click.command("train")
 @click.option("--dataset", required=True, help="bundled/IDX name (digits, breast_cancer, iris, wine, fashion-mnist, "
               "mnist, cifar10) or a path to a .csv / .npz file")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=_DATA_DIR_HELP)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              show_default=_DATA_DIR_DEFAULT, help=_DATA_DIR_HELP)
 @click.option("--label-column", default=None, show_default="label/class/target/y, else the last column",
               help="CSV label column, by name or index")
 @click.option("--download", is_flag=True, help="download fashion-mnist/mnist/cifar10 with torchvision into --data-dir")
@@ -73,31 +75,31 @@ _DATA_DIR_HELP = ("folder with the dataset's files (IDX, CIFAR batches); must ex
               "the model options below override it")
 @click.option("--widths", default=None, show_default="2000,1000, the last rounded down to a multiple of the classes",
               help="nodes per layer, comma-separated; the last must be a multiple of the number of classes")
-@click.option("--k", "k", default=None, show_default=str(_default("k")),
+@click.option("--k", "k", default=str(_default("k")), show_default=True,
               help="inputs per node (2..6): one value, or one per layer comma-separated")
-@click.option("--thresholds", type=int, default=None, show_default=str(_default("thresholds")),
+@click.option("--thresholds", type=int, default=_default("thresholds"), show_default=True,
               help="thermometer thresholds per feature")
-@click.option("--encoder", type=click.Choice(["uniform", "distributive", "learnable"]), default=None,
-              show_default=_default("encoder"), help="thermometer thresholds: evenly spaced, by quantiles of the "
+@click.option("--encoder", type=click.Choice(["uniform", "distributive", "learnable"]), default=_default("encoder"),
+              show_default=True, help="thermometer thresholds: evenly spaced, by quantiles of the "
               "training data, or learned")
-@click.option("--wiring", type=click.Choice(["random", "unique", "learnable"]), default=None,
-              show_default=_default("wiring"), help="how nodes pick their inputs: random, random without repeats, "
+@click.option("--wiring", type=click.Choice(["random", "unique", "learnable"]), default=_default("wiring"),
+              show_default=True, help="how nodes pick their inputs: random, random without repeats, "
               "or learned among candidates (first layer)")
-@click.option("--wiring-candidates", type=int, default=None, show_default=str(_default("wiring_candidates")),
+@click.option("--wiring-candidates", type=int, default=_default("wiring_candidates"), show_default=True,
               help="candidate inputs per node input for --wiring learnable")
-@click.option("--parametrization", type=click.Choice(["warp", "dlgn"]), default=None,
-              show_default=_default("parametrization"), help="node parameters: Walsh-Hadamard coefficients (warp) "
+@click.option("--parametrization", type=click.Choice(["warp", "dlgn"]), default=_default("parametrization"),
+              show_default=True, help="node parameters: Walsh-Hadamard coefficients (warp) "
               "or difflogic's softmax over gates (dlgn, k=2)")
 @click.option("--tau", default=None, show_default="auto: 1, 4, 16 for k = 2, 4, 6",
               help="node temperature: a number, one per layer comma-separated, or 'auto'")
-@click.option("--tau-head", type=float, default=None, show_default=str(_default("tau_head")),
+@click.option("--tau-head", type=float, default=_default("tau_head"), show_default=True,
               help="GroupSum temperature (class scores are divided by it); positive")
-@click.option("--sampling", type=click.Choice(["soft", "gumbel", "soft_st", "gumbel_st"]), default=None,
-              show_default=_default("sampling"), help="training-time node relaxation: soft or Gumbel noise, "
+@click.option("--sampling", type=click.Choice(["soft", "gumbel", "soft_st", "gumbel_st"]), default=_default("sampling"),
+              show_default=True, help="training-time node relaxation: soft or Gumbel noise, "
               "optionally straight-through")
-@click.option("--init", "init", type=click.Choice(["residual", "random"]), default=None,
-              show_default=_default("init"), help="node initialisation: pass input 0 through (residual) or random")
-@click.option("--input-bits", type=int, default=None, show_default=str(_default("input_bits")),
+@click.option("--init", "init", type=click.Choice(["residual", "random"]), default=_default("init"),
+              show_default=True, help="node initialisation: pass input 0 through (residual) or random")
+@click.option("--input-bits", type=int, default=_default("input_bits"), show_default=True,
               help="bits of the integer features the hardware receives (float data is quantised)")
 @click.option("--steps", type=int, default=None, show_default="1500, or the resumed run's",
               help="optimizer steps (instead of --epochs)")
@@ -129,6 +131,18 @@ def train_cmd(dataset, data_dir, label_column, download, out, force, resume, con
     """Train a WARP-LUT network and save the best checkpoint (by discrete validation accuracy)."""
     from .. import training as wtrain
 
+    ctx = click.get_current_context()
+
+    def given(value, name):
+        """Model options override the config file (and are refused with --resume) only when typed."""
+        return None if ctx.get_parameter_source(name) is ParameterSource.DEFAULT else value
+
+    k, thresholds, encoder, wiring = given(k, "k"), given(thresholds, "thresholds"), given(encoder, "encoder"), \
+        given(wiring, "wiring")
+    wiring_candidates, parametrization = given(wiring_candidates, "wiring_candidates"), \
+        given(parametrization, "parametrization")
+    tau_head, sampling, init, input_bits = given(tau_head, "tau_head"), given(sampling, "sampling"), \
+        given(init, "init"), given(input_bits, "input_bits")
     ks = _ints(k, "--k")
     overrides = {
         "widths": _ints(widths, "--widths"), "k": ks[0] if ks is not None and len(ks) == 1 else ks,
@@ -174,7 +188,8 @@ def _quote(text) -> str:
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--dataset", default=None, show_default="the one recorded in the checkpoint, with the same split",
               help="dataset name or .csv/.npz path")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=_DATA_DIR_HELP)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              show_default=_DATA_DIR_DEFAULT, help=_DATA_DIR_HELP)
 @click.option("--label-column", default=None, show_default="label/class/target/y, else the last column",
               help="CSV label column, by name or index")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True,
