@@ -122,18 +122,13 @@ def npz_arrays(path: str | Path, split: str = "test") -> tuple[np.ndarray, np.nd
     """(x, y or None) from an .npz holding `x_<split>` (and `y_<split>`) or `x` (and `y`); never unpickles."""
     import zipfile
 
-    from ..data.readers import read_npz
+    from ..data import load_arrays
 
     p = Path(path)
-    if not p.is_file():
-        raise DatasetError(f"{p}: no such .npz file")
-    if not zipfile.is_zipfile(p):  # numpy would try to unpickle it and complain about pickles
+    if p.is_file() and not zipfile.is_zipfile(p):  # numpy would try to unpickle it and complain about pickles
         raise DatasetError(f"{p} is not an .npz file (a zip archive of .npy arrays, as numpy.savez writes)")
-    z = read_npz(p)
-    key = next((k for k in (f"x_{split}", "x") if k in z), None)
-    if key is None:
-        raise DatasetError(f"{p} has no array 'x_{split}' or 'x' (found: {', '.join(sorted(z)) or 'none'})")
-    return z[key], z.get("y" + key[1:])
+    x, y, _ = load_arrays(p, split)
+    return x, y
 
 
 def check_samples(net: Netlist, data: SampleData) -> SampleData:
