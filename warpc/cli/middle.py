@@ -88,7 +88,7 @@ def compile_cmd(source, out_dir, lut_size, depth, no_opt, no_pack, cuts, keep_ou
               help="which split of the dataset (or of the .npz) to predict")
 @click.option("--lut-size", "-K", "lut_size", default=4, show_default=True, type=click.IntRange(3, 6),
               help="inputs per LUT cell to pack a checkpoint into (a netlist JSON is emulated as it is)")
-@click.option("--no-opt", is_flag=True, help="skip the optimisation passes (emulate the discretized netlist)")
+@click.option("--no-opt", is_flag=True, help="skip the optimisation passes (pack the discretized netlist as it is)")
 @click.option("--check", is_flag=True,
               help="also run the PyTorch model and check every class score is equal (checkpoints only)")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON object (accuracy, predictions, class scores)")
