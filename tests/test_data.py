@@ -172,3 +172,141 @@ def test_download_needs_torchvision(tmp_path):
         pytest.skip("torchvision installed: --download would go to the network")
     with pytest.raises(DatasetError, match="torchvision"):
         load_dataset("mnist", data_dir=tmp_path, download=True)
+
+
+# --- hostile data: nothing silently wrong ------------------------------------------------------------------------
+def _csv_file(tmp_path, rows, header="a,b,label"):
+    p = tmp_path / "d.csv"
+    p.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return p
+
+
+def _rows(n=40, first=None):
+    rows = [f"{i % 9},{(5 * i) % 13},{i % 2}" for i in range(n)]
+    if first:
+        rows[0], rows[1] = first
+    return rows
+
+
+def test_huge_feature_values_quantise_or_are_refused(tmp_path):
+    # one outlier of 1e308: a finite range, quantised (saturating), never wrapped to INT64_MIN
+    ds = load_dataset(str(_csv_file(tmp_path, _rows(first=("1e308,1,0", "0.5,2,1")))))
+    for split in ("train", "val", "test"):
+        x, _ = ds.split(split)
+        assert x.min() >= 0 and x.max() <= 255
+    # +-1e308 in one column: the range overflows float64, the feature would be erased: refused, naming it
+    with pytest.raises(DatasetError, match="feature 0 spans -1e.308..1e.308"):
+        load_dataset(str(_csv_file(tmp_path, _rows(first=("1e308,1,0", "-1e308,2,1")))))
+    # beyond float64 (inf), nan: refused with row and column
+    with pytest.raises(DatasetError, match=r"row 3, column 'a' is inf"):
+        load_dataset(str(_csv_file(tmp_path, _rows(first=("0,1,0", "1e309,2,1")))))
+    with pytest.raises(DatasetError, match=r"row 2, column 'b' is nan"):
+        load_dataset(str(_csv_file(tmp_path, _rows(first=("0,nan,0", "1,2,1")))))
+
+
+def test_quantisation_never_wraps():
+    from warpc.data import apply_quantization, fit_quantization
+    from warpc.data.dataset import _to_int
+
+    x = np.array([[-1e308], [1e308 / 3], [0.0]])
+    q = fit_quantization(x[:1].repeat(2, 0) * [[1], [0.5]], 8)
+    out = apply_quantization(np.array([[1e308], [-1e308], [0.0]]), q)
+    assert out.min() >= 0 and out.max() <= 255 and out[0, 0] == 255 and out[1, 0] == 0
+    with pytest.raises(DatasetError, match="NaN or infinite"):
+        apply_quantization(np.array([[np.nan]]), q)
+    assert _to_int(np.array([[2**64 - 1, 3]], dtype=np.uint64), 8).tolist() == [[255, 3]]
+
+
+def test_labels_must_be_classes(tmp_path):
+    with pytest.raises(DatasetError, match="at least 2 classes.*every sample is '7'"):
+        load_dataset(str(_csv_file(tmp_path, [f"{i},{i % 3},7" for i in range(30)])))
+    with pytest.raises(DatasetError, match="label column 'label' holds '0.5'.*integers or text"):
+        load_dataset(str(_csv_file(tmp_path, [f"{i},{i % 3},{i % 2 + 0.5}" for i in range(30)])))
+    # integer labels with gaps become dense classes named by their values (not 8 classes for labels 3 and 7)
+    ds = load_dataset(str(_csv_file(tmp_path, [f"{i},{i % 3},{3 if i % 2 else 7}" for i in range(30)])))
+    assert ds.classes == 2 and ds.class_names == ["3", "7"]
+    p = tmp_path / "f.npz"
+    np.savez(p, x=np.zeros((20, 2)), y=np.full(20, np.nan))
+    with pytest.raises(DatasetError, match="labels must be integers or text"):
+        load_dataset(str(p))
+    np.savez(p, x=np.zeros((20, 2)), y=np.arange(20) % 2, class_names=np.array(["only"]))
+    with pytest.raises(DatasetError, match="1 class names"):
+        load_dataset(str(p))
+
+
+def test_empty_and_malformed_files(tmp_path):
+    for text, words in (("", "empty CSV"), ("a,b,label\n", "no data rows")):
+        p = tmp_path / "e.csv"
+        p.write_text(text)
+        with pytest.raises(DatasetError, match=words):
+            load_dataset(str(p))
+    p = tmp_path / "e.npz"
+    np.savez(p, x=np.zeros((0, 3)), y=np.zeros(0))
+    with pytest.raises(DatasetError, match="empty"):
+        load_dataset(str(p))
+    (tmp_path / "z.npz").write_bytes(b"")
+    with pytest.raises(DatasetError, match="cannot read NPZ"):
+        load_dataset(str(tmp_path / "z.npz"))
+    # IDX: wrong magic, a payload that disagrees with the header, forged dimensions that overflow int64
+    (tmp_path / "m.idx").write_bytes(b"\x00\x00\x07\x01" + b"\x00" * 8)
+    with pytest.raises(DatasetError, match="bad magic"):
+        read_idx(tmp_path / "m.idx")
+    (tmp_path / "s.idx").write_bytes(struct.pack(">BBBBI", 0, 0, 8, 1, 10) + b"\x00" * 9)
+    with pytest.raises(DatasetError, match="9 bytes, expected 10"):
+        read_idx(tmp_path / "s.idx")
+    (tmp_path / "f.idx").write_bytes(struct.pack(">BBBB4I", 0, 0, 8, 4, *[2**16] * 4) + b"\x00")
+    with pytest.raises(DatasetError, match="expected 18446744073709551616"):
+        read_idx(tmp_path / "f.idx")
+
+
+def test_cifar_without_batches_meta_is_one_clean_error(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in ["data_batch_1", "test_batch"]:
+        (folder / name).write_bytes(pickle.dumps({b"data": np.zeros((10, 12), np.uint8), b"labels": list(range(10))}))
+    with pytest.raises(DatasetError, match="batches.meta is missing"):
+        load_dataset("cifar10", data_dir=tmp_path)
+    (folder / "batches.meta").write_bytes(b"\x80\x02garbage")
+    with pytest.raises(DatasetError, match="cannot read CIFAR meta"):
+        load_dataset("cifar10", data_dir=tmp_path)
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"num_cases_per_batch": 10}))
+    with pytest.raises(DatasetError, match="no 'label_names'"):
+        load_dataset("cifar10", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("kw,words", [
+    (dict(val_fraction=1.5), "val fraction must be between 0 and 1"),
+    (dict(val_fraction=0.0), "val fraction"),
+    (dict(test_fraction=float("nan")), "test fraction"),
+    (dict(test_fraction=-0.1), "test fraction"),
+    (dict(input_bits=0), "input_bits must be an integer between 1 and 24"),
+    (dict(input_bits=40), "input_bits"),
+    (dict(seed=-1), "split seed"),
+])
+def test_bad_split_and_width_arguments(kw, words):
+    with pytest.raises(DatasetError, match=words):
+        load_dataset("iris", **kw)
+
+
+def test_load_arrays_for_prediction(tmp_path):
+    from warpc.data import load_arrays
+
+    p = tmp_path / "p.npz"
+    np.savez(p, x_test=np.arange(12).reshape(4, 3), y_test=np.array([0, 1, 2, 1]), x=np.zeros((2, 3)))
+    x, y, name = load_arrays(p, "test")
+    assert x.shape == (4, 3) and y.tolist() == [0, 1, 2, 1] and y.dtype == np.int64 and name == str(p)
+    x, y, _ = load_arrays(p, "train")  # no x_train: the plain 'x', and no 'y' beside it
+    assert x.shape == (2, 3) and y is None
+    for arrays, words in ((dict(features=np.zeros((2, 3))), "no array 'x_test' or 'x' \\(found: features\\)"),
+                          (dict(x=np.zeros((3, 2)), y=np.zeros(2)), "3 samples in 'x' but 2 labels"),
+                          (dict(x=np.array([[np.inf, 1.0]])), "NaN or infinite"),
+                          (dict(x=np.zeros(5)), "samples, features"),
+                          (dict(x=np.zeros((2, 2)), y=np.array([0.5, 1.0])), "integer class indices"),
+                          (dict(x=np.zeros((2, 2)), y=np.array(["a", "b"])), "integer class index")):
+        np.savez(p, **arrays)
+        with pytest.raises(DatasetError, match=words):
+            load_arrays(p)
+    with pytest.raises(DatasetError, match="no such .npz"):
+        load_arrays(tmp_path / "none.npz")
+    with pytest.raises(DatasetError, match="directory"):
+        load_arrays(tmp_path)

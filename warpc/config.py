@@ -191,9 +191,14 @@ def _is_int(v) -> bool:
         isinstance(v, float) and math.isfinite(v) and v.is_integer())
 
 
+def _show(v) -> str:
+    """A value as the user wrote it (numpy scalars without their type wrapper)."""
+    return repr(v.item() if hasattr(v, "item") and not isinstance(v, (list, tuple)) else v)
+
+
 def _int(name: str, v, lo: int, hi: int | None = None, why: str = "") -> int:
     if not _is_int(v):
-        raise ConfigError(f"{name} must be an integer, got {v!r}")
+        raise ConfigError(f"{name} must be an integer, got {_show(v)}")
     v = int(v)
     if v < lo or (hi is not None and v > hi):
         want = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
@@ -205,7 +210,7 @@ def _positive(name: str, v) -> float:
     import numbers
 
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise ConfigError(f"{name} must be a number, got {v!r}")
+        raise ConfigError(f"{name} must be a number, got {_show(v)}")
     v = float(v)
     if not (math.isfinite(v) and v > 0):
         raise ConfigError(f"{name} must be a positive finite number, got {v}")
@@ -214,7 +219,7 @@ def _positive(name: str, v) -> float:
 
 def _choice(name: str, v, options: tuple[str, ...]) -> str:
     if v not in options:
-        raise ConfigError(f"{name} must be one of {', '.join(options)}; got {v!r}")
+        raise ConfigError(f"{name} must be one of {', '.join(options)}; got {_show(v)}")
     return v
 
 

@@ -86,7 +86,7 @@ def encode_labels(y: np.ndarray, class_names: list[str] | None = None,
     if y.dtype.kind == "f":
         bad = ~np.isfinite(y) | (y != np.round(y))
         if bad.any():
-            raise DatasetError(f"{what} must be integers or text (class names); got {y[bad][0]!r} at sample "
+            raise DatasetError(f"{what} must be integers or text (class names); got {y[bad][0]} at sample "
                                f"{int(np.argmax(bad))}")
         y = y.astype(np.int64)
     if y.dtype.kind == "O" and all(isinstance(v, str) for v in y):
@@ -97,7 +97,7 @@ def encode_labels(y: np.ndarray, class_names: list[str] | None = None,
         yi = y.astype(np.int64)
         if class_names is not None:
             if yi.size and (yi.min() < 0 or yi.max() >= len(class_names)):
-                raise DatasetError(f"{what} run {yi.min()}..{yi.max()} but there are {len(class_names)} class names")
+                raise DatasetError(f"{what} run {int(yi.min())}..{int(yi.max())} but there are {len(class_names)} class names")
             return yi, list(class_names)
         present = np.unique(yi)
         if present.size and present[0] == 0 and present[-1] == present.size - 1:
@@ -110,7 +110,7 @@ def encode_labels(y: np.ndarray, class_names: list[str] | None = None,
     index = {n: i for i, n in enumerate(class_names)}
     unknown = [u for u in uniq if u not in index]
     if unknown:
-        raise DatasetError(f"{what}: label {unknown[0]!r} is not one of the class names {list(class_names)[:10]}")
+        raise DatasetError(f"{what}: label '{unknown[0]}' is not one of the class names {list(class_names)[:10]}")
     return np.array([index[u] for u in uniq], dtype=np.int64)[inv], list(class_names)
 
 
