@@ -230,7 +230,7 @@ def test_sigterm_to_the_cli_saves_state_says_how_to_resume_and_exits_143(tmp_pat
     assert proc.returncode == 143, err
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and "interrupted by SIGTERM" in lines[0], err
-    assert f"warpc train --dataset iris --out {out} --resume" in lines[0]
+    assert f"warpc train --dataset iris --device cpu --out {out} --resume" in lines[0]
     assert "Traceback" not in err
     step = read_checkpoint(last_path(out))[0]["train_state"]["step"]
     assert 5 <= step < 1000000

@@ -167,7 +167,8 @@ def train_cmd(dataset, data_dir, label_column, download, out, force, resume, con
     try:
         res = plan.run(device=dev, progress=not quiet)
     except TrainingInterrupted as e:
-        again = ["warpc train --dataset", _quote(dataset)] + (["--data-dir", _quote(data_dir)] if data_dir else [])
+        again = ["warpc train --dataset", _quote(dataset)] + (["--data-dir", _quote(data_dir)] if data_dir else []) \
+            + (["--device", _quote(device)] if device != "auto" else [])
         click.echo(f"error: {e}; continue with: {' '.join(again)} --out {_quote(out)} --resume", err=True)
         sys.exit(e.exit_code)
     m = res.metrics

@@ -163,7 +163,7 @@ def train(
                                 "history": s.history, "batch_pos": pos, "loss_n": loss_n}}
 
     def save_last(done: bool, metrics: dict) -> None:
-        save_checkpoint(files.last, model, meta(done, metrics), {**state_tensors(model, opt, gen, perm, loss_sum)})
+        save_checkpoint(files.last, model, meta(done, metrics), state_tensors(model, opt, gen, perm, loss_sum))
 
     kernels.prepare(model.layers, dev)  # a first run builds the fused CPU kernel here, not inside the progress bar
     from tqdm.auto import tqdm
@@ -173,8 +173,9 @@ def train(
     t0 = time.perf_counter()
     eval_seconds = 0.0  # validation + checkpoint writes, reported apart from the optimisation time
     model.train()
-    try:
-        with StopRequests() as stop:
+    # Signals stay caught until the run's files are final: a stop request after the last step lets it finish.
+    with StopRequests() as stop:
+        try:
             while s.step < total:
                 if stop.signum is not None:
                     _stop(stop, s, total, files, save_last)
@@ -215,45 +216,45 @@ def train(
                     eval_seconds += time.perf_counter() - te
                     bar.set_postfix(loss=f"{mean_loss:.3f}", val=f"{va:.4f}", relaxed=f"{var:.4f}",
                                     best=f"{s.best_acc:.4f}")
-    finally:
-        bar.close()
-    time_run = time.perf_counter() - t0
-    seconds = s.seconds + time_run
+        finally:
+            bar.close()
+        time_run = time.perf_counter() - t0
+        seconds = s.seconds + time_run
 
-    # Final: the best model, evaluated on the test split (discrete is what the hardware computes).
-    final_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if s.best_state is not None:
-        model.load_state_dict(s.best_state)
-    model.eval()
-    metrics = {
-        "test_accuracy": accuracy(model, xte, yte),
-        "test_accuracy_relaxed": accuracy(model, xte, yte, relaxed=True),
-        "val_accuracy": accuracy(model, xva, yva),
-        "val_accuracy_relaxed": accuracy(model, xva, yva, relaxed=True),
-        "best_step": s.best_step, "steps": s.step, "seconds": round(seconds, 3),
-        "eval_seconds": round(eval_seconds, 3),
-        # optimisation only (this session's steps; validation and checkpoint writes excluded)
-        "seconds_per_step": round((time_run - eval_seconds) / max(s.step - start_step, 1), 6),
-        "n_train": n_train, "n_val": int(len(dataset.y_val)), "n_test": int(len(yte)),
-        "nodes": int(sum(config.widths)), "device": str(dev),
-        # which training kernels ran: "cpp" / "triton" (fused) or "torch" (the plain path)
-        "kernels": sorted({kernels.resolve_backend(layer, torch.empty(0, layer.in_features, device=dev))
-                           for layer in model.layers}),
-    }
-    model.eval()
-    ckpt = cpath = None
-    if files is not None:
-        save_checkpoint(files.best, model, meta(True, metrics))
-        # The .last file keeps the final (not best) weights so that --resume with more steps continues the run.
-        best_now = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        model.load_state_dict(final_state)
-        save_last(True, metrics)
-        model.load_state_dict(best_now)
-        finish_staged(files)
-        ckpt = files.out
-        if curve:
-            cpath = plot_curve(s.history, files.curve,
-                               title=f"{dataset.name}: test {metrics['test_accuracy']:.4f}")
+        # Final: the best model, evaluated on the test split (discrete is what the hardware computes).
+        final_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if s.best_state is not None:
+            model.load_state_dict(s.best_state)
+        model.eval()
+        metrics = {
+            "test_accuracy": accuracy(model, xte, yte),
+            "test_accuracy_relaxed": accuracy(model, xte, yte, relaxed=True),
+            "val_accuracy": accuracy(model, xva, yva),
+            "val_accuracy_relaxed": accuracy(model, xva, yva, relaxed=True),
+            "best_step": s.best_step, "steps": s.step, "seconds": round(seconds, 3),
+            "eval_seconds": round(eval_seconds, 3),
+            # optimisation only (this session's steps; validation and checkpoint writes excluded)
+            "seconds_per_step": round((time_run - eval_seconds) / max(s.step - start_step, 1), 6),
+            "n_train": n_train, "n_val": int(len(dataset.y_val)), "n_test": int(len(yte)),
+            "nodes": int(sum(config.widths)), "device": str(dev),
+            # which training kernels ran: "cpp" / "triton" (fused) or "torch" (the plain path)
+            "kernels": sorted({kernels.resolve_backend(layer, torch.empty(0, layer.in_features, device=dev))
+                               for layer in model.layers}),
+        }
+        model.eval()
+        ckpt = cpath = None
+        if files is not None:
+            save_checkpoint(files.best, model, meta(True, metrics))
+            # The .last file keeps the final (not best) weights so that --resume with more steps continues the run.
+            best_now = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(final_state)
+            save_last(True, metrics)
+            model.load_state_dict(best_now)
+            finish_staged(files)
+            ckpt = files.out
+            if curve:
+                cpath = plot_curve(s.history, files.curve,
+                                   title=f"{dataset.name}: test {metrics['test_accuracy']:.4f}")
     model.meta = meta(True, metrics)
     return TrainResult(ckpt, cpath, metrics, s.history, model.eval())
 
