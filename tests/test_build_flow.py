@@ -108,7 +108,7 @@ def test_a_netlist_without_nodes_or_input_bits_is_refused(tmp_path, monkeypatch)
     _fake_tools(monkeypatch)
     from warpc.ir.netlist import InputBit, Netlist
 
-    empty = Netlist(2, [InputBit(0, 3)], [], [[2], [1]], input_bits=8)
+    empty = Netlist(2, [InputBit(0, 3)], [], [[1], [0]], input_bits=8)
     with pytest.raises(NetlistError, match="0 LUT nodes"):
         build(empty, out=tmp_path / "o", progress=None)
     no_bits = random_net(seed=1)

@@ -1,10 +1,185 @@
-"""Bad inputs for `warpc hdl / synth / report / flash / run` (see harness.py for what each row asserts)."""
+"""Bad inputs for `warpc hdl / synth / report / flash / run` (see harness.py for what each row asserts).
+None of them reaches a tool run: each fails while the inputs are validated."""
 from __future__ import annotations
+
+import json
+import shutil
 
 from .harness import Case
 
+# files a user might keep in a build folder, with the names a build writes (or used to delete by pattern)
+USER_FILES = {"top.bin": b"my bitstream", "report.json": b'{"mine": true}', "x.log": b"my log",
+              "eq_1.json": b'{"mine": 1}'}
+
+
+def _user_folder(d):
+    out = d / "out"
+    out.mkdir()
+    for name, data in USER_FILES.items():
+        (out / name).write_bytes(data)
+    return out
+
+
+def _bad_ckpt(d):
+    p = d / "model.safetensors"
+    p.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    return p
+
+
+def _board_doc(fx):
+    from warpc.fpga.boards import load_board
+    from pathlib import Path
+
+    return json.loads(Path(load_board("icebreaker").source).read_text())
+
+
+def _board_file(d, fx, change):
+    doc = _board_doc(fx)
+    new = change(doc)
+    doc = doc if new is None else new
+    p = d / "myboard.json"
+    p.write_text(json.dumps(doc))
+    return p
+
+
+def _synth_board(change):
+    return lambda d, fx: ["synth", fx.netlist, "--board", _board_file(d, fx, change), "-o", d / "b"]
+
+
+def _netlist(d, fx, change, name="n.json"):
+    doc = json.loads(fx.netlist.read_text())
+    change(doc)
+    p = d / name
+    p.write_text(json.dumps(doc))
+    return p
+
+
+def _two_classes(doc):
+    doc["outputs"] = doc["outputs"][:2]
+    if doc.get("class_names"):
+        doc["class_names"] = doc["class_names"][:2]
+
+
+def _build_copy(d, fx, change_netlist=None):
+    b = d / "build"
+    shutil.copytree(fx.build_dir, b)
+    if change_netlist is not None:
+        _netlist(b, fx, change_netlist, "netlist.json")
+    return b
+
+
+def _set(**kw):
+    return lambda doc: doc.update(kw)
+
+
 CASES: list[Case] = [
+    # --- synth: the source, checked before the build folder is touched ---------------------------------------
+    Case("synth-bad-ckpt-keeps-user-files",
+         lambda d, fx: ["synth", _bad_ckpt(d), "-o", _user_folder(d)], ("model.safetensors",)),
+    Case("synth-users-top-bin-refused",
+         lambda d, fx: ["synth", fx.netlist, "-o", _user_folder(d)], ("already holds", "remove it yourself")),
+    Case("synth-netlist-no-nodes",
+         lambda d, fx: ["synth", _netlist(d, fx, _set(nodes=[], outputs=[[1], [0], [1, 1]])), "-o", d / "b"],
+         ("0 lut nodes",)),
+    Case("synth-dataset-other-feature-count",
+         lambda d, fx: ["synth", fx.netlist, "--dataset", "digits", "-o", _user_folder(d)], ("features",)),
+    Case("synth-out-is-a-file",
+         lambda d, fx: ["synth", fx.netlist, "-o", _user_folder(d) / "x.log"], ("x.log",), exit_code=2),
+    # --- synth: options --------------------------------------------------------------------------------------
+    Case("synth-pipeline-negative",
+         lambda d, fx: ["synth", fx.netlist, "--pipeline", "-1", "-o", _user_folder(d)], ("--pipeline",)),
+    Case("synth-max-vectors-0",
+         lambda d, fx: ["synth", fx.netlist, "--max-vectors", "0", "-o", d / "b"], ("--max-vectors",)),
+    Case("synth-formal-timeout-0",
+         lambda d, fx: ["synth", fx.netlist, "--formal-timeout", "0", "-o", d / "b"], ("--formal-timeout",)),
+    Case("synth-router2-timeout-negative",
+         lambda d, fx: ["synth", fx.netlist, "--router2-timeout", "-5", "-o", d / "b"], ("--router2-timeout",)),
+    Case("synth-seed-negative",
+         lambda d, fx: ["synth", fx.netlist, "--seed", "-1", "-o", d / "b"], ("--seed",)),
+    # --- boards ----------------------------------------------------------------------------------------------
     Case("synth-unknown-board", lambda d, fx: ["synth", fx.ckpt, "--board", "nosuchboard", "-o", d / "b"],
          ("nosuchboard",)),
+    Case("synth-board-dotdot",
+         lambda d, fx: ["synth", fx.netlist, "--board", "../x", "-o", d / "b"], ("unknown board", "icebreaker")),
+    Case("synth-board-slash-name",
+         lambda d, fx: ["synth", fx.netlist, "--board", "boards/icebreaker", "-o", d / "b"], ("unknown board",)),
+    Case("synth-board-file-missing",
+         lambda d, fx: ["synth", fx.netlist, "--board", d / "nope.json", "-o", d / "b"], ("nope.json", "not found")),
+    Case("synth-board-empty-object", _synth_board(lambda doc: {}), ("myboard.json", "missing field")),
+    Case("synth-board-list", _synth_board(lambda doc: []), ("myboard.json", "json object")),
+    Case("synth-board-not-json",
+         lambda d, fx: ["synth", fx.netlist, "--board", _write(d / "myboard.json", "{oops"), "-o", d / "b"],
+         ("myboard.json", "not valid json")),
+    Case("synth-board-no-uart", _synth_board(lambda doc: doc.pop("uart") and None), ("uart",)),
+    Case("synth-board-0-hz", _synth_board(_set(clock_hz=0)), ("clock_hz",)),
+    Case("synth-board-negative-clock", _synth_board(_set(clock_hz=-12_000_000)), ("clock_hz",)),
+    Case("synth-board-clock-string", _synth_board(_set(clock_hz="12 MHz")), ("clock_hz",)),
+    Case("synth-board-baud-0", _synth_board(lambda doc: doc["uart"].update(baud=0)), ("uart.baud",)),
+    Case("synth-board-platform-os-system", _synth_board(_set(platform="os:system")), ("platform", "amaranth")),
+    Case("synth-board-platform-not-a-platform",
+         _synth_board(_set(platform="amaranth_boards.icebreaker:Resource")), ("platform",)),
+    Case("synth-board-capacity-wrong-type", _synth_board(_set(capacity="5280")), ("capacity",)),
+    Case("synth-board-programmer-ls",
+         _synth_board(_set(programmers=[{"tool": "ls", "flash": ["{bin}"]}])), ("programmers[0]",)),
+    Case("synth-board-unknown-field", _synth_board(_set(pll=None)), ("unknown field", "pll")),
+    # --- hdl ---------------------------------------------------------------------------------------------------
+    Case("hdl-out-is-a-file",
+         lambda d, fx: ["hdl", fx.netlist, "-o", _write(d / "core.v", "module mine; endmodule")], ("core.v",),
+         exit_code=2),
+    Case("hdl-netlist-0-input-bits",
+         lambda d, fx: ["hdl", _netlist(d, fx, _set(input_bits=0)), "-o", d / "o"], ("input",)),
+    Case("hdl-netlist-no-nodes",
+         lambda d, fx: ["hdl", _netlist(d, fx, _set(nodes=[], outputs=[[1], [0], [1, 1]])), "-o", d / "o"],
+         ("0 lut nodes",)),
+    Case("hdl-name-with-path", lambda d, fx: ["hdl", fx.netlist, "-o", d / "o", "--name", "../evil"],
+         ("--name", "identifier")),
+    Case("hdl-users-netlist-json-refused",
+         lambda d, fx: ["hdl", fx.netlist, "-o", _folder_with(d, "netlist.json", "mine")], ("netlist.json",)),
+    Case("hdl-lut-size-9", lambda d, fx: ["hdl", fx.netlist, "-o", d / "o", "--lut-size", "9"], ("--lut-size",)),
+    # --- report ------------------------------------------------------------------------------------------------
     Case("report-missing-folder", lambda d, fx: ["report", d / "nothing"], ("nothing",)),
+    Case("report-folder-without-report",
+         lambda d, fx: ["report", _folder_with(d, "top.bin", "x")], ("report.json",)),
+    Case("report-corrupt-json",
+         lambda d, fx: ["report", _folder_with(d, "report.json", "{broken")], ("report.json", "json")),
+    Case("report-json-list", lambda d, fx: ["report", _folder_with(d, "report.json", "[1, 2]")],
+         ("not a warpc build report",)),
+    Case("report-incomplete", lambda d, fx: ["report", _folder_with(d, "report.json", '{"fmax": {"clk": 3}}')],
+         ("incomplete",)),
+    # --- flash -------------------------------------------------------------------------------------------------
+    Case("flash-tool-ls", lambda d, fx: ["flash", _build_copy(d, fx), "--tool", "ls"], ("ls",), exit_code=2),
+    Case("flash-no-top-bin",
+         lambda d, fx: ["flash", _unlink(_build_copy(d, fx), "top.bin")], ("top.bin",)),
+    Case("flash-missing-folder", lambda d, fx: ["flash", d / "nothing"], ("no build folder",)),
+    # --- run ---------------------------------------------------------------------------------------------------
+    Case("run-no-port-no-simulate", lambda d, fx: ["run", "--build", _build_copy(d, fx)], ("--port", "--simulate")),
+    Case("run-simulate-2-class-netlist-3-class-data",
+         lambda d, fx: ["run", "--build", _build_copy(d, fx, _two_classes), "--simulate"], ("2 classes",)),
+    Case("run-limit-0", lambda d, fx: ["run", "--build", _build_copy(d, fx), "--simulate", "--limit", "0"],
+         ("--limit",)),
+    Case("run-baud-0", lambda d, fx: ["run", "--build", _build_copy(d, fx), "--port", "/dev/null", "--baud", "0"],
+         ("--baud",)),
+    Case("run-missing-build-folder", lambda d, fx: ["run", "--build", d / "nothing", "--simulate"],
+         ("no build folder",)),
+    Case("run-simulate-incomplete-report",
+         lambda d, fx: ["run", "--build", _build_copy(d, fx), "--simulate", "--limit", "2"], ("uart",)),
+    Case("run-dataset-other-feature-count",
+         lambda d, fx: ["run", "--build", _build_copy(d, fx), "--simulate", "--dataset", "digits"], ("features",)),
 ]
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def _folder_with(d, name, text):
+    f = d / "f"
+    f.mkdir(exist_ok=True)
+    (f / name).write_text(text)
+    return f
+
+
+def _unlink(folder, name):
+    (folder / name).unlink()
+    return folder

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -141,10 +142,16 @@ def build(source, board: str | Path = "icebreaker", out: str | Path = "build", *
     opts = (options.validate() if options is not None else BuildOptions.from_kwargs(**kwargs))
     say = progress or (lambda s: None)
     t_start = time.perf_counter()
-    b = prepare(source, board, out, opts, x=x, y=y, dataset=dataset, data_dir=data_dir, say=say)
-    elaborate(b)
-    bdir = BuildDir(b.out, planned_files(b))
-    bdir.check()
+    held = _HeldProgress(say)
+    try:
+        b = prepare(source, board, out, opts, x=x, y=y, dataset=dataset, data_dir=data_dir, say=held)
+        elaborate(b)
+        bdir = BuildDir(b.out, planned_files(b))
+        bdir.check()
+    finally:
+        held.stop()
+    held.release()
+    b.say = say
     bdir.open(b.stamp["id"])  # the first change on disk
     status = "failed"
     try:
@@ -167,6 +174,35 @@ def build(source, board: str | Path = "icebreaker", out: str | Path = "build", *
     return report
 
 
+class _HeldProgress:
+    """Progress lines of the validation stages are held back for `grace` seconds: input that fails at once gives
+    its one error line alone, while a slow validation (compiling a large checkpoint) still says what it does."""
+
+    def __init__(self, say: Progress, grace: float = 1.0) -> None:
+        self.say, self.held, self.live = say, [], False
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(grace, self.release)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def __call__(self, msg: str) -> None:
+        with self.lock:
+            if self.live:
+                self.say(msg)
+            else:
+                self.held.append(msg)
+
+    def release(self) -> None:
+        with self.lock:
+            self.live = True
+            for msg in self.held:
+                self.say(msg)
+            self.held.clear()
+
+    def stop(self) -> None:
+        self.timer.cancel()
+
+
 def _timed(b: Build, key: str, t0: float) -> float:
     b.stages[key] = time.perf_counter() - t0
     return b.stages[key]
@@ -178,7 +214,6 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
     toolchain's executables, the output path, the source (compiled here), the samples (shape and labels)."""
     brd = load_board(board)
     platform_for(brd)
-    exe = {name: tools.tool(opts.toolchain, name) for name in ("yosys", "nextpnr-ice40", "icepack")}
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out} is a file, not a folder; give a folder for the build")
@@ -205,6 +240,7 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
         xs, ys, name = samples.x, samples.y, samples.name
     if opts.max_vectors:
         xs, ys = xs[:opts.max_vectors], (None if ys is None else ys[:opts.max_vectors])
+    exe = {name: tools.tool(opts.toolchain, name) for name in ("yosys", "nextpnr-ice40", "icepack")}
     b = Build(out=out, board=brd, board_arg=str(board), opts=opts, lut_cells=lut_cells, net=net, src_info=src_info,
               x=xs, y=ys, data_name=name, say=say, exe=exe)
     b.stages["compile_s"] = compile_s

@@ -171,12 +171,12 @@ def run_on_board(build_dir: str | Path, port: str | None = None, dataset: str | 
     if not (d / "netlist.json").is_file():
         raise DatasetError(f"no netlist.json in the build folder {d} (rebuild with `warpc synth`)")
     net = Netlist.load(d / "netlist.json")
+    samples = sample_data(net, x=x, y=y, dataset=dataset, data_dir=data_dir)  # shapes and labels vs the netlist
+    if samples is None:
+        raise DatasetError("the build's model records no dataset; pass --dataset")
     sb = report_field(rep, "uart.score_bits", d)
     scores = report_field(rep, "uart.scores", d, bool)
     line_baud = baud or report_field(rep, "uart.baud", d)
-    samples = sample_data(net, x=x, y=y, dataset=dataset, data_dir=data_dir)
-    if samples is None:
-        raise DatasetError("the build's model records no dataset; pass --dataset")
     x, y = samples.x, samples.y
     if limit:
         x, y = x[:limit], (None if y is None else y[:limit])

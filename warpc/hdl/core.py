@@ -106,15 +106,14 @@ def check_ports(net: Netlist) -> None:
 
 
 def check_buildable(net: Netlist) -> None:
-    """What `warpc hdl` / `warpc synth` refuse before writing anything: no input port, no LUT node, or no LUT
-    reading an input bit (every class score constant: the model ignores its input)."""
+    """What `warpc hdl` / `warpc synth` refuse before writing anything: no input port, or class scores that read
+    no input bit (constant: the model ignores its input; e.g. 0 LUT nodes and constant outputs). A net of 0 LUT
+    nodes whose outputs read input bits directly is a valid (threshold) classifier and is built."""
     check_ports(net)
-    if not net.nodes:
-        raise NetlistError("the netlist has 0 LUT nodes (every class score is a constant or a raw input bit): "
-                           "nothing to build; check the model it came from")
     if not net.used_inputs():
-        raise NetlistError(f"no LUT of the netlist reads any of its {len(net.inputs)} input bits (every class "
-                           "score is constant): nothing to build; check the model it came from")
+        nodes = "0 LUT nodes and" if not net.nodes else f"{len(net.nodes)} LUT nodes but"
+        raise NetlistError(f"the netlist has {nodes} no class score reads any of its {len(net.inputs)} input bits "
+                           "(every score is constant): nothing to build; check the model it came from")
 
 
 class Encoder(Elaboratable):
