@@ -125,6 +125,7 @@ def train(
         max(1, round(epochs * per_epoch)) if epochs is not None else DEFAULT_STEPS)
     every = eval_every or max(1, min(500, total // 20))
 
+    config.check_memory(batch_size=bs, training=True)  # refuse a net that cannot fit before allocating it
     torch.manual_seed(seed)
     model = build_model(config, dataset).to(dev)
     xtr = torch.as_tensor(dataset.x_train, dtype=torch.float32, device=dev)
