@@ -21,8 +21,11 @@ def digits_build(tmp_path_factory):
                                   "--out", str(ckpt)])
     assert r.exit_code == 0, r.output
     out = d / "build"
+    out.mkdir()
+    (out / "x.log").write_text("the user's own log")  # a build never removes what it did not write
     r = CliRunner().invoke(main, ["synth", str(ckpt), "--board", "icebreaker", "-o", str(out), "--pipeline", "1"])
     assert r.exit_code == 0, r.output
+    assert (out / "x.log").read_text() == "the user's own log"
     return ckpt, out
 
 
@@ -42,10 +45,28 @@ def test_synth_digits_end_to_end(digits_build):
     assert set(rep["blocks"]) == {"encoder", "lutnet", "popcount", "argmax", "core", "shell"}
     r = CliRunner().invoke(main, ["report", str(out)])
     assert r.exit_code == 0 and "PASSED" in r.output
-    r = CliRunner().invoke(main, ["run", "--build", str(out), "--simulate", "--limit", "6"])
+    r = CliRunner().invoke(main, ["run", "--build", str(out), "--simulate", "--limit", "6", "--json"])
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output)
+    res = json.loads(r.stdout)
     assert res["agreement_with_model"] == 1.0 and res["samples"] == 6
+    r = CliRunner().invoke(main, ["run", "--build", str(out), "--simulate", "--limit", "6"])
+    assert r.exit_code == 0 and "agreement with model: 100.00 %" in r.stdout and "simulator speed" in r.stdout
+
+
+def test_run_simulate_without_exported_modules_writes_nothing(digits_build, tmp_path):
+    """A --no-equiv build has no eq_*_gate.json: `run --simulate` exports them into a temporary folder."""
+    import shutil
+
+    _, out = digits_build
+    work = tmp_path / "b"
+    shutil.copytree(out, work)
+    for p in work.glob("eq_*_gate.json"):
+        p.unlink()
+    before = sorted(p.name for p in work.iterdir())
+    r = CliRunner().invoke(main, ["run", "--build", str(work), "--simulate", "--limit", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["agreement_with_model"] == 1.0
+    assert sorted(p.name for p in work.iterdir()) == before
 
 
 def test_hdl_export(digits_build, tmp_path):
