@@ -1,7 +1,5 @@
 """The netlist JSON contract: strict parsing (one NetlistError naming the field, never a conversion or a
 traceback), Netlist.validate's ranges, the legacy `meta` fields, and discretize's exact threshold clipping."""
-import json
-
 import numpy as np
 import pytest
 

@@ -8,5 +8,5 @@ from .pack import PackReport, pack
 from .blif import read_blif, write_blif
 
 __all__ = ["CONST0", "CONST1", "InputBit", "Netlist", "Node", "from_checkpoint", "from_description", "from_model",
-           "argmax_lowest", "emulate_bits", "emulate_counts", "emulate_predict", "optimize", "PassReport", "pack", "PackReport",
-           "read_blif", "write_blif"]
+           "argmax_lowest", "emulate_bits", "emulate_counts", "emulate_predict", "optimize", "PassReport", "pack",
+           "PackReport", "read_blif", "write_blif"]

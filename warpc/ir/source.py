@@ -95,14 +95,16 @@ def sample_data(net: Netlist, *, x=None, y=None, dataset: str | Path | None = No
         from ..data import dataset_from_meta, load_dataset
 
         if dataset is not None:
-            rec = net.dataset or {}
-            ds = load_dataset(dataset, data_dir=data_dir, input_bits=net.input_bits,
-                              seed=int(rec.get("seed", 0)))
+            # the recorded split seed, so that a named dataset splits as in training
+            seed = (net.dataset or {}).get("seed", 0)
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise DatasetError(f"the netlist's recorded dataset seed {seed!r} is not an integer")
+            ds = load_dataset(dataset, data_dir=data_dir, input_bits=net.input_bits, seed=seed)
         else:
             try:
                 ds = dataset_from_meta(net.dataset, data_dir=data_dir)
             except DatasetError as e:
-                raise DatasetError(f"cannot rebuild the model's {split} split ({e}); pass a dataset") from None
+                raise DatasetError(f"cannot rebuild the {split} split of the recorded dataset: {e}") from None
         xs, ys = ds.split(split)
         data = SampleData(xs, ys, f"{ds.name} {split} split")
     else:
