@@ -207,3 +207,17 @@ def test_load_stays_fast(ckpt):
     for _ in range(5):
         warpc.load(ckpt)
     assert (time.perf_counter() - t0) / 5 < 0.5, "validation must keep load cheap"
+
+
+def test_save_refuses_what_load_would_refuse(tmp_path):
+    cfg = ModelConfig(n_features=2, classes=2, widths=[4, 2], thresholds=2, input_bits=4)
+    model = WarpNet(cfg).fit_encoder(np.array([[0, 3], [9, 15]]))
+    with torch.no_grad():
+        model.layers[1].theta[0, 0] = float("nan")
+    with pytest.raises(CheckpointError, match="refusing to save.*'layers.1.theta'"):
+        save_checkpoint(tmp_path / "m.safetensors", model)
+    # features outside 0..2^input_bits - 1 fit thresholds that 4-bit hardware cannot compare against
+    model = WarpNet(cfg).fit_encoder(np.array([[-50, 3], [-40, 15]]))
+    with pytest.raises(CheckpointError, match="refusing to save.*'encoder.thresholds'.*input_bits=4"):
+        save_checkpoint(tmp_path / "m.safetensors", model)
+    assert not any(tmp_path.iterdir())

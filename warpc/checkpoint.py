@@ -22,7 +22,8 @@ FORMAT_VERSION = 1
 
 
 def save_checkpoint(path: str | Path, model, meta: dict | None = None, extra_tensors: dict | None = None) -> Path:
-    """Write model (+ optional extra tensors, e.g. optimizer state under 'optim.*') atomically."""
+    """Write model (+ optional extra tensors, e.g. optimizer state under 'optim.*') atomically, after the same
+    tensor checks as load() (finite values, wiring and threshold ranges)."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -37,6 +38,10 @@ def save_checkpoint(path: str | Path, model, meta: dict | None = None, extra_ten
     if hasattr(model.encoder, "sync_thresholds"):
         model.encoder.sync_thresholds()
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    try:  # never write a file that load() would refuse (cheap: a few reductions over the tensors)
+        check_state(path, model, tensors)
+    except CheckpointError as e:
+        raise CheckpointError(f"refusing to save: {e}") from None
     for k, v in (extra_tensors or {}).items():
         tensors[k] = v.detach().cpu().contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
