@@ -11,7 +11,7 @@ import pytest
 
 from _backend_nets import random_net
 from warpc.errors import BoardError, ConfigError, NetlistError, ShapeError, ToolchainError
-from warpc.fpga import flow, tools
+from warpc.fpga import tools
 from warpc.fpga.flow import BuildOptions, build
 from warpc.fpga.outdir import MANIFEST, BuildDir
 
@@ -74,6 +74,7 @@ def _build(src, out, **kw):
     ({"router2_timeout": -1.0}, "router2_timeout"), ({"router": "router3"}, "router"), ({"seed": -1}, "seed"),
     ({"toolchain": "vivado"}, "toolchain"), ({"lut_cells": "lut6"}, "lut_cells"), ({"pipline": 1}, "pipline"),
     ({"formal_timeout": float("nan")}, "formal_timeout"), ({"pipeline": 1.5}, "pipeline"),
+    ({"equivalence": "no"}, "equivalence"),
 ])
 def test_options_validated_in_one_place(kwargs, words):
     with pytest.raises(ConfigError, match=words):

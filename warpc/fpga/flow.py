@@ -89,6 +89,9 @@ class BuildOptions:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not (0 < v < math.inf):
                 raise ConfigError(f"{flag(name)} must be a positive number of seconds, got {v!r}")
+        for name in ("scores", "equivalence", "formal", "allow_timing_fail"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.router not in ROUTERS:
             raise ConfigError(f"router (--router) must be one of {', '.join(ROUTERS)}, got {self.router!r}")
         if self.toolchain not in tools.TOOLCHAINS:
