@@ -301,3 +301,12 @@ def test_evaluate_checkpoint_checks_its_data_folder(finished, tmp_path):
     assert res["n_samples"] == 30 and res["warnings"] == []
     with pytest.raises(DatasetError, match="data folder not found"):
         evaluate_checkpoint(out, data_dir=tmp_path / "nope")
+
+
+def test_a_failing_write_is_a_one_line_training_error(iris, tmp_path, monkeypatch):
+    def full_disk(path, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(loop, "save_checkpoint", full_disk)
+    with pytest.raises(TrainingError, match="cannot write .*m.safetensors: No space left on device"):
+        train(_cfg(iris), iris, out=tmp_path / "m.safetensors", **KW)

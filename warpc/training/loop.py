@@ -164,7 +164,7 @@ def train(
                                 "history": s.history, "batch_pos": pos, "loss_n": loss_n}}
 
     def save_last(done: bool, metrics: dict) -> None:
-        save_checkpoint(files.last, model, meta(done, metrics), state_tensors(model, opt, gen, perm, loss_sum))
+        _save(files.last, model, meta(done, metrics), state_tensors(model, opt, gen, perm, loss_sum))
 
     kernels.prepare(model.layers, dev)  # a first run builds the fused CPU kernel here, not inside the progress bar
     from tqdm.auto import tqdm
@@ -210,7 +210,7 @@ def train(
                         s.best_acc, s.best_step = va, s.step
                         s.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                         if files is not None:
-                            save_checkpoint(files.best, model, meta(False, {
+                            _save(files.best, model, meta(False, {
                                 "val_accuracy": va, "val_accuracy_relaxed": var, "step": s.step}))
                     if files is not None:
                         save_last(False, {})
@@ -245,19 +245,30 @@ def train(
         model.eval()
         ckpt = cpath = None
         if files is not None:
-            save_checkpoint(files.best, model, meta(True, metrics))
+            _save(files.best, model, meta(True, metrics))
             # The .last file keeps the final (not best) weights so that --resume with more steps continues the run.
             best_now = {k: v.detach().clone() for k, v in model.state_dict().items()}
             model.load_state_dict(final_state)
             save_last(True, metrics)
             model.load_state_dict(best_now)
-            finish_staged(files)
-            ckpt = files.out
-            if curve:
-                cpath = plot_curve(s.history, files.curve,
-                                   title=f"{dataset.name}: test {metrics['test_accuracy']:.4f}")
+            try:
+                finish_staged(files)
+                ckpt = files.out
+                if curve:
+                    cpath = plot_curve(s.history, files.curve,
+                                       title=f"{dataset.name}: test {metrics['test_accuracy']:.4f}")
+            except OSError as e:
+                raise TrainingError(f"cannot write the run's files beside {files.out}: {e.strerror or e}") from None
     model.meta = meta(True, metrics)
     return TrainResult(ckpt, cpath, metrics, s.history, model.eval())
+
+
+def _save(path: Path, model: WarpNet, meta: dict, extra: dict | None = None) -> None:
+    """save_checkpoint with a one-line error for a full disk or a folder that became unwritable."""
+    try:
+        save_checkpoint(path, model, meta, extra)
+    except OSError as e:
+        raise TrainingError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _loss(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
