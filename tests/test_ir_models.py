@@ -98,6 +98,8 @@ def test_compile_api_and_cli(trained, digits, tmp_path):
     assert "LUT4" in r.output and "nodes per layer" in r.output
     for f in ("netlist.json", "netlist.blif", "netlist.opt.blif", "compile_report.json"):
         assert (tmp_path / "out" / f).exists()
+    r = CliRunner().invoke(main, ["compile", str(ckpt), "-o", str(tmp_path / "out")])  # its own files: replaced
+    assert r.exit_code == 0, r.output
     from warpc.ir import Netlist
     from warpc.ir.blif import read_blif
 

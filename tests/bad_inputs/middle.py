@@ -16,6 +16,16 @@ def _write(path, text):
     return path
 
 
+def _users_file(out, name, folder=False):
+    """An output folder that already holds a file (or folder) of the user's under one of compile's output names."""
+    out.mkdir()
+    if folder:
+        (out / name).mkdir()
+    else:
+        _write(out / name, '{"mine": true}')
+    return out
+
+
 def _netlist(edit):
     """make(): the fixture netlist with `edit(dict)` applied (edit returns the new JSON value)."""
     def make(d, fx):
@@ -131,6 +141,12 @@ CASES: list[Case] = [
          ("out.txt", "file"), exit_code=2),
     Case("compile-out-under-a-file", lambda d, fx: ["compile", fx.ckpt, "-o", _write(d / "f", "mine") / "sub"],
          ("is a file",), exit_code=1),
+    Case("compile-out-holds-a-users-netlist-json",
+         lambda d, fx: ["compile", fx.ckpt, "-o", _users_file(d / "out", "netlist.json")],
+         ("netlist.json", "not written by warpc"), exit_code=1),
+    Case("compile-out-has-a-folder-named-netlist-blif",
+         lambda d, fx: ["compile", fx.ckpt, "-o", _users_file(d / "out", "netlist.blif", folder=True)],
+         ("netlist.blif", "not written by warpc"), exit_code=1),
     Case("compile-depth-not-a-number", lambda d, fx: ["compile", fx.ckpt, "-o", d / "out", "--depth", "abc"],
          ("--depth", "'min'"), exit_code=2),
     Case("compile-depth-zero", lambda d, fx: ["compile", fx.ckpt, "-o", d / "out", "--depth", "0"],

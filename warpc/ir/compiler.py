@@ -71,11 +71,30 @@ class CompiledNet:
         return rows
 
 
+OUTPUT_FILES = ("netlist.json", "netlist.blif", "netlist.opt.json", "netlist.opt.blif", "compile_report.json")
+
+
+def _written_by_warpc(path: Path) -> bool:
+    """Whether an existing output file carries the header warpc compile writes (only those may be replaced)."""
+    with path.open("rb") as f:
+        head = f.read(256)
+    if path.suffix == ".blif":
+        return head.startswith(b"# warpc netlist")
+    key = b'"summary"' if path.name == "compile_report.json" else b'"format": "warpc-netlist"'
+    return head.lstrip().startswith(b"{") and key in head
+
+
 def check_out_dir(out_dir: str | Path) -> Path:
-    """The output folder, checked before any work: a folder (or a path that can become one) that is writable."""
+    """The output folder, checked before any work: a folder (or a path that can become one) that is writable,
+    where every output file that already exists was written by warpc compile (a user's file is never replaced)."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output folder {out} is an existing file; pass a folder (-o DIR)")
+    for name in OUTPUT_FILES if out.is_dir() else ():
+        f = out / name
+        if f.exists() and not (f.is_file() and not f.is_symlink() and _written_by_warpc(f)):
+            raise ConfigError(f"{f} exists and was not written by warpc compile; remove it or choose another "
+                              "output folder")
     base = out
     while not base.exists():  # the nearest existing ancestor must be a writable folder
         base = base.parent
