@@ -227,21 +227,13 @@ def train(
         if s.best_state is not None:
             model.load_state_dict(s.best_state)
         model.eval()
-        metrics = {
-            "test_accuracy": accuracy(model, xte, yte),
-            "test_accuracy_relaxed": accuracy(model, xte, yte, relaxed=True),
-            "val_accuracy": accuracy(model, xva, yva),
-            "val_accuracy_relaxed": accuracy(model, xva, yva, relaxed=True),
-            "best_step": s.best_step, "steps": s.step, "seconds": round(seconds, 3),
-            "eval_seconds": round(eval_seconds, 3),
-            # optimisation only (this session's steps; validation and checkpoint writes excluded)
-            "seconds_per_step": round((time_run - eval_seconds) / max(s.step - start_step, 1), 6),
-            "n_train": n_train, "n_val": int(len(dataset.y_val)), "n_test": int(len(yte)),
-            "nodes": int(sum(config.widths)), "device": str(dev),
-            # which training kernels ran: "cpp" / "triton" (fused) or "torch" (the plain path)
-            "kernels": sorted({kernels.resolve_backend(layer, torch.empty(0, layer.in_features, device=dev))
-                               for layer in model.layers}),
-        }
+        metrics = {**_test_metrics(model, xte, yte, xva, yva),
+                   "best_step": s.best_step, "steps": s.step, "seconds": round(seconds, 3),
+                   "eval_seconds": round(eval_seconds, 3),
+                   # optimisation only (this session's steps; validation and checkpoint writes excluded)
+                   "seconds_per_step": round((time_run - eval_seconds) / max(s.step - start_step, 1), 6),
+                   "n_train": n_train, "n_val": int(len(dataset.y_val)), "n_test": int(len(yte)),
+                   "nodes": int(sum(config.widths)), "device": str(dev), "kernels": _kernels_used(model, dev)}
         model.eval()
         ckpt = cpath = None
         if files is not None:
@@ -261,6 +253,19 @@ def train(
                 raise TrainingError(f"cannot write the run's files beside {files.out}: {e.strerror or e}") from None
     model.meta = meta(True, metrics)
     return TrainResult(ckpt, cpath, metrics, s.history, model.eval())
+
+
+def _test_metrics(model: WarpNet, xte, yte, xva, yva) -> dict:
+    """Discrete (what the hardware computes) and relaxed accuracy of the final model on test and validation."""
+    return {"test_accuracy": accuracy(model, xte, yte),
+            "test_accuracy_relaxed": accuracy(model, xte, yte, relaxed=True),
+            "val_accuracy": accuracy(model, xva, yva), "val_accuracy_relaxed": accuracy(model, xva, yva, relaxed=True)}
+
+
+def _kernels_used(model: WarpNet, dev: torch.device) -> list[str]:
+    """Which training kernels ran: "cpp" / "triton" (fused) or "torch" (the plain path)."""
+    return sorted({kernels.resolve_backend(layer, torch.empty(0, layer.in_features, device=dev))
+                   for layer in model.layers})
 
 
 def _save(path: Path, model: WarpNet, meta: dict, extra: dict | None = None) -> None:
