@@ -136,6 +136,7 @@ def test_predict_library_checks_torch_and_reads_npz(trained, digits, tmp_path):
     assert (r.torch_counts == model_counts(trained, xte)).all() and (r.counts == r.torch_counts).all()
     assert r.accuracy == float((r.predictions == yte).mean())
     assert len(predict(ckpt, npz=tmp_path / "d.npz", split="val", lut_size=6, optimize=False).predictions) == 50
+    assert predict(trained, x=xte[:40], check=True).bit_exact is True  # a WarpNet in memory, too
     r2 = predict(r.netlist, x=xte[:7])  # a Netlist is emulated as it is, no labels -> no accuracy
     assert r2.accuracy is None and (r2.counts == r.counts[:7]).all()
     with pytest.raises(NetlistError, match="--check"):
