@@ -182,12 +182,22 @@ def _ticker(what: str, vectors_done: Callable[[int], int], total: int, progress:
     return tick
 
 
+def _load_sim(json_path: Path, what: str, progress: Progress | None) -> NetSim:
+    t0 = time.perf_counter()
+    sim = NetSim(json.loads(Path(json_path).read_text()))
+    dt = time.perf_counter() - t0
+    if progress and dt > 2.0:  # large designs take a while to compile into Python; say so before simulating
+        progress(f"[equivalence] {what}: {sum(sim.cell_counts.values())} cells loaded into the simulator in "
+                 f"{dt:.1f} s")
+    return sim
+
+
 def check_core(json_path: Path, net: Netlist, x: np.ndarray, ref_counts: np.ndarray, latency: int,
                what: str, progress: Progress | None = None) -> dict:
     """Stream net.encode(x) through the core module in `json_path` (all samples in lanes of up to 32, one per
     clock); compare cls (and scores if present)."""
     t0 = time.perf_counter()
-    sim = NetSim(json.loads(Path(json_path).read_text()))
+    sim = _load_sim(json_path, what, progress)
     if sim.inputs.get("bits") is None:
         raise ToolchainError(f"{what}: core module has no 'bits' input (ports: {list(sim.inputs)})")
     T, lanes, _ = _stream_plan(len(x), latency)
@@ -242,7 +252,7 @@ def _compare_core(sim: NetSim, net: Netlist, x: np.ndarray, ref_counts: np.ndarr
 def check_encoder(json_path: Path, net: Netlist, x: np.ndarray, what: str, progress: Progress | None = None) -> dict:
     """Feed each sample's features one per clock (all samples in parallel lanes); compare the stored bits."""
     t0 = time.perf_counter()
-    sim = NetSim(json.loads(Path(json_path).read_text()))
+    sim = _load_sim(json_path, what, progress)
     used = net.used_inputs()
     F = x.shape[1]
     # every lane receives feature c in cycle c: a vector is done when all its features are in
