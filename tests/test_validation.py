@@ -167,6 +167,8 @@ def test_load_names_the_bad_tensor(ckpt, edit, words):
     (lambda m: m["config"].update(input_bits=0), None, "input_bits must be between 1 and 24"),
     (lambda m: m["config"].update(widths=[10**9, 10**9 - 1]), None, "GB"),
     (lambda m: m["data"].update(classes=10), None, "data.classes is 10"),
+    (lambda m: m["data"].update(seed="x"), None, "data.seed is 'x'"),
+    (lambda m: m["data"].update(val_fraction=2.0), None, "data.val_fraction is 2.0, not between 0 and 1"),
 ])
 def test_load_names_the_bad_metadata_field(ckpt, edit, raw, words):
     bad = _rewrite(ckpt, meta=edit, raw=raw)

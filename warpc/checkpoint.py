@@ -132,8 +132,18 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
 
 
 def _check_data_meta(path: Path, config: ModelConfig, data: dict | None) -> None:
+    """The recorded dataset (meta["data"]) is read by eval / predict / synth: check its field types here, once."""
+    if data is None:
+        return
+    from .data import check_data_meta
+    from .errors import DatasetError
+
+    try:
+        check_data_meta(data)
+    except DatasetError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     for key in ("n_features", "classes"):
-        v = (data or {}).get(key)
+        v = data.get(key)
         if v is not None and v != getattr(config, key):
             raise CheckpointError(f"{path}: metadata data.{key} is {v!r} but the model config has "
                                   f"{key}={getattr(config, key)}")

@@ -144,6 +144,8 @@ CASES: list[Case] = [
     Case("ckpt-data-classes-disagree", lambda d, fx: _ckpt("compile", d, fx,
                                                            meta=lambda m: m["data"].update(classes=10)),
          ("data.classes",)),
+    Case("ckpt-data-seed-text", lambda d, fx: [*_ckpt("eval", d, fx, meta=lambda m: m["data"].update(seed="x")),
+                                                "--dataset", "iris"], ("data.seed",)),
     # --- config fields --------------------------------------------------------------------------------------------
     Case("ckpt-input-bits-0", lambda d, fx: _ckpt("hdl", d, fx, meta=_config(input_bits=0)), ("input_bits",)),
     Case("ckpt-input-bits-text", lambda d, fx: _ckpt("eval", d, fx, meta=_config(input_bits="8")),

@@ -10,6 +10,7 @@ samples is held out (stratified, `seed`). Validation is `val_fraction` of what r
 """
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 
 from ..errors import DatasetError
@@ -62,7 +63,7 @@ def load_dataset(
     check_input_bits(input_bits)
     check_fraction("val", val_fraction)
     check_fraction("test", test_fraction)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32 - 1:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32 - 1:
         raise DatasetError(f"the split seed must be an integer between 0 and {2**32 - 2}, got {seed!r}")
     spec = str(name_or_path)
     key = canonical_name(spec)
@@ -85,17 +86,37 @@ def load_dataset(
                        f"(or a path to a .csv / .npz file)")
 
 
+_META_FIELDS = {  # what readers of a recorded dataset (meta["data"]) rely on: field -> accepted JSON types
+    "name": (str,), "data_dir": (str, type(None)), "label_column": (str, int, type(None)),
+    "val_fraction": (int, float), "test_fraction": (int, float, type(None)), "seed": (int,), "input_bits": (int,),
+    "n_features": (int,), "classes": (int,), "class_names": (list,), "quantization": (list, type(None)),
+    "test_fingerprint": (str, type(None)),
+}
+
+
+def check_data_meta(meta: dict) -> None:
+    """Field types of a recorded dataset description (Dataset.to_meta()); DatasetError names the first bad one."""
+    if not isinstance(meta, dict):
+        raise DatasetError(f"the recorded dataset must be a JSON object, got {type(meta).__name__}")
+    for key, types in _META_FIELDS.items():
+        v = meta.get(key)
+        if key in meta and (not isinstance(v, types) or isinstance(v, bool)):
+            raise DatasetError(f"the recorded dataset field data.{key} is {v!r}, not a valid value")
+    for key in ("val_fraction", "test_fraction"):
+        if meta.get(key) is not None and not 0 < meta[key] < 1:
+            raise DatasetError(f"the recorded dataset field data.{key} is {meta[key]!r}, not between 0 and 1")
+    if "class_names" in meta and not all(isinstance(n, str) for n in meta["class_names"]):
+        raise DatasetError("the recorded dataset field data.class_names must hold strings")
+
+
 def dataset_from_meta(meta: dict, data_dir: str | Path | None = None) -> Dataset:
     """Rebuild the dataset recorded in a checkpoint (meta["data"]) with the same split parameters."""
     if not isinstance(meta, dict) or not meta.get("name"):
         raise DatasetError("the checkpoint records no dataset; pass --dataset")
-    types = {"name": str, "data_dir": (str, type(None)), "label_column": (str, int, type(None)),
-             "val_fraction": (int, float), "test_fraction": (int, float, type(None)), "seed": int,
-             "input_bits": int}
-    for key, t in types.items():
-        if key in meta and (not isinstance(meta[key], t) or isinstance(meta[key], bool)):
-            raise DatasetError(f"the checkpoint's recorded dataset field {key!r} is {meta[key]!r}, which is not "
-                               f"a valid value; pass --dataset")
+    try:
+        check_data_meta(meta)
+    except DatasetError as e:
+        raise DatasetError(f"{e}; pass --dataset") from None
     test_fraction = meta.get("test_fraction") or TEST_FRACTION
     return load_dataset(
         meta["name"], data_dir=data_dir if data_dir is not None else meta.get("data_dir"),
