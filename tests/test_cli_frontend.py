@@ -66,7 +66,8 @@ def test_resume_and_config_file(ckpt, tmp_path):
     assert res.exit_code == 0, res.output
     import warpc
 
-    assert warpc.load(tmp_path / "i.safetensors").config.k == [2, 4]
+    loaded = warpc.load(tmp_path / "i.safetensors").config
+    assert loaded.k == [2, 4] and loaded.thresholds == 2   # untyped options keep the config file's values
 
 
 def test_bad_inputs_are_one_line_errors(ckpt, tmp_path):

@@ -15,7 +15,7 @@ from ..errors import ConfigError, TrainingInterrupted
 commands: list[click.Command] = []
 
 
-def _ints(text: str | None, what: str) -> list[int] | int | None:
+def _ints(text: str | None, what: str) -> list[int] | None:
     if text is None:
         return None
     try:
@@ -37,7 +37,7 @@ def _floats(text: str | None, what: str) -> list[float] | float | None:
     return vals[0] if len(vals) == 1 else vals
 
 
-def _label_column(text: str | None):
+def _label_column(text: str | None) -> str | int | None:
     if text is None:
         return None
     try:
@@ -133,23 +133,15 @@ def train_cmd(dataset, data_dir, label_column, download, out, force, resume, con
 
     ctx = click.get_current_context()
 
-    def given(value, name):
+    def typed(name: str):
         """Model options override the config file (and are refused with --resume) only when typed."""
-        return None if ctx.get_parameter_source(name) is ParameterSource.DEFAULT else value
+        return None if ctx.get_parameter_source(name) is ParameterSource.DEFAULT else ctx.params[name]
 
-    k, thresholds, encoder, wiring = given(k, "k"), given(thresholds, "thresholds"), given(encoder, "encoder"), \
-        given(wiring, "wiring")
-    wiring_candidates, parametrization = given(wiring_candidates, "wiring_candidates"), \
-        given(parametrization, "parametrization")
-    tau_head, sampling, init, input_bits = given(tau_head, "tau_head"), given(sampling, "sampling"), \
-        given(init, "init"), given(input_bits, "input_bits")
-    ks = _ints(k, "--k")
-    overrides = {
-        "widths": _ints(widths, "--widths"), "k": ks[0] if ks is not None and len(ks) == 1 else ks,
-        "thresholds": thresholds, "encoder": encoder, "wiring": wiring, "wiring_candidates": wiring_candidates,
-        "parametrization": parametrization, "tau_head": tau_head, "sampling": sampling, "init": init,
-        "input_bits": input_bits, "tau": _floats(tau, "--tau"),
-    }
+    overrides = {name: typed(name) for name in ("thresholds", "encoder", "wiring", "wiring_candidates",
+                                                "parametrization", "tau_head", "sampling", "init", "input_bits")}
+    ks = _ints(typed("k"), "--k")
+    overrides.update(widths=_ints(widths, "--widths"), k=ks[0] if ks is not None and len(ks) == 1 else ks,
+                     tau=_floats(tau, "--tau"))
     dev = wtrain.resolve_device(device)
     if backend is not None:
         from ..nn.kernels import set_backend
