@@ -15,7 +15,7 @@ import torch
 
 from . import __version__
 from .config import ModelConfig
-from .errors import CheckpointError, WarpcError
+from .errors import CheckpointError, DatasetError, WarpcError
 
 FORMAT = "warpc-checkpoint"
 FORMAT_VERSION = 1
@@ -56,9 +56,11 @@ def save_checkpoint(path: str | Path, model, meta: dict | None = None, extra_ten
     return path
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
+def read_checkpoint(path: str | Path, prepare=None) -> tuple[dict, dict]:
     """(metadata dict, tensors dict) with clear errors for missing, corrupt or foreign files. The metadata is
-    checked (a JSON object with the expected field types) before any tensor is read."""
+    checked (a JSON object with the expected field types) before any tensor is read. `prepare(meta)` may return
+    {tensor name: shape} expected from the metadata; names and shapes are then checked from the file's header,
+    so a tensor that does not belong is refused before it is read into memory."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -69,8 +71,11 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = read_meta(path, (f.metadata() or {}).get("warpc"))
+            if prepare is not None:
+                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys() if not k.startswith("optim.")}
+                _check_names_shapes(path, prepare(meta), shapes)
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except CheckpointError:
+    except WarpcError:
         raise
     except Exception as e:  # safetensors raises several types for corrupt files
         raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({type(e).__name__}: {e})") from None
@@ -115,15 +120,22 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
     from .nn.model import WarpNet
 
     path = Path(path)
-    meta, tensors = read_checkpoint(path)
-    try:
-        config = ModelConfig.from_dict(meta["config"])
-        _check_data_meta(path, config, meta.get("data"))
-        model = WarpNet(config)
-    except CheckpointError:
-        raise
-    except WarpcError as e:
-        raise CheckpointError(f"{path}: invalid model config in checkpoint ({e})") from None
+    built = {}
+
+    def prepare(meta: dict) -> dict[str, tuple]:
+        # The config (and its memory estimate) is checked before any tensor is read.
+        try:
+            config = ModelConfig.from_dict(meta["config"])
+            _check_data_meta(path, config, meta.get("data"))
+            built["model"] = WarpNet(config)
+        except CheckpointError:
+            raise
+        except WarpcError as e:
+            raise CheckpointError(f"{path}: invalid model config in checkpoint ({e})") from None
+        return {k: tuple(v.shape) for k, v in built["model"].state_dict().items()}
+
+    meta, tensors = read_checkpoint(path, prepare)
+    model = built["model"]
     state = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
     check_state(path, model, state)
     model.load_state_dict(state, strict=True)
@@ -136,7 +148,6 @@ def _check_data_meta(path: Path, config: ModelConfig, data: dict | None) -> None
     if data is None:
         return
     from .data import check_data_meta
-    from .errors import DatasetError
 
     try:
         check_data_meta(data)
@@ -149,21 +160,27 @@ def _check_data_meta(path: Path, config: ModelConfig, data: dict | None) -> None
                                   f"{key}={getattr(config, key)}")
 
 
-def check_state(path: Path, model, state: dict[str, torch.Tensor]) -> None:
-    """Tensors against the model built from the config: the same names, shapes and kinds of dtype, finite float
-    values, wiring indices inside each layer's inputs and thresholds inside 0..2^input_bits."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
+def _check_names_shapes(path: Path, expected: dict[str, tuple], got: dict[str, tuple]) -> None:
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
     if missing:
         raise CheckpointError(f"{path}: tensor {missing[0]!r} is missing" + _more(missing))
     if extra:
         raise CheckpointError(f"{path}: unexpected tensor {extra[0]!r} for this model config" + _more(extra))
+    for name, shape in expected.items():
+        if tuple(got[name]) != tuple(shape):
+            raise CheckpointError(f"{path}: tensor {name!r} has shape {tuple(got[name])}, the config needs "
+                                  f"{tuple(shape)}")
+
+
+def check_state(path: Path, model, state: dict[str, torch.Tensor]) -> None:
+    """Tensors against the model built from the config: the same names, shapes and kinds of dtype, finite float
+    values, wiring indices inside each layer's inputs and thresholds inside 0..2^input_bits."""
+    expected = model.state_dict()
+    _check_names_shapes(path, {k: tuple(v.shape) for k, v in expected.items()},
+                        {k: tuple(v.shape) for k, v in state.items()})
     for name, want in expected.items():
         got = state[name]
-        if tuple(got.shape) != tuple(want.shape):
-            raise CheckpointError(f"{path}: tensor {name!r} has shape {tuple(got.shape)}, the config needs "
-                                  f"{tuple(want.shape)}")
         if want.is_floating_point():
             if not got.is_floating_point():
                 raise CheckpointError(f"{path}: tensor {name!r} must be floating point, got {got.dtype}")
