@@ -85,6 +85,8 @@ CASES: list[Case] = [
          lambda d, fx: ["synth", fx.netlist, "--dataset", "digits", "-o", _user_folder(d)], ("features",)),
     Case("synth-out-is-a-file",
          lambda d, fx: ["synth", fx.netlist, "-o", _user_folder(d) / "x.log"], ("x.log",), exit_code=2),
+    Case("synth-out-unwritable", lambda d, fx: ["synth", fx.netlist, "-o", "/proc/warpc-build"],
+         ("/proc/warpc-build", "cannot")),
     # --- synth: options --------------------------------------------------------------------------------------
     Case("synth-pipeline-negative",
          lambda d, fx: ["synth", fx.netlist, "--pipeline", "-1", "-o", _user_folder(d)], ("--pipeline",)),
@@ -135,6 +137,7 @@ CASES: list[Case] = [
          ("--name", "identifier")),
     Case("hdl-users-netlist-json-refused",
          lambda d, fx: ["hdl", fx.netlist, "-o", _folder_with(d, "netlist.json", "mine")], ("netlist.json",)),
+    Case("hdl-out-unwritable", lambda d, fx: ["hdl", fx.netlist, "-o", "/proc/warpc-hdl"], ("/proc/warpc-hdl",)),
     Case("hdl-lut-size-9", lambda d, fx: ["hdl", fx.netlist, "-o", d / "o", "--lut-size", "9"], ("--lut-size",)),
     # --- report ------------------------------------------------------------------------------------------------
     Case("report-missing-folder", lambda d, fx: ["report", d / "nothing"], ("nothing",)),

@@ -151,11 +151,11 @@ def build(source, board: str | Path = "icebreaker", out: str | Path = "build", *
         elaborate(b)
         bdir = BuildDir(b.out, planned_files(b))
         bdir.check()
+        bdir.open(b.stamp["id"])  # the first change on disk
     finally:
         held.stop()
     held.release()
     b.say = say
-    bdir.open(b.stamp["id"])  # the first change on disk
     status = "failed"
     try:
         write_sources(b)

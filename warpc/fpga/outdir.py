@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -47,10 +48,14 @@ class BuildDir:
         if out.exists() and not out.is_dir():
             raise ConfigError(f"-o {out} is a file, not a folder; give a folder for the build")
         if not out.exists():
-            parent = next((p for p in out.parents if p.exists()), None)
+            parent = next((p for p in out.absolute().parents if p.exists()), None)
             if parent is not None and not parent.is_dir():
                 raise ConfigError(f"-o {out}: {parent} is a file, not a folder")
+            if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+                raise ConfigError(f"-o {out}: cannot create it, {parent} is not writable")
             return
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise ConfigError(f"-o {out}: the folder is not writable")
         self.previous = self._read_manifest()
         for name in sorted(self.planned):
             p = out / name
@@ -79,13 +84,16 @@ class BuildDir:
     def open(self, build_id: str) -> None:
         """Create the folder, remove the previous build's unchanged files, and mark this build as running."""
         self.build_id = build_id
-        self.out.mkdir(parents=True, exist_ok=True)
-        for name, sha in self.previous.items():
-            p = self.out / name
-            if p.is_file() and not p.is_symlink() and _sha256(p) == sha:
-                p.unlink()
-        # an interrupted build (killed before close) leaves no file list: its files then count as the user's
-        self._write("running", {})
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            for name, sha in self.previous.items():
+                p = self.out / name
+                if p.is_file() and not p.is_symlink() and _sha256(p) == sha:
+                    p.unlink()
+            # an interrupted build (killed before close) leaves no file list: its files then count as the user's
+            self._write("running", {})
+        except OSError as e:
+            raise ConfigError(f"-o {self.out}: cannot write there ({e.strerror or e})") from None
         self._before = {p.name for p in self.out.iterdir()}
 
     def close(self, status: str) -> dict[str, str]:
