@@ -340,6 +340,84 @@ def test_build_failure_warns_and_falls_back(monkeypatch, tmp_path):
     assert _cpu.load() is None  # no second attempt
 
 
+def test_no_compiler_warns_once_and_falls_back(monkeypatch, tmp_path):
+    from warpc.nn.kernels import _cpu
+
+    monkeypatch.setitem(_cpu._state, "tried", False)
+    monkeypatch.setitem(_cpu._state, "mod", None)
+    monkeypatch.setattr(_cpu, "compiler", lambda: None)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        assert _cpu.load() is None
+    assert _cpu.load() is None
+
+
+def test_cache_key_covers_source_compiler_flags(monkeypatch, tmp_path):
+    from warpc.nn.kernels import _cpu
+
+    cxx = _cpu.compiler()
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    key = _cpu.build_key(cxx, _cpu.CFLAGS)
+    assert key == _cpu.build_key(cxx, list(_cpu.CFLAGS))
+    assert key != _cpu.build_key(cxx, _cpu.PORTABLE_CFLAGS)
+    changed = tmp_path / "warplut_cpu.cpp"
+    changed.write_text(_cpu.SRC.read_text() + "\n// changed\n")
+    monkeypatch.setattr(_cpu, "SRC", changed)
+    assert _cpu.build_key(cxx, _cpu.CFLAGS) != key
+
+
+_BUILD_AND_RUN = """
+import sys, torch
+from warpc.nn.kernels import _cpu
+mod = _cpu.load()
+assert mod is not None, _cpu._state["error"]
+y, _ = mod.forward(torch.rand(4, 3), torch.tensor([[0, 1], [2, 3]], dtype=torch.int32), torch.rand(2, 4),
+                   1.0, 1, 7, None, False, False)
+print("ok", tuple(y.shape), _cpu._state["build_seconds"] is not None)
+"""
+
+
+def test_two_first_runs_build_one_cache_concurrently(tmp_path):
+    """Two processes start with an empty cache at once: both build (to temporary names), rename atomically and
+    load a complete library; the cache ends with one library and no temporary files; a third run only loads."""
+    from warpc.nn.kernels import _cpu
+
+    if _cpu.compiler() is None:
+        pytest.skip("no C++ compiler")
+    env = dict(os.environ, WARPC_CACHE_DIR=str(tmp_path))
+    procs = [subprocess.Popen([sys.executable, "-c", _BUILD_AND_RUN], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for (out, err), p in zip(outs, procs):
+        assert p.returncode == 0, err
+        assert out.startswith("ok (2, 3)")
+        assert "compiling the fused CPU kernel (first run only)" in err  # progress that does not lie
+        assert "compiled the fused CPU kernel in" in err
+    files = sorted(f.name for f in (tmp_path / "kernels").iterdir())
+    assert len(files) == 1 and files[0].startswith("warplut_cpu-") and files[0].endswith(".so"), files
+    third = subprocess.run([sys.executable, "-c", _BUILD_AND_RUN], env=env, capture_output=True, text=True)
+    assert third.stdout.strip() == "ok (2, 3) False" and "compiling" not in third.stderr
+
+
+def test_rejected_native_flags_fall_back_to_portable(monkeypatch, tmp_path):
+    from warpc.nn.kernels import _cpu
+
+    if _cpu.compiler() is None:
+        pytest.skip("no C++ compiler")
+    monkeypatch.setenv("WARPC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setitem(_cpu._state, "tried", False)
+    monkeypatch.setitem(_cpu._state, "mod", None)
+    monkeypatch.setattr(_cpu, "CFLAGS", ["-fno-such-flag-warpc"] + _cpu.PORTABLE_CFLAGS)
+    mod = _cpu.load()
+    assert mod is not None
+    libs = list((tmp_path / "kernels").glob("*.so"))
+    assert len(libs) == 1 and libs[0].name == f"warplut_cpu-{_cpu.build_key(_cpu.compiler(), _cpu.PORTABLE_CFLAGS)}.so"
+    x = torch.rand(5, 8)
+    idx = torch.tensor([[0, 1], [2, 3], [4, 7]], dtype=torch.int32)
+    y, _ = mod.forward(x.t().contiguous(), idx, torch.rand(3, 4), 1.0, 0, 0, None, False, False)
+    assert y.shape == (3, 5)
+
+
 def _stack(backend, sampling="gumbel", k=2):
     torch.manual_seed(0)
     return nn.Sequential(

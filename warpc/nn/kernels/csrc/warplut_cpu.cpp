@@ -226,17 +226,10 @@ inline __attribute__((always_inline)) void backward_nodes(int64_t j0, int64_t j1
   }
 }
 
-// Per-k entry points, cloned for x86-64-v3 (AVX2 + FMA) and baseline x86-64 (picked at load time by the dynamic
-// loader), so the binary stays portable and still uses 8-wide vectors where the CPU has them. The forward also
-// gets an x86-64-v4 (AVX-512) clone: ~20% faster with the hashed noise on this Zen 4 CPU (0.42 -> 0.33 ms per
-// 2,000 x 128 layer); the backward was not faster with it (0.21 -> 0.27 ms), so it keeps two.
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define WARPC_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#define WARPC_CLONES_FWD __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
+// Per-k entry points. The library is built with -march=native (the cache is keyed by the CPU), so every loop
+// uses the widest vectors the CPU has; target_clones on top of -march=native measured 2x slower here.
 #define WARPC_CLONES
 #define WARPC_CLONES_FWD
-#endif
 #define WARPC_ENTRY(K)                                                                                          \
   WARPC_CLONES_FWD void forward_k##K(int64_t j0, int64_t j1, int64_t B, const float* x, const int32_t* ix,          \
                                  const float* th, float it, Noise nz, bool st, bool lin, float* y, float* ys) { \
