@@ -72,6 +72,8 @@ def test_config_normalises_integral_numbers_to_plain_ints():
     assert c.tau == 2.0 and isinstance(c.tau, float)
     json.dumps(c.to_dict())  # serialisable as checkpoint metadata
     assert ModelConfig.from_dict(c.to_dict()) == c
+    assert ModelConfig.from_dict(_cfg(tau="auto")).tau is None
+    assert ModelConfig.from_dict(_cfg(tau=["auto", 3])).layer_taus() == [None, 3.0]
 
 
 def test_memory_estimate_refuses_before_allocating(monkeypatch):

@@ -99,9 +99,9 @@ class ModelConfig:
         self.thresholds = _int("thresholds", self.thresholds, 1, levels,
                                why=f" ({self.input_bits}-bit features have {levels} distinct compare levels)")
         self.wiring_candidates = _int("wiring_candidates", self.wiring_candidates, 2)
-        if self.tau is not None:
+        if self.tau is not None:  # None or "auto": the default by k (per layer, too)
             self.tau = _per_layer("tau", self.tau, len(self.widths),
-                                  lambda name, v: None if v is None else _positive(name, v))
+                                  lambda name, v: None if v is None or v == "auto" else _positive(name, v))
         self.tau_head = _positive("tau_head", self.tau_head)
         if self.class_names is not None:
             if not isinstance(self.class_names, (list, tuple)) or not all(isinstance(n, str) for n in self.class_names):
