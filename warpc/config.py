@@ -133,7 +133,8 @@ class ModelConfig:
                 acts += 4 * batch_size * slots                      # the candidate mix (plain path)
         if training:
             return 4 * params + buffers + 2 * acts
-        return 2 * (params + buffers) + (1 + 2 ** max(self.layer_ks())) * max(self.widths) * 256
+        # eval: uint8 node-major rows of a 256-sample batch and one layer's truth tables
+        return 2 * (params + buffers) + max(self.widths) * (256 + 2 ** max(self.layer_ks()))
 
     def check_memory(self, batch_size: int | None = None, training: bool = False) -> None:
         """Raise ConfigError when the estimate exceeds this machine's memory (see memory_estimate)."""
@@ -144,7 +145,8 @@ class ModelConfig:
             raise ConfigError(
                 f"this model config needs about {need / 2**30:.1f} GB for {what} (widths {_short(self.widths)}, "
                 f"{self.n_features} features x {self.thresholds} thresholds, wiring_candidates "
-                f"{self.wiring_candidates}) but this machine has {have / 2**30:.1f} GB; use smaller widths"
+                f"{self.wiring_candidates}) but this machine has {have / 2**30:.1f} GB; use smaller widths "
+                f"(or fewer thresholds / candidates)"
             )
 
     # --- (de)serialisation -------------------------------------------------------------------------------------

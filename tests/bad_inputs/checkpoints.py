@@ -67,6 +67,14 @@ def _command(cmd, path, d):
             "predict": ["predict", path, "--check"], "hdl": ["hdl", path, "-o", d / "out"]}[cmd]
 
 
+def _replace(name, fn, source=None):
+    """Set tensor `name` to fn(tensor `source`, default `name`): another shape or dtype, or a tensor that does not
+    belong to the model."""
+    def edit(ts):
+        ts[name] = fn(ts[source or name]).clone()
+    return edit
+
+
 def _drop(name):
     return lambda ts: ts.pop(name)
 
@@ -180,13 +188,13 @@ CASES: list[Case] = [
          lambda d, fx: _ckpt("predict", d, fx, tensors=_set("encoder.thresholds", -10**12)),
          ("encoder.thresholds",)),
     Case("ckpt-theta-wrong-shape",
-         lambda d, fx: _ckpt("predict", d, fx, tensors=lambda ts: ts.update({"layers.0.theta": ts["layers.0.theta"][:, :2].clone()})),
+         lambda d, fx: _ckpt("predict", d, fx, tensors=_replace("layers.0.theta", lambda t: t[:, :2])),
          ("layers.0.theta", "shape")),
     Case("ckpt-idx-float",
-         lambda d, fx: _ckpt("compile", d, fx, tensors=lambda ts: ts.update({"layers.1.idx": ts["layers.1.idx"].float()})),
+         lambda d, fx: _ckpt("compile", d, fx, tensors=_replace("layers.1.idx", lambda t: t.float())),
          ("layers.1.idx", "integers")),
     Case("ckpt-extra-tensor",
-         lambda d, fx: _ckpt("hdl", d, fx, tensors=lambda ts: ts.update({"layers.2.theta": ts["layers.1.theta"].clone()})),
+         lambda d, fx: _ckpt("hdl", d, fx, tensors=_replace("layers.2.theta", lambda t: t, "layers.1.theta")),
          ("unexpected tensor", "layers.2.theta")),
     Case("ckpt-missing-tensor", lambda d, fx: _ckpt("eval", d, fx, tensors=_drop("layers.1.idx")),
          ("layers.1.idx", "missing")),
@@ -221,9 +229,9 @@ CASES: list[Case] = [
                                                   "--out", d / "m.safetensors"], ("val fraction", "1.5")),
     Case("train-test-fraction-1", lambda d, fx: [*TRAIN, "--dataset", "iris", "--test-fraction", "1",
                                                  "--out", d / "m.safetensors"], ("test fraction",)),
-    Case("train-config-input-bits-0", lambda d, fx: [*TRAIN, "--dataset", "iris", "--config",
-                                                     _text(d / "c.json", '{"input_bits": 0}'), "--out", d / "m.safetensors"],
-         ("input_bits",)),
+    Case("train-config-input-bits-0",
+         lambda d, fx: [*TRAIN, "--dataset", "iris", "--config", _text(d / "c.json", '{"input_bits": 0}'),
+                        "--out", d / "m.safetensors"], ("input_bits",)),
     Case("train-config-tau-per-layer-0",
          lambda d, fx: [*TRAIN, "--dataset", "iris", "--config", _text(d / "c.json", '{"tau": [1.0, 0]}'),
                         "--out", d / "m.safetensors"], ("tau[1] must be a positive",)),

@@ -97,7 +97,8 @@ def encode_labels(y: np.ndarray, class_names: list[str] | None = None,
         yi = y.astype(np.int64)
         if class_names is not None:
             if yi.size and (yi.min() < 0 or yi.max() >= len(class_names)):
-                raise DatasetError(f"{what} run {int(yi.min())}..{int(yi.max())} but there are {len(class_names)} class names")
+                raise DatasetError(f"{what} run {int(yi.min())}..{int(yi.max())} but there are "
+                                   f"{len(class_names)} class names")
             return yi, list(class_names)
         present = np.unique(yi)
         if present.size and present[0] == 0 and present[-1] == present.size - 1:

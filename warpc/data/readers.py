@@ -205,7 +205,8 @@ def read_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, np
         frac = ~np.isfinite(num) | (num != np.round(num))
         if frac.any():
             r = int(np.argmax(frac))
-            raise DatasetError(f"{path}: label column {name!r} holds '{labels[r]}' (row {r + 1 + (header is not None)}); "
+            raise DatasetError(f"{path}: label column {name!r} holds '{labels[r]}' "
+                               f"(row {r + 1 + (header is not None)}); "
                                f"labels must be integers or text class names")
         labels = num.astype(np.int64)
     return feats, labels, name
