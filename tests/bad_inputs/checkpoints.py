@@ -229,6 +229,8 @@ CASES: list[Case] = [
                                                   "--out", d / "m.safetensors"], ("val fraction", "1.5")),
     Case("train-test-fraction-1", lambda d, fx: [*TRAIN, "--dataset", "iris", "--test-fraction", "1",
                                                  "--out", d / "m.safetensors"], ("test fraction",)),
+    Case("train-test-fraction-0", lambda d, fx: [*TRAIN, "--dataset", "iris", "--test-fraction", "0",
+                                                 "--out", d / "m.safetensors"], ("test fraction",)),
     Case("train-config-input-bits-0",
          lambda d, fx: [*TRAIN, "--dataset", "iris", "--config", _text(d / "c.json", '{"input_bits": 0}'),
                         "--out", d / "m.safetensors"], ("input_bits",)),

@@ -97,6 +97,7 @@ CASES: list[Case] = [
     Case("train-config-not-json", _config(b"{widths: 30"), ("c.json", "not valid JSON")),
     Case("train-config-missing", _config(None), ("c.json",)),
     Case("train-config-unknown-key", _config(b'{"widthz": [30, 30]}'), ("widthz",)),
+    Case("train-config-input-bits-list", _config(b'{"input_bits": [8]}'), ("input_bits",)),
     # --- hyper-parameters ----------------------------------------------------------------------------------------
     Case("train-steps-0", _train("--steps", "0"), ("--steps",)),
     Case("train-epochs-negative", lambda d, fx: ["train", *TRAIN[3:], "--dataset", "iris", "--out", d / "m.safetensors",

@@ -233,6 +233,8 @@ def _label_index(path: Path, header: list[str] | None, width: int, label_column:
 
 
 def read_npz(path: Path) -> dict:
+    if path.is_file() and not zipfile.is_zipfile(path):  # numpy would try to unpickle it and complain about pickles
+        raise DatasetError(f"cannot read NPZ {path}: not an .npz file (a zip archive of .npy arrays, as numpy.savez writes)")
     try:
         with np.load(path, allow_pickle=False) as z:  # no pickle: object arrays are refused
             if not hasattr(z, "files"):

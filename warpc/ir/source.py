@@ -89,8 +89,10 @@ def sample_data(net: Netlist, *, x=None, y=None, dataset: str | Path | None = No
     if x is not None:
         data = SampleData(np.asarray(x), None if y is None else np.asarray(y), "given arrays")
     elif npz is not None:
-        xs, ys = npz_arrays(npz, split)
-        data = SampleData(xs, ys, str(npz))
+        from ..data import load_arrays
+
+        xs, ys, name = load_arrays(npz, split)
+        data = SampleData(xs, ys, name)
     elif dataset is not None or net.dataset:
         from ..data import dataset_from_meta, load_dataset
 
@@ -118,19 +120,6 @@ def check_sample_args(*, x=None, dataset=None, npz=None, split: str = "test") ->
         raise DatasetError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if sum(v is not None for v in (x, dataset, npz)) > 1:
         raise DatasetError("pass one source of samples: arrays, a dataset, or an .npz file")
-
-
-def npz_arrays(path: str | Path, split: str = "test") -> tuple[np.ndarray, np.ndarray | None]:
-    """(x, y or None) from an .npz holding `x_<split>` (and `y_<split>`) or `x` (and `y`); never unpickles."""
-    import zipfile
-
-    from ..data import load_arrays
-
-    p = Path(path)
-    if p.is_file() and not zipfile.is_zipfile(p):  # numpy would try to unpickle it and complain about pickles
-        raise DatasetError(f"{p} is not an .npz file (a zip archive of .npy arrays, as numpy.savez writes)")
-    x, y, _ = load_arrays(p, split)
-    return x, y
 
 
 def check_samples(net: Netlist, data: SampleData) -> SampleData:

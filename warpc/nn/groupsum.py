@@ -12,6 +12,8 @@ class GroupSum(nn.Module):
         super().__init__()
         if classes < 2:
             raise ConfigError(f"GroupSum needs at least 2 classes, got {classes}")
+        if not (float(tau) > 0 and float(tau) != float("inf")):
+            raise ConfigError(f"GroupSum tau must be a positive finite number, got {tau}")
         self.classes, self.tau = classes, float(tau)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -140,13 +140,16 @@ def plan_training(
         def pick(value, key, default):
             return value if value is not None else data_meta.get(key, default)
 
+        tf = pick(test_fraction, "test_fraction", None)  # None: a dataset with its own test set recorded none
+        input_bits = overrides.get("input_bits", base.get("input_bits", 8))
+        if isinstance(input_bits, bool) or not isinstance(input_bits, int):
+            raise ConfigError(f"input_bits must be an integer, got {input_bits!r}")
         ds = wdata.load_dataset(
             dataset, data_dir=data_dir, label_column=label_column if label_column is not None else
             data_meta.get("label_column"),
             val_fraction=pick(val_fraction, "val_fraction", wdata.VAL_FRACTION),
-            test_fraction=pick(test_fraction, "test_fraction", None) or wdata.TEST_FRACTION,
-            seed=int(pick(split_seed, "seed", 0)),
-            input_bits=int(overrides.get("input_bits", base.get("input_bits", 8))), download=download)
+            test_fraction=wdata.TEST_FRACTION if tf is None else tf,
+            seed=int(pick(split_seed, "seed", 0)), input_bits=input_bits, download=download)
     if resume and data_meta.get("test_fingerprint") not in (None, ds.fingerprint()):
         raise DatasetError(f"cannot resume: {ds.name} with these split options is not the data {files.last.name} "
                            f"was trained on ({data_meta.get('name')}, split seed {data_meta.get('seed', 0)}); drop "

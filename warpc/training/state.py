@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import read_checkpoint
+from ..checkpoint import check_state, read_checkpoint
 from ..config import ModelConfig
 from ..data import Dataset
 from ..errors import CheckpointError, ConfigError, ShapeError
@@ -83,6 +83,7 @@ def resume_state(last: Path, best: Path, model: WarpNet, opt: Adam, gen: torch.G
         raise ShapeError(f"cannot resume: {last} was trained on {data['n_features']} features, "
                          f"{dataset.name} has {dataset.n_features}")
     state = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
+    check_state(last, model, state)  # the same complete checks as warpc.load (finite values, index ranges, ...)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
