@@ -21,6 +21,8 @@ def write_summary() -> Path:
             "stages (s) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for p in sorted(RESULTS.glob("backend_*.json")):
         r = json.loads(p.read_text())
+        if "fits" not in r:  # a build's report.json kept as it is
+            r = _row_from_report(p.stem[len("backend_"):], r)
         if r.get("fits"):
             st = ", ".join(f"{k[:-2]} {v}" for k, v in r["stages_s"].items())
             fo = ", ".join(f"{k} {v}" for k, v in r["formal"].items())
@@ -31,6 +33,20 @@ def write_summary() -> Path:
     md = RESULTS / "backend.md"
     md.write_text("\n".join(rows) + "\n")
     return md
+
+
+def _row_from_report(name: str, rep: dict) -> dict:
+    eq = rep.get("equivalence") or {}
+    return {
+        "name": name, "fits": True, "LC": rep["LC"], "LC_pct": (rep.get("utilization_pct") or {}).get("LC"),
+        "LUT": rep["LUT"], "FF": rep["FF"], "CARRY": rep["CARRY"], "Fmax_MHz": rep["Fmax_MHz"],
+        "clock_MHz": rep["clock_MHz"], "Latency_cycles": rep["Latency_cycles"],
+        "Interval_cycles": rep["Interval_cycles"], "accuracy": (rep.get("accuracy") or {}).get("accuracy"),
+        "vectors_checked": eq.get("vectors"), "equivalence_passed": eq.get("passed"),
+        "formal": {k: v["status"] + f" {v['seconds']} s" for k, v in (eq.get("formal") or {}).get("modules", {}).items()},
+        "nodes": rep["model"]["nodes"], "depth": rep["model"]["depth"], "router_used": rep["options"]["router_used"],
+        "blocks": rep["blocks"], "stages_s": rep["stages_s"], "stamp": rep["stamp"]["id"],
+    }
 
 
 def main() -> None:
@@ -62,17 +78,7 @@ def main() -> None:
     try:
         rep = build(a.checkpoint, board=a.board, out=out, pipeline=a.pipeline, router=a.router, seed=a.seed,
                     formal=not a.no_formal, formal_timeout=a.formal_timeout)
-        eq = rep["equivalence"]
-        row.update({
-            "fits": True, "LC": rep["LC"], "LC_pct": rep["utilization_pct"].get("LC"), "LUT": rep["LUT"],
-            "FF": rep["FF"], "CARRY": rep["CARRY"], "Fmax_MHz": rep["Fmax_MHz"], "clock_MHz": rep["clock_MHz"],
-            "Latency_cycles": rep["Latency_cycles"], "Interval_cycles": rep["Interval_cycles"],
-            "accuracy": (rep.get("accuracy") or {}).get("accuracy"),
-            "vectors_checked": eq.get("vectors"), "equivalence_passed": eq.get("passed"),
-            "formal": {k: v["status"] + f" {v['seconds']} s" for k, v in (eq.get("formal") or {}).get("modules", {}).items()},
-            "nodes": rep["model"]["nodes"], "depth": rep["model"]["depth"], "router_used": rep["options"]["router_used"],
-            "blocks": rep["blocks"], "stages_s": rep["stages_s"], "stamp": rep["stamp"]["id"],
-        })
+        row.update(_row_from_report(a.name, rep))
     except DoesNotFitError as e:
         row.update({"fits": False, "error": str(e)})
     row["wall_s"] = round(time.perf_counter() - t0, 1)
