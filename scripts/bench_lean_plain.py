@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+# the OpenMP waiting settings torch's libgomp reads when it loads (before warpc may set its default)
+OMP_ENV = {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 if "--warpc-first" in sys.argv:  # warpc's OMP_WAIT_POLICY default reaches torch's OpenMP only when warpc loads first
     import warpc  # noqa: F401
@@ -98,6 +100,59 @@ def make_step(model, x, y, optimizer: str):
     return step
 
 
+OMP_VARIANTS = {  # name -> (environment, import warpc before torch)
+    "torch first, no OpenMP settings (what `import torch; import warpc` gets)": ({}, False),
+    "warpc first (warpc's default, GOMP_SPINCOUNT=10000)": ({}, True),
+    "OMP_WAIT_POLICY=PASSIVE (warpc's former default)": ({"OMP_WAIT_POLICY": "PASSIVE"}, False),
+    "GOMP_SPINCOUNT=1000": ({"GOMP_SPINCOUNT": "1000"}, False),
+    "GOMP_SPINCOUNT=3000": ({"GOMP_SPINCOUNT": "3000"}, False),
+    "GOMP_SPINCOUNT=30000": ({"GOMP_SPINCOUNT": "30000"}, False),
+}
+
+
+def omp_sweep(args) -> None:
+    """Re-run this benchmark in subprocesses under each OpenMP waiting setting / import order, `--passes` times
+    interleaved (optionally next to `--hogs` busy-loop processes), and tabulate the median over passes of each
+    run's median step time. Writes scripts/results/omp_wait[_TAG].json."""
+    import subprocess
+    import tempfile
+
+    runs: dict = {name: [] for name in OMP_VARIANTS}
+    loads = []
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hogs)]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for _ in range(args.passes):
+                for name, (env_add, warpc_first) in OMP_VARIANTS.items():
+                    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+                    env.update(env_add)
+                    cmd = [sys.executable, __file__, "--rounds", str(args.rounds), "--steps", str(args.steps),
+                           "--no-warpc-adam", "--out", tmp] + (["--warpc-first"] if warpc_first else []) + (
+                               ["--threads", str(args.threads)] if args.threads else [])
+                    loads.append(os.getloadavg()[0])
+                    subprocess.run(cmd, env=env, check=True, capture_output=True)
+                    res = json.loads((Path(tmp) / "lean_plain.json").read_text())
+                    runs[name].append({r["trainer"].split(" (")[0]: r["ms_per_step"] for r in res["rows"]})
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    rows = []
+    for name, rs in runs.items():
+        plain = statistics.median(r["lean plain PyTorch"] for r in rs)
+        fused = statistics.median(r["warpc.nn.WarpLUT fused"] for r in rs)
+        rows.append(dict(setting=name, lean_plain_ms=round(plain, 3), fused_ms=round(fused, 3),
+                         ratio=round(plain / fused, 2), passes=rs))
+        print(f"{name:72s} plain {plain:8.2f} ms  fused {fused:7.3f} ms  x{plain / fused:.1f}", flush=True)
+    meta = dict(passes=args.passes, rounds=args.rounds, steps=args.steps, threads=args.threads or "default",
+                hogs=args.hogs, loadavg_1min_at_each_run=[round(v, 2) for v in loads])
+    print(f"{args.hogs} hogs; load average (1 min) at the runs: min {min(loads):.2f}, max {max(loads):.2f}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ("omp_wait" + (f"_{args.tag}" if args.tag else "") + ".json")).write_text(
+        json.dumps(dict(meta=meta, rows=rows), indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n-in", type=int, default=256)
@@ -106,12 +161,20 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=10, help="steps per round")
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--no-warpc-adam", action="store_true", help="skip the row with warpc's own Adam")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's default)")
     ap.add_argument("--warpc-first", action="store_true", help="import warpc before torch (default: torch first)")
+    ap.add_argument("--omp-sweep", action="store_true",
+                    help="compare OpenMP waiting settings / import orders in subprocesses (scripts/results/omp_wait.json)")
+    ap.add_argument("--passes", type=int, default=3, help="--omp-sweep: interleaved passes")
+    ap.add_argument("--hogs", type=int, default=0,
+                    help="--omp-sweep: run this many busy-loop processes meanwhile (a busy machine)")
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = ap.parse_args()
+    if args.omp_sweep:
+        return omp_sweep(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     if not kernels.cpp_available():
@@ -123,9 +186,10 @@ def main() -> None:
     trainers = {
         "lean plain PyTorch (torch.optim.Adam)": make_step(lean_net(args.n_in, widths, args.k), x, y, "torch"),
         "warpc.nn.WarpLUT fused (torch.optim.Adam)": make_step(warpc_net(args.n_in, widths, args.k), x, y, "torch"),
-        "warpc.nn.WarpLUT fused (warpc.training.Adam)": make_step(warpc_net(args.n_in, widths, args.k), x, y,
-                                                                  "warpc"),
     }
+    if not args.no_warpc_adam:
+        trainers["warpc.nn.WarpLUT fused (warpc.training.Adam)"] = make_step(warpc_net(args.n_in, widths, args.k),
+                                                                             x, y, "warpc")
     for step in trainers.values():
         for _ in range(args.warmup):
             step()
@@ -152,7 +216,7 @@ def main() -> None:
     meta = dict(n_in=args.n_in, widths=widths, k=args.k, batch=args.batch, threads=torch.get_num_threads(),
                 steps_per_round=args.steps, rounds=args.rounds, torch=torch.__version__, cpus=os.cpu_count(),
                 machine=platform.processor() or platform.machine(),
-                omp_wait_policy_env=os.environ.get("OMP_WAIT_POLICY"), import_order=(
+                omp_env_at_start=OMP_ENV, import_order=(
                     "warpc first" if args.warpc_first else "torch first"),
                 loadavg_before=[round(v, 2) for v in load_before], loadavg_after=[round(v, 2) for v in load_after])
     print(f"threads {meta['threads']}, load average {meta['loadavg_before']} -> {meta['loadavg_after']}")
