@@ -162,6 +162,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="steps per round")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--no-warpc-adam", action="store_true", help="skip the row with warpc's own Adam")
+    ap.add_argument("--one-thread-rows", action="store_true",
+                    help="add both torch.optim.Adam trainers at 1 thread, interleaved (the second core's gain)")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's default)")
     ap.add_argument("--warpc-first", action="store_true", help="import warpc before torch (default: torch first)")
@@ -190,7 +192,13 @@ def main() -> None:
     if not args.no_warpc_adam:
         trainers["warpc.nn.WarpLUT fused (warpc.training.Adam)"] = make_step(warpc_net(args.n_in, widths, args.k),
                                                                              x, y, "warpc")
-    for step in trainers.values():
+    threads = {name: torch.get_num_threads() for name in trainers}
+    if args.one_thread_rows:
+        for name in list(trainers)[:2]:
+            trainers[name.replace("(", "(1 thread, ")] = trainers[name]
+            threads[name.replace("(", "(1 thread, ")] = 1
+    for name, step in trainers.items():
+        torch.set_num_threads(threads[name])
         for _ in range(args.warmup):
             step()
     load_before = os.getloadavg()
@@ -198,17 +206,20 @@ def main() -> None:
     cpu = {name: [] for name in trainers}
     for _ in range(args.rounds):
         for name, step in trainers.items():
+            torch.set_num_threads(threads[name])
             t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(args.steps):
                 step()
             times[name].append((time.perf_counter() - t0) / args.steps * 1e3)
             cpu[name].append((time.process_time() - c0) / args.steps * 1e3)
+    torch.set_num_threads(max(threads.values()))
     load_after = os.getloadavg()
     base = statistics.median(times["lean plain PyTorch (torch.optim.Adam)"])
     rows = []
     for name in trainers:
         med = statistics.median(times[name])
-        rows.append(dict(trainer=name, ms_per_step=round(med, 3), ms_min=round(min(times[name]), 3),
+        rows.append(dict(trainer=name, threads=threads[name], ms_per_step=round(med, 3),
+                         ms_min=round(min(times[name]), 3),
                          cpu_ms_per_step=round(statistics.median(cpu[name]), 3),
                          speedup_vs_lean_plain=round(base / med, 2), rounds=[round(t, 3) for t in times[name]]))
         print(f"{name:46s} {med:8.3f} ms/step (min {min(times[name]):.3f})  x{base / med:.2f} vs lean plain",
@@ -226,13 +237,13 @@ def main() -> None:
     (out / f"{stem}.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1) + "\n")
     md = [f"# CPU training step: warpc fused vs a lean plain PyTorch WARP stack ({stem})", "",
           f"{args.n_in} inputs, {' + '.join(map(str, widths))} nodes, k = {args.k}, batch {args.batch}, Gumbel, "
-          f"GroupSum + cross-entropy + Adam; {meta['threads']} threads; medians of {args.rounds} interleaved "
+          f"GroupSum + cross-entropy + Adam; {meta['import_order']}; medians of {args.rounds} interleaved "
           f"rounds of {args.steps} steps; load average {meta['loadavg_before']} -> {meta['loadavg_after']}.", "",
-          "| trainer | ms/step (median) | min | CPU ms/step | speed-up vs lean plain |", "|---|---|---|---|---|"]
-    md += [f"| {r['trainer']} | {r['ms_per_step']:.2f} | {r['ms_min']:.2f} | {r['cpu_ms_per_step']:.2f} | "
+          "| trainer | threads | ms/step (median) | min | CPU ms/step | speed-up vs lean plain |",
+          "|---|---|---|---|---|---|"]
+    md += [f"| {r['trainer']} | {r['threads']} | {r['ms_per_step']:.2f} | {r['ms_min']:.2f} | {r['cpu_ms_per_step']:.2f} | "
            f"{r['speedup_vs_lean_plain']:.2f}x |" for r in rows]
-    md += ["", "Command: `python scripts/bench_lean_plain.py" + (f" --threads {args.threads}" if args.threads else "")
-           + "`"]
+    md += ["", "Command: `python " + " ".join(["scripts/bench_lean_plain.py"] + sys.argv[1:]) + "`"]
     (out / f"{stem}.md").write_text("\n".join(md) + "\n")
 
 

@@ -614,3 +614,26 @@ def test_triton_kernels_compile_for_sm90_without_a_gpu(k):
         assert len(_compile_for_sm90(T._mix_grad_w_kernel, gw_sig, {"BS": 32, "BB": 128}).asm["cubin"]) > 0
         nz_sig = {"nT": "*fp32", "total": "i32", "seed": "i64", "BLOCK": "constexpr"}
         assert len(_compile_for_sm90(T._noise_kernel, nz_sig, {"BLOCK": 1024}).asm["cubin"]) > 0
+
+
+def test_prepare_builds_first_and_hints_at_torch_spin_waits(cpp, monkeypatch):
+    """kernels.prepare resolves each WarpLUT's backend before a loop; a process whose torch was imported before
+    warpc (libgomp's long default spin) gets one hint, a process with warpc's default or the user's setting none."""
+    import warpc
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the hint is about libgomp (Linux)")
+    layers = [WarpLUT(10, 8, seed=0), GroupSum(2, 1.0), WarpLUT(8, 6, seed=1, backend="torch")]
+    monkeypatch.setattr(K, "_warned", set())
+    monkeypatch.setattr(warpc, "TORCH_LOADED_FIRST", False)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert K.prepare(layers) == ["cpp", "torch"]
+    monkeypatch.setattr(warpc, "TORCH_LOADED_FIRST", True)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    with pytest.warns(RuntimeWarning, match="Import warpc before torch"):
+        K.prepare(layers)
+    monkeypatch.setenv("GOMP_SPINCOUNT", "10000")
+    assert not K.omp_spins_long()

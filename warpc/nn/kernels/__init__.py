@@ -256,7 +256,24 @@ def prepare(layers, device: torch.device | str = "cpu") -> list[str]:
     starts, so that the first run's kernel build happens before the first step (and its progress bar), not
     inside it. Returns the backends, one per WarpLUT."""
     warp = [m for m in layers if hasattr(m, "parametrization") and hasattr(m, "in_features")]
-    return [resolve_backend(m, torch.empty(0, m.in_features, device=device)) for m in warp]
+    backends = [resolve_backend(m, torch.empty(0, m.in_features, device=device)) for m in warp]
+    if "cpp" in backends and omp_spins_long():
+        _warn_once("omp-spin", "warpc: torch was imported before warpc, so its OpenMP threads spin-wait 300,000 "
+                   "rounds after each parallel region (torch's default); on a busy machine that made CPU training "
+                   "steps 2x slower and erratic (docs/kernels.md). Import warpc before torch, or set "
+                   "GOMP_SPINCOUNT=10000 in the environment.")
+    return backends
+
+
+def omp_spins_long() -> bool:
+    """True when torch's OpenMP runs with libgomp's long default spin: torch was loaded before warpc could set its
+    default and the user set no OpenMP waiting variable (Linux; other runtimes are not measured)."""
+    import sys
+
+    from ... import TORCH_LOADED_FIRST
+
+    user = any(os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"))
+    return TORCH_LOADED_FIRST and not user and sys.platform.startswith("linux")
 
 
 def fused_forward(layer, x: torch.Tensor) -> torch.Tensor | None:
@@ -270,4 +287,4 @@ def fused_forward(layer, x: torch.Tensor) -> torch.Tensor | None:
 __all__ = ["BACKENDS", "set_backend", "get_backend", "resolve_backend", "cpp_available", "triton_available",
            "triton_selftest",
            "layer_forward", "mix_forward", "kernel_noise", "fused_forward", "reverse_index", "slot_wiring",
-           "draw_seed", "thermometer_bits", "prepare"]
+           "draw_seed", "thermometer_bits", "prepare", "omp_spins_long"]
