@@ -19,6 +19,14 @@ from warpc.nn import kernels as K
 SAMPLINGS = ["soft", "gumbel", "soft_st", "gumbel_st"]
 
 
+@pytest.fixture(autouse=True)
+def _fixed_thread_count(monkeypatch):
+    """Tests that set a thread count mean it: no adaptive choice (tested on its own below)."""
+    from warpc.nn.kernels import _cpu
+
+    monkeypatch.setattr(_cpu, "ADAPTIVE_THREADS", False)
+
+
 @pytest.fixture(scope="module")
 def cpp():
     if not K.cpp_available():
@@ -637,3 +645,60 @@ def test_prepare_builds_first_and_hints_at_torch_spin_waits(cpp, monkeypatch):
         K.prepare(layers)
     monkeypatch.setenv("GOMP_SPINCOUNT", "10000")
     assert not K.omp_spins_long()
+
+
+def test_adaptive_thread_choice_follows_measured_cost(monkeypatch):
+    """Each kernel kind tries torch's thread count, then one thread, then keeps the cheaper and retries the
+    other every EXPLORE_EVERY calls; a changed cost moves the choice."""
+    from warpc.nn.kernels import _cpu
+
+    monkeypatch.setattr(_cpu, "ADAPTIVE_THREADS", True)
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        c = _cpu.ThreadChoice()
+        cost = {2: 3.0, 1: 1.0}  # a busy second core: two threads cost more
+        picks = []
+        for _ in range(2 * _cpu.EXPLORE_EVERY):
+            t = c.pick("fwd")
+            picks.append(t)
+            c.record("fwd", t, cost[t], 1)
+        assert picks[:2] == [2, 1]
+        assert picks.count(2) <= 4 and picks[-2] == 1  # the last call is an exploration
+        cost = {2: 0.5, 1: 1.0}  # the second core is free again
+        for _ in range(4 * _cpu.EXPLORE_EVERY):
+            t = c.pick("fwd")
+            c.record("fwd", t, cost[t], 1)
+        assert c.pick("fwd") == 2
+        monkeypatch.setattr(_cpu, "ADAPTIVE_THREADS", False)
+        assert c.pick("fwd") == 2
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_adaptive_threads_do_not_change_results(cpp, monkeypatch):
+    """Whatever thread count the adaptive choice takes, a layer's forward and gradients stay the same (up to
+    float rounding of the input-gradient summation)."""
+    from warpc.nn.kernels import _cpu
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        layer = WarpLUT(300, 256, seed=0, sampling="gumbel")
+        x = torch.rand(64, 300)
+        outs = []
+        for adaptive, forced in ((False, None), (True, 1), (True, 2)):
+            monkeypatch.setattr(_cpu, "ADAPTIVE_THREADS", adaptive)
+            if forced is not None:
+                monkeypatch.setattr(_cpu.ThreadChoice, "pick", lambda self, kind, n=forced: n)
+            xi = x.clone().requires_grad_(True)
+            layer.zero_grad()
+            y = K.layer_forward(layer, xi, "cpp", seed=5)
+            (y * torch.arange(256)).sum().backward()
+            outs.append((y.detach(), layer.theta.grad.clone(), xi.grad.clone()))
+        for y, gt, gx in outs[1:]:
+            torch.testing.assert_close(y, outs[0][0], rtol=0, atol=0)
+            torch.testing.assert_close(gt, outs[0][1], rtol=0, atol=0)
+            torch.testing.assert_close(gx, outs[0][2], rtol=1e-6, atol=1e-6)
+    finally:
+        torch.set_num_threads(old)

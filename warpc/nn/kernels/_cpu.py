@@ -176,6 +176,52 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+# Adaptive thread count: on a shared machine the second core is often busy, and a parallel region then waits for
+# a preempted thread (one 2,000-node layer measured 2.5-3.6x slower on 2 threads than on 1 next to another
+# CPU-bound process, and 1.6x faster with the cores free). Each heavy kernel therefore runs with torch's thread
+# count or with one thread, whichever cost less per unit of work lately, and retries the other every
+# EXPLORE_EVERY calls. Results do not depend on the choice beyond float rounding (docs/kernels.md).
+ADAPTIVE_THREADS = os.environ.get("WARPC_ADAPTIVE_THREADS", "1") != "0"
+EXPLORE_EVERY = 32
+
+
+class ThreadChoice:
+    """Per kernel kind: the thread count to use next, from recent measured costs (seconds per unit of work)."""
+
+    def __init__(self) -> None:
+        self.cost: dict = {}
+        self.calls: dict = {}
+
+    def pick(self, kind) -> int:
+        n = torch.get_num_threads()
+        if n <= 1 or not ADAPTIVE_THREADS:
+            return n
+        calls = self.calls[kind] = self.calls.get(kind, 0) + 1
+        many, one = self.cost.get((kind, n)), self.cost.get((kind, 1))
+        if many is None:
+            return n
+        if one is None:
+            return 1
+        best, other = (n, 1) if many <= one else (1, n)
+        return other if calls % EXPLORE_EVERY == 0 else best
+
+    def record(self, kind, threads: int, seconds: float, work: int) -> None:
+        if work <= 0:
+            return
+        key, cost = (kind, threads), seconds / work
+        old = self.cost.get(key)
+        self.cost[key] = cost if old is None else 0.5 * (old + cost)
+
+
+def _timed(choice: ThreadChoice, kind, work: int, call):
+    """Run call(threads) with the chosen thread count and record its cost."""
+    threads = choice.pick(kind)
+    t0 = time.perf_counter()
+    rc = call(threads)
+    choice.record(kind, threads, time.perf_counter() - t0, work)
+    return rc
+
+
 class Kernels:
     """Tensor-level wrappers (allocation, shape checks, thread count) around the library's C functions."""
 
@@ -186,6 +232,7 @@ class Kernels:
         if lib.warpc_abi_version() != ABI_VERSION:
             raise RuntimeError(f"kernel library ABI {lib.warpc_abi_version()} != {ABI_VERSION}")
         self.lib = lib
+        self.threads = ThreadChoice()
 
     def forward(self, xT, idx, theta, tau, mode, seed, noiseT, st, lin):
         """xT (in, B), idx (out, k) int32, theta (out, 2^k) -> (yT, ysT) node-major; ysT is yT unless st."""
@@ -201,9 +248,9 @@ class Kernels:
             _need(tuple(noiseT.shape) == (out, B), "noise shape mismatch")
         yT = torch.empty((out, B), dtype=torch.float32)
         ysT = torch.empty((out, B), dtype=torch.float32) if st else yT
-        rc = self.lib.warpc_forward(xT.data_ptr(), idx.data_ptr(), theta.data_ptr(), B, out, k, 1.0 / tau, mode,
-                                    seed & (2**64 - 1), _ptr(noiseT) if mode == 2 else None, st, lin,
-                                    yT.data_ptr(), ysT.data_ptr(), torch.get_num_threads())
+        rc = _timed(self.threads, ("forward", k), out * B, lambda threads: self.lib.warpc_forward(
+            xT.data_ptr(), idx.data_ptr(), theta.data_ptr(), B, out, k, 1.0 / tau, mode, seed & (2**64 - 1),
+            _ptr(noiseT) if mode == 2 else None, st, lin, yT.data_ptr(), ysT.data_ptr(), threads))
         _need(rc == 0, f"forward rejected its arguments ({rc})")
         return yT, ysT
 
@@ -215,18 +262,21 @@ class Kernels:
         out, k = idx.shape
         _need(tuple(gT.shape) == (out, B) and tuple(ysT.shape) == (out, B), "gradient / output shape mismatch")
         gtheta = torch.empty_like(theta)
-        gxT = buf = None
-        threads = torch.get_num_threads()
+        gxT = None
+        kind = ("backward", k, bool(need_gx))
+        threads = self.threads.pick(kind)
         if need_gx:
             _int(rev_ptr, torch.int64, n_in + 1, "rev_ptr")
             _int(rev_slot, torch.int32, out * k, "rev_slot")
             gxT = torch.empty((n_in, B), dtype=torch.float32)
-            if threads > 1:
-                buf = torch.empty((out * k, B), dtype=torch.float32)
+        # scratch rows for the multi-threaded input gradient (one thread accumulates in place)
+        buf = torch.empty((out * k, B), dtype=torch.float32) if need_gx and threads > 1 else None
+        t0 = time.perf_counter()
         rc = self.lib.warpc_backward(gT.data_ptr(), xT.data_ptr(), idx.data_ptr(), theta.data_ptr(), ysT.data_ptr(),
                                      n_in, B, out, k, 1.0 / tau, _ptr(rev_ptr) if need_gx else None,
                                      _ptr(rev_slot) if need_gx else None, lin, gtheta.data_ptr(), _ptr(gxT),
                                      _ptr(buf), threads)
+        self.threads.record(kind, threads, time.perf_counter() - t0, out * B)
         _need(rc == 0, f"backward rejected its arguments ({rc})")
         return gtheta, gxT
 
@@ -268,8 +318,8 @@ class Kernels:
         """xT (in, B), cand (S, C) int32, w (S, C) -> mT (S, B)."""
         S, C, B = self._mix_args(xT, cand, w)
         mT = torch.empty((S, B), dtype=torch.float32)
-        self.lib.warpc_mix_forward(xT.data_ptr(), cand.data_ptr(), w.data_ptr(), S, C, B, mT.data_ptr(),
-                                   torch.get_num_threads())
+        _timed(self.threads, "mix_forward", S * C * B, lambda threads: self.lib.warpc_mix_forward(
+            xT.data_ptr(), cand.data_ptr(), w.data_ptr(), S, C, B, mT.data_ptr(), threads))
         return mT
 
     def mix_backward(self, gT, xT, cand, w, rev_ptr, rev_pair, need_gx):
@@ -284,7 +334,8 @@ class Kernels:
             _int(rev_ptr, torch.int64, n_in + 1, "rev_ptr")
             _int(rev_pair, torch.int32, S * C, "rev_pair")
             gxT = torch.empty((n_in, B), dtype=torch.float32)
-        self.lib.warpc_mix_backward(gT.data_ptr(), xT.data_ptr(), cand.data_ptr(), w.data_ptr(), S, C, B, n_in,
-                                    _ptr(rev_ptr) if need_gx else None, _ptr(rev_pair) if need_gx else None,
-                                    gw.data_ptr(), _ptr(gxT), torch.get_num_threads())
+        _timed(self.threads, ("mix_backward", bool(need_gx)), S * C * B, lambda threads: self.lib.warpc_mix_backward(
+            gT.data_ptr(), xT.data_ptr(), cand.data_ptr(), w.data_ptr(), S, C, B, n_in,
+            _ptr(rev_ptr) if need_gx else None, _ptr(rev_pair) if need_gx else None, gw.data_ptr(), _ptr(gxT),
+            threads))
         return gw, gxT
