@@ -102,10 +102,9 @@ def make_step(model, x, y, optimizer: str):
 
 OMP_VARIANTS = {  # name -> (environment, import warpc before torch)
     "torch first, no OpenMP settings (what `import torch; import warpc` gets)": ({}, False),
-    "warpc first (warpc's default, GOMP_SPINCOUNT=10000)": ({}, True),
-    "OMP_WAIT_POLICY=PASSIVE (warpc's former default)": ({"OMP_WAIT_POLICY": "PASSIVE"}, False),
+    "warpc first (warpc's default, OMP_WAIT_POLICY=PASSIVE)": ({}, True),
     "GOMP_SPINCOUNT=1000": ({"GOMP_SPINCOUNT": "1000"}, False),
-    "GOMP_SPINCOUNT=3000": ({"GOMP_SPINCOUNT": "3000"}, False),
+    "GOMP_SPINCOUNT=10000": ({"GOMP_SPINCOUNT": "10000"}, False),
     "GOMP_SPINCOUNT=30000": ({"GOMP_SPINCOUNT": "30000"}, False),
 }
 

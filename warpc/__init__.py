@@ -14,17 +14,14 @@ import os
 import sys
 
 # OpenMP waiting (docs/kernels.md, "Threads and OpenMP waiting"; scripts/results/omp_wait*.json): torch's libgomp
-# spins 300,000 rounds after each parallel region by default, which made CPU training steps ~2x slower on a busy
-# 2-core machine; fully passive waits made them ~1.4x slower on a lightly loaded one. A short spin
-# (GOMP_SPINCOUNT=10000) was within noise of the best in both. libgomp reads this once, when torch loads it: it
-# only takes effect when warpc is imported before torch, and never overrides a user's own OpenMP settings. Other
-# OpenMP runtimes (not measured here) keep the passive default.
+# spins 300,000 rounds after each parallel region by default, which made a fused CPU training step 9x slower next
+# to two busy processes on this 2-core machine; passive waits were the fastest there and with two trainings at
+# once (2x faster than a short spin, GOMP_SPINCOUNT=10000), and cost 1.4x on a lightly loaded machine, the
+# smallest worst case measured. libgomp reads this once, when torch loads it: it only takes effect when warpc is
+# imported before torch, and never overrides a user's own OpenMP settings.
 TORCH_LOADED_FIRST = "torch" in sys.modules  # then torch's OpenMP already runs with its own (or the user's) settings
 if not TORCH_LOADED_FIRST and "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    if sys.platform.startswith("linux"):
-        os.environ["GOMP_SPINCOUNT"] = "10000"
-    else:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 __version__ = "0.1.0"
 

@@ -260,8 +260,8 @@ def prepare(layers, device: torch.device | str = "cpu") -> list[str]:
     if "cpp" in backends and omp_spins_long():
         _warn_once("omp-spin", "warpc: torch was imported before warpc, so its OpenMP threads spin-wait 300,000 "
                    "rounds after each parallel region (torch's default); on a busy machine that made CPU training "
-                   "steps 2x slower and erratic (docs/kernels.md). Import warpc before torch, or set "
-                   "GOMP_SPINCOUNT=10000 in the environment.")
+                   "steps several times slower (docs/kernels.md). Import warpc before torch, or set "
+                   "OMP_WAIT_POLICY=PASSIVE in the environment.")
     return backends
 
 
