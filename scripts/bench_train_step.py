@@ -23,6 +23,9 @@ Configurations (k = 2, Gumbel noise, residual init):
   gpu-256k     15,360 inputs (5,120 x 3), 5 x 256,000 nodes, batch 64
 
   python scripts/bench_train_step.py                       # CPU: cpu-* configs; CUDA: all four
+
+The plain reference here is warpc's own plain path (backend="torch"), about 2x slower than a lean plain PyTorch
+WARP stack; the ratio a user sees against such a stack is scripts/bench_lean_plain.py's.
   python scripts/bench_train_step.py --threads 1 --tag 1t  # single-threaded CPU run
 """
 from __future__ import annotations
@@ -35,10 +38,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from torch import nn
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import warpc  # noqa: E402,F401  (before torch: warpc's OpenMP waiting default, docs/kernels.md)
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
 from warpc.nn import GroupSum, WarpLUT  # noqa: E402
 from warpc.nn import kernels  # noqa: E402
 from warpc.nn.encoders import Thermometer  # noqa: E402
