@@ -407,7 +407,10 @@ def test_two_first_runs_build_one_cache_concurrently(tmp_path):
     assert third.stdout.strip() == "ok (2, 3) False" and "compiling" not in third.stderr
 
 
-def test_rejected_native_flags_fall_back_to_portable(monkeypatch, tmp_path):
+@pytest.mark.parametrize("rejected", ["native", "openmp"])
+def test_rejected_flags_fall_back_to_portable_then_serial(monkeypatch, tmp_path, rejected):
+    """A compiler that rejects -march=native gets the portable build; one without OpenMP (e.g. Apple clang) the
+    serial build."""
     from warpc.nn.kernels import _cpu
 
     if _cpu.compiler() is None:
@@ -415,11 +418,16 @@ def test_rejected_native_flags_fall_back_to_portable(monkeypatch, tmp_path):
     monkeypatch.setenv("WARPC_CACHE_DIR", str(tmp_path))
     monkeypatch.setitem(_cpu._state, "tried", False)
     monkeypatch.setitem(_cpu._state, "mod", None)
-    monkeypatch.setattr(_cpu, "CFLAGS", ["-fno-such-flag-warpc"] + _cpu.PORTABLE_CFLAGS)
+    bad = ["-fno-such-flag-warpc"]
+    monkeypatch.setattr(_cpu, "CFLAGS", bad + _cpu.PORTABLE_CFLAGS)
+    used = _cpu.PORTABLE_CFLAGS
+    if rejected == "openmp":
+        monkeypatch.setattr(_cpu, "PORTABLE_CFLAGS", bad + _cpu.PORTABLE_CFLAGS)
+        used = _cpu.SERIAL_CFLAGS
     mod = _cpu.load()
     assert mod is not None
     libs = list((tmp_path / "kernels").glob("*.so"))
-    assert len(libs) == 1 and libs[0].name == f"warplut_cpu-{_cpu.build_key(_cpu.compiler(), _cpu.PORTABLE_CFLAGS)}.so"
+    assert len(libs) == 1 and libs[0].name == f"warplut_cpu-{_cpu.build_key(_cpu.compiler(), used)}.so"
     x = torch.rand(5, 8)
     idx = torch.tensor([[0, 1], [2, 3], [4, 7]], dtype=torch.int32)
     y, _ = mod.forward(x.t().contiguous(), idx, torch.rand(3, 4), 1.0, 0, 0, None, False, False)

@@ -37,6 +37,8 @@ SRC = Path(__file__).with_name("csrc") / "warplut_cpu.cpp"
 CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-Wno-psabi",
           "-shared", "-fPIC"]
 PORTABLE_CFLAGS = [f for f in CFLAGS if f != "-march=native"]
+# last resort, e.g. Apple clang without OpenMP: the pragmas are ignored and every kernel runs on one thread
+SERIAL_CFLAGS = [f for f in PORTABLE_CFLAGS if f != "-fopenmp"]
 ABI_VERSION = 1
 
 _lock = threading.Lock()
@@ -79,9 +81,10 @@ def build_key(cxx: str, flags: list[str]) -> str:
 
 
 def _library(cxx: str) -> Path:
-    """The cached library for this source / compiler / CPU, built first if missing (native flags, then portable)."""
+    """The cached library for this source / compiler / CPU, built first if missing (native flags, then portable,
+    then without OpenMP)."""
     error = None
-    for flags in (CFLAGS, PORTABLE_CFLAGS):
+    for flags in (CFLAGS, PORTABLE_CFLAGS, SERIAL_CFLAGS):
         target = cache_dir() / f"warplut_cpu-{build_key(cxx, flags)}.so"
         if target.exists():
             return target
