@@ -207,17 +207,21 @@ inline __attribute__((always_inline)) void backward_nodes(int64_t j0, int64_t j1
             const int mo = m ^ (1 << i);
             for (int b = 0; b < n; ++b) d[b] += t * chi[mo][b];
           }
+          // The slot's contribution, rounded to float in its own loop: the one-thread and the multi-thread paths
+          // then add the very same values in the same order (no FMA contraction of this product into the sum in
+          // one path only), so the input gradient is bit-identical whatever the thread count.
+          for (int b = 0; b < n; ++b) d[b] = -2.0f * gz[b] * d[b];
           if (gx != nullptr) {  // one thread: accumulate straight into the input gradient (same order as CSR)
             const int64_t p = idx[j * K + i];
             float* gr = gx + p * B + b0;
             if (rev_slot[rev_ptr[p]] != static_cast<int32_t>(j * K + i)) {
-              for (int b = 0; b < n; ++b) gr[b] += -2.0f * gz[b] * d[b];
-            } else {  // input p's first consumer (lowest slot) stores: no zero-fill pass, and 0 + v == v
-              for (int b = 0; b < n; ++b) gr[b] = -2.0f * gz[b] * d[b];
+              for (int b = 0; b < n; ++b) gr[b] += d[b];
+            } else {  // input p's first consumer (lowest slot) stores: no zero-fill pass
+              for (int b = 0; b < n; ++b) gr[b] = d[b];
             }
           } else {
             float* br = buf + (j * K + i) * B + b0;
-            for (int b = 0; b < n; ++b) br[b] = -2.0f * gz[b] * d[b];
+            for (int b = 0; b < n; ++b) br[b] = d[b];
           }
         }
       }
@@ -250,8 +254,14 @@ WARPC_CLONES void gather_rows(int64_t p0, int64_t p1, int64_t B, const int64_t* 
                               const float* bf, float* gx) {
   for (int64_t p = p0; p < p1; ++p) {
     float* dst = gx + p * B;
-    for (int64_t b = 0; b < B; ++b) dst[b] = 0.0f;
-    for (int64_t t = rp[p]; t < rp[p + 1]; ++t) {
+    if (rp[p] == rp[p + 1]) {  // no consumer
+      for (int64_t b = 0; b < B; ++b) dst[b] = 0.0f;
+      continue;
+    }
+    // the first consumer's row is copied, the others added: the one-thread path's exact arithmetic
+    const float* first = bf + static_cast<int64_t>(rs[rp[p]]) * B;
+    for (int64_t b = 0; b < B; ++b) dst[b] = first[b];
+    for (int64_t t = rp[p] + 1; t < rp[p + 1]; ++t) {
       const float* src = bf + static_cast<int64_t>(rs[t]) * B;
       for (int64_t b = 0; b < B; ++b) dst[b] += src[b];
     }
