@@ -710,3 +710,30 @@ def test_adaptive_threads_do_not_change_results(cpp, monkeypatch):
             assert torch.equal(gx, outs[0][2])  # bit-identical: training is reproducible whatever was chosen
     finally:
         torch.set_num_threads(old)
+
+
+_FORK_AFTER_USE = """
+import os, sys, torch
+from warpc.nn.kernels import _cpu
+_cpu.ADAPTIVE_THREADS = False
+torch.set_num_threads(2)
+mod = _cpu.load()
+x = torch.rand(300, 64)
+idx = torch.randint(0, 300, (400, 2), dtype=torch.int32)
+th = torch.rand(400, 4)
+y0, _ = mod.forward(x, idx, th, 1.0, 1, 3, None, False, False)  # starts the pool's worker
+pid = os.fork()
+if pid == 0:  # the child's pool is rebuilt (the parent's worker thread does not exist here)
+    y1, _ = mod.forward(x, idx, th, 1.0, 1, 3, None, False, False)
+    os._exit(0 if torch.equal(y0, y1) else 3)
+_, status = os.waitpid(pid, 0)
+y2, _ = mod.forward(x, idx, th, 1.0, 1, 3, None, False, False)
+print("ok" if os.waitstatus_to_exitcode(status) == 0 and torch.equal(y0, y2) else "bad")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_kernel_thread_pool_survives_fork(cpp):
+    """A process forked after the kernels ran on two threads (e.g. a DataLoader worker) runs them again."""
+    res = subprocess.run([sys.executable, "-c", _FORK_AFTER_USE], capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == "ok", res.stderr

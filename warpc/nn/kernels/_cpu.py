@@ -8,7 +8,8 @@ a stale binary. A build goes to a temporary name and is renamed into place (atom
 once never load a half-written file. Without a compiler, or when the build fails, `load()` warns once and returns
 None; the layers then use the plain PyTorch path.
 
-The library's OpenMP calls go to the libgomp that torch loaded (same soname): one thread pool, torch's thread count.
+Threads: the library has its own small pool (std::thread; workers spin ~200 us after a kernel, then sleep), not
+OpenMP, so its kernels use both cores whatever OpenMP waiting policy torch's libgomp was started with.
 """
 from __future__ import annotations
 
@@ -34,11 +35,11 @@ SRC = Path(__file__).with_name("csrc") / "warplut_cpu.cpp"
 # compiles ~2x faster than target_clones (the first run waits for it). -O3, not -O2: GCC 12 vectorises the
 # polynomial exp/log loops only at -O3 (the -O2 build measured 3-4x slower per step). A compiler that rejects
 # -march=native gets the portable flags.
-CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-Wno-psabi",
-          "-shared", "-fPIC"]
+CFLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-pthread", "-fno-math-errno", "-fno-trapping-math",
+          "-Wno-psabi", "-shared", "-fPIC"]
 PORTABLE_CFLAGS = [f for f in CFLAGS if f != "-march=native"]
-# last resort, e.g. Apple clang without OpenMP: the pragmas are ignored and every kernel runs on one thread
-SERIAL_CFLAGS = [f for f in PORTABLE_CFLAGS if f != "-fopenmp"]
+# last resort, a compiler without OpenMP's simd pragmas (they are then ignored; threads are std::thread)
+SERIAL_CFLAGS = [f for f in PORTABLE_CFLAGS if f != "-fopenmp-simd"]
 ABI_VERSION = 1
 
 _lock = threading.Lock()
@@ -82,7 +83,7 @@ def build_key(cxx: str, flags: list[str]) -> str:
 
 def _library(cxx: str) -> Path:
     """The cached library for this source / compiler / CPU, built first if missing (native flags, then portable,
-    then without OpenMP)."""
+    then without OpenMP simd pragmas)."""
     error = None
     for flags in (CFLAGS, PORTABLE_CFLAGS, SERIAL_CFLAGS):
         target = cache_dir() / f"warplut_cpu-{build_key(cxx, flags)}.so"

@@ -1,4 +1,4 @@
-// Fused WARP-LUT forward/backward for the CPU: a plain C++/OpenMP shared library (no PyTorch headers, so it
+// Fused WARP-LUT forward/backward for the CPU: a plain C++ shared library (no PyTorch headers, so it
 // compiles in seconds), called through ctypes from warpc/nn/kernels/_cpu.py, which allocates the tensors, checks
 // shapes and passes raw pointers. Autograd lives in Python (_cpu_fn.py).
 //
@@ -7,9 +7,17 @@
 // across threads in chunks; each node's reductions run in one thread, so results do not depend on the thread
 // count. Transcendentals are small polynomial versions written in plain float arithmetic so that the compiler
 // vectorises them with any instruction set (no -ffast-math needed).
+#include <pthread.h>
+
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 
@@ -270,11 +278,101 @@ WARPC_CLONES void gather_rows(int64_t p0, int64_t p1, int64_t B, const int64_t* 
 
 
 // Chunks per thread for the dynamic schedule: on a shared machine one thread may be descheduled for a while, and
-// the other takes over its remaining chunks instead of idling at the barrier.
+// the other takes over its remaining chunks instead of idling at the end.
 constexpr int64_t kChunksPerThread = 4;
 
-// Run f(i0, i1) over [0, n) on up to nthreads OpenMP threads (torch's own libgomp when torch loaded it first:
-// the same soname, so one thread pool), in chunks of at least `grain` items.
+// The kernels' own thread pool (not OpenMP): its workers spin ~kSpinMicros after a job, so the next kernel of the
+// same training step (tens of microseconds later) starts without a wake-up, and then sleep on a condition
+// variable, so they never hold a core between steps. This is independent of torch's OpenMP waiting policy
+// (libgomp's, fixed when torch loads): torch's threads can wait passively while the kernels still get both cores.
+constexpr int64_t kSpinMicros = 200;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+class Pool {
+ public:
+  // Run job(c) for c in [0, chunks) on the caller and nthreads - 1 workers; returns when all chunks are done.
+  void run(int nthreads, int64_t chunks, const std::function<void(int64_t)>& job) {
+    std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
+    if (!busy.owns_lock() || nthreads <= 1) {  // a concurrent caller (another Python thread) runs alone
+      for (int64_t c = 0; c < chunks; ++c) job(c);
+      return;
+    }
+    const int helpers = std::min<int64_t>(nthreads, chunks) - 1;
+    while (static_cast<int>(workers_) < helpers) {  // a new worker waits for the generation after this one
+      std::thread(&Pool::work, this, static_cast<int>(workers_), generation_.load(std::memory_order_acquire)).detach();
+      ++workers_;
+    }
+    job_ = &job;
+    chunks_ = chunks;
+    next_.store(0, std::memory_order_relaxed);
+    active_ = helpers;
+    pending_.store(helpers, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lk(sleep_mutex_);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    wake_.notify_all();
+    drain();
+    for (int64_t spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+      if (spins < 4096) cpu_relax(); else std::this_thread::yield();
+    }
+  }
+
+ private:
+  void drain() {
+    for (int64_t c; (c = next_.fetch_add(1, std::memory_order_relaxed)) < chunks_;) (*job_)(c);
+  }
+
+  void work(int id, uint64_t seen) {
+    for (;;) {
+      const auto t0 = std::chrono::steady_clock::now();
+      int64_t spins = 0;
+      while (generation_.load(std::memory_order_acquire) == seen) {
+        cpu_relax();
+        if ((++spins & 255) == 0 &&
+            std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(kSpinMicros)) {
+          std::unique_lock<std::mutex> lk(sleep_mutex_);
+          wake_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+        }
+      }
+      seen = generation_.load(std::memory_order_acquire);
+      if (id < active_) {
+        drain();
+        pending_.fetch_sub(1, std::memory_order_release);
+      }
+    }
+  }
+
+  std::mutex run_mutex_, sleep_mutex_;
+  std::condition_variable wake_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int64_t> next_{0};
+  std::atomic<int> pending_{0};
+  const std::function<void(int64_t)>* job_ = nullptr;
+  int64_t chunks_ = 0;
+  int active_ = 0;
+  size_t workers_ = 0;
+};
+
+// One pool per process, rebuilt in a forked child (its workers do not exist there; the old object is leaked on
+// purpose: its detached threads are gone and its destructor must not run).
+Pool* g_pool = nullptr;
+std::once_flag g_pool_once;
+
+Pool& pool() {
+  std::call_once(g_pool_once, [] {
+    g_pool = new Pool();
+    pthread_atfork(nullptr, nullptr, [] { g_pool = new Pool(); });
+  });
+  return *g_pool;
+}
+
+// Run f(i0, i1) over [0, n) on up to nthreads threads, in chunks of at least `grain` items.
 template <class F>
 void par_for(int64_t n, int64_t grain, int nthreads, const F& f) {
   if (n <= 0) return;
@@ -284,11 +382,10 @@ void par_for(int64_t n, int64_t grain, int nthreads, const F& f) {
     f(0, n);
     return;
   }
-  const int nt = static_cast<int>(std::min<int64_t>(nthreads, chunks));
   const int64_t step = (n + chunks - 1) / chunks;
   chunks = (n + step - 1) / step;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-  for (int64_t c = 0; c < chunks; ++c) f(c * step, std::min(n, (c + 1) * step));
+  const std::function<void(int64_t)> job = [&](int64_t c) { f(c * step, std::min(n, (c + 1) * step)); };
+  pool().run(nthreads, chunks, job);
 }
 
 int64_t grain_for(int64_t B, int k) {
