@@ -237,6 +237,15 @@ class Kernels:
             raise RuntimeError(f"kernel library ABI {lib.warpc_abi_version()} != {ABI_VERSION}")
         self.lib = lib
         self.threads = ThreadChoice()
+        self._local = threading.local()
+
+    def _scratch(self, numel: int) -> torch.Tensor:
+        """A reused per-thread float32 buffer of at least `numel` items: a fresh 2 MB tensor per backward cost its
+        page faults in every step (and made two threads look slower to the adaptive choice)."""
+        buf = getattr(self._local, "buf", None)
+        if buf is None or buf.numel() < numel:
+            buf = self._local.buf = torch.empty(numel, dtype=torch.float32)
+        return buf
 
     def forward(self, xT, idx, theta, tau, mode, seed, noiseT, st, lin):
         """xT (in, B), idx (out, k) int32, theta (out, 2^k) -> (yT, ysT) node-major; ysT is yT unless st."""
@@ -274,7 +283,7 @@ class Kernels:
             _int(rev_slot, torch.int32, out * k, "rev_slot")
             gxT = torch.empty((n_in, B), dtype=torch.float32)
         # scratch rows for the multi-threaded input gradient (one thread accumulates in place)
-        buf = torch.empty((out * k, B), dtype=torch.float32) if need_gx and threads > 1 else None
+        buf = self._scratch(out * k * B) if need_gx and threads > 1 else None
         t0 = time.perf_counter()
         rc = self.lib.warpc_backward(gT.data_ptr(), xT.data_ptr(), idx.data_ptr(), theta.data_ptr(), ysT.data_ptr(),
                                      n_in, B, out, k, 1.0 / tau, _ptr(rev_ptr) if need_gx else None,
