@@ -737,3 +737,28 @@ def test_kernel_thread_pool_survives_fork(cpp):
     """A process forked after the kernels ran on two threads (e.g. a DataLoader worker) runs them again."""
     res = subprocess.run([sys.executable, "-c", _FORK_AFTER_USE], capture_output=True, text=True, timeout=120)
     assert res.stdout.strip() == "ok", res.stderr
+
+
+def test_openmp_and_pool_threads_give_identical_results(cpp):
+    """The kernels run on the library's pool or on torch's OpenMP team (when torch's libgomp spins long); both give
+    the same bits."""
+    from warpc.nn.kernels import _cpu
+
+    mod = _cpu.load()
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    layer = WarpLUT(300, 256, seed=0, sampling="gumbel")
+    x = torch.rand(64, 300)
+    outs = []
+    try:
+        for openmp in (0, 1):
+            mod.lib.warpc_set_openmp(openmp)
+            xi = x.clone().requires_grad_(True)
+            layer.zero_grad()
+            y = K.layer_forward(layer, xi, "cpp", seed=9)
+            (y * torch.arange(256)).sum().backward()
+            outs.append((y.detach(), layer.theta.grad.clone(), xi.grad.clone()))
+    finally:
+        mod.lib.warpc_set_openmp(int(mod.openmp))
+        torch.set_num_threads(old)
+    assert all(torch.equal(a, b) for a, b in zip(*outs))

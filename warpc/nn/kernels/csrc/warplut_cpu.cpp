@@ -372,6 +372,12 @@ Pool& pool() {
   return *g_pool;
 }
 
+// 1: run parallel loops on OpenMP instead of the pool. Set (warpc_set_openmp) when torch's libgomp was started with
+// its long default spin (torch imported before warpc): its workers then spin after every torch op, and a pool
+// thread beside them competes for the cores; sharing their team is faster there. The libgomp is torch's (same
+// soname), so this adds no threads.
+int g_use_openmp = 0;
+
 // Run f(i0, i1) over [0, n) on up to nthreads threads, in chunks of at least `grain` items.
 template <class F>
 void par_for(int64_t n, int64_t grain, int nthreads, const F& f) {
@@ -384,6 +390,12 @@ void par_for(int64_t n, int64_t grain, int nthreads, const F& f) {
   }
   const int64_t step = (n + chunks - 1) / chunks;
   chunks = (n + step - 1) / step;
+  if (g_use_openmp) {
+    const int nt = static_cast<int>(std::min<int64_t>(nthreads, chunks));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int64_t c = 0; c < chunks; ++c) f(c * step, std::min(n, (c + 1) * step));
+    return;
+  }
   const std::function<void(int64_t)> job = [&](int64_t c) { f(c * step, std::min(n, (c + 1) * step)); };
   pool().run(nthreads, chunks, job);
 }
@@ -508,7 +520,9 @@ WARPC_CLONES void mix_grad_x(int64_t p0, int64_t p1, int64_t B, int64_t C, const
 // that the caller should never pass (a bug, reported as such).
 extern "C" {
 
-int warpc_abi_version() { return 1; }
+int warpc_abi_version() { return 2; }
+
+void warpc_set_openmp(int on) { g_use_openmp = on; }
 
 // xT (n_in, B), idx (out, k) int32, theta (out, 2^k); noise_mode 0 none / 1 hash(seed) / 2 explicit noiseT (out, B).
 // lin: linear output y = z (DLGN; no noise, no sigmoid). Writes yT (out, B) (hard for straight-through) and, when
