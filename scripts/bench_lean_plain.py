@@ -223,7 +223,8 @@ def main() -> None:
                          speedup_vs_lean_plain=round(base / med, 2), rounds=[round(t, 3) for t in times[name]]))
         print(f"{name:46s} {med:8.3f} ms/step (min {min(times[name]):.3f})  x{base / med:.2f} vs lean plain",
               flush=True)
-    meta = dict(n_in=args.n_in, widths=widths, k=args.k, batch=args.batch, threads=torch.get_num_threads(),
+    meta = dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), n_in=args.n_in, widths=widths, k=args.k,
+                batch=args.batch, threads=torch.get_num_threads(),
                 steps_per_round=args.steps, rounds=args.rounds, torch=torch.__version__, cpus=os.cpu_count(),
                 machine=platform.processor() or platform.machine(),
                 omp_env_at_start=OMP_ENV, import_order=(
