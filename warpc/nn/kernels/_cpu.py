@@ -74,9 +74,10 @@ def _cpu_identity() -> str:
     return "\n".join(dict.fromkeys(keep))  # one copy per distinct line (all cores alike)
 
 
-def build_key(cxx: str, flags: list[str]) -> str:
+def build_key(cxx: str, flags: list[str], version: str | None = None) -> str:
     """Hash of everything the binary depends on: source, compiler (path and version), flags, ABI, platform, CPU."""
-    version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
+    if version is None:
+        version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
     h = hashlib.sha256(SRC.read_bytes())
     h.update(repr((cxx, version, flags, ABI_VERSION, sys.platform, platform.machine(), _cpu_identity())).encode())
     return h.hexdigest()[:16]
@@ -84,12 +85,16 @@ def build_key(cxx: str, flags: list[str]) -> str:
 
 def _library(cxx: str) -> Path:
     """The cached library for this source / compiler / CPU, built first if missing (native flags, then portable,
-    then without OpenMP)."""
-    error = None
-    for flags in (CFLAGS, PORTABLE_CFLAGS, SERIAL_CFLAGS):
-        target = cache_dir() / f"warplut_cpu-{build_key(cxx, flags)}.so"
+    then without OpenMP). Any cached build is used before a build is tried, so a compiler that rejects the native
+    flags does not retry them in every process."""
+    version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
+    targets = [(flags, cache_dir() / f"warplut_cpu-{build_key(cxx, flags, version)}.so")
+               for flags in (CFLAGS, PORTABLE_CFLAGS, SERIAL_CFLAGS)]
+    for _, target in targets:
         if target.exists():
             return target
+    error = None
+    for flags, target in targets:
         try:
             _state["build_seconds"] = _build(cxx, flags, target)
             return target
