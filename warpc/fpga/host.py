@@ -206,7 +206,7 @@ def run_on_board(build_dir: str | Path, port: str | None = None, dataset: str | 
     ref = argmax_lowest(emulate_counts(net, x))
     res = {"build": rep.get("stamp", {}).get("id"), "samples": int(len(x)), "data": samples.name,
            "seconds": round(dt, 3), "samples_per_s": round(len(x) / dt, 1) if dt > 0 else None,
-           "speed_of": "the simulator on this computer (not the board)" if simulate
+           "speed_of": "the simulator on this computer, not the board" if simulate
            else f"the board over the UART at {line_baud} baud",
            "agreement_with_model": float((preds == ref).mean()),
            "mode": "simulated post-synthesis netlist" if simulate else f"board on {port}"}
