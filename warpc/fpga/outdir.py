@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..paths import check_folder_can_hold
 
 MANIFEST = ".warpc-build.json"
 FORMAT = "warpc-build-manifest"
@@ -47,15 +47,9 @@ class BuildDir:
         out = self.out
         if out.exists() and not out.is_dir():
             raise ConfigError(f"-o {out} is a file, not a folder; give a folder for the build")
+        check_folder_can_hold(out, f"-o {out}")
         if not out.exists():
-            parent = next((p for p in out.absolute().parents if p.exists()), None)
-            if parent is not None and not parent.is_dir():
-                raise ConfigError(f"-o {out}: {parent} is a file, not a folder")
-            if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
-                raise ConfigError(f"-o {out}: cannot create it, {parent} is not writable")
             return
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise ConfigError(f"-o {out}: the folder is not writable")
         self.previous = self._read_manifest()
         for name in sorted(self.planned):
             p = out / name

@@ -7,7 +7,6 @@ Pure numpy after discretization (reading a checkpoint or a torch model imports t
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..paths import check_folder_can_hold
 from .emulate import argmax_lowest, emulate_counts
 from .netlist import Netlist
 from .passes import ALL_PASSES, PassReport, layer_counts, popcount_rewrite, optimize as _optimize, summarize
@@ -95,14 +95,7 @@ def check_out_dir(out_dir: str | Path) -> Path:
         if f.exists() and not (f.is_file() and not f.is_symlink() and _written_by_warpc(f)):
             raise ConfigError(f"{f} exists and was not written by warpc compile; remove it or choose another "
                               "output folder")
-    base = out
-    while not base.exists():  # the nearest existing ancestor must be a writable folder
-        base = base.parent
-    if not base.is_dir():
-        raise ConfigError(f"output folder {out}: {base} is a file, not a folder")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise ConfigError(f"output folder {out}: {base} is not writable")
-    return out
+    return check_folder_can_hold(out, f"output folder {out}")
 
 
 def check_compile_options(K, depth, cuts: int, area_rounds: int) -> None:

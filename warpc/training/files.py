@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError
+from ..paths import check_folder_can_hold
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -73,19 +74,6 @@ def _is_png(path: Path) -> bool:
         return False
 
 
-def check_writable_folder(out: Path) -> None:
-    """The folder of `out` exists and is writable, or its first existing ancestor is a writable folder."""
-    folder = out.parent
-    probe = folder
-    while not probe.exists() and not probe.is_symlink() and probe.parent != probe:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ConfigError(f"cannot write {out}: {probe} is not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        what = "folder" if probe == folder else f"folder {folder}: its parent"
-        raise ConfigError(f"cannot write {out}: the {what} {probe} is not writable")
-
-
 @dataclass(frozen=True)
 class RunFiles:
     """Where a run writes. `best` is `out` or, for a forced replacement, the pending file; `staged` says the
@@ -116,7 +104,7 @@ def plan_run_files(out: str | Path, *, resume: bool = False, force: bool = False
         raise ConfigError("give --resume (continue the run) or --force (replace it), not both")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give a checkpoint file name such as {out}/model.safetensors")
-    check_writable_folder(out)
+    check_folder_can_hold(out.parent, f"cannot write {out}")
     pending = pending_path(out)
     runs = [out, last_path(out), pending, last_path(pending)]
     for p in runs:
