@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import DatasetError, NetlistError
 from .emulate import argmax_lowest, emulate_counts
 from .netlist import Netlist
-from .source import SampleData, check_sample_args, compiled_netlist, is_netlist_file, sample_data
+from .source import SampleData, check_sample_args, compiled_netlist, is_netlist_source, sample_data
 
 
 @dataclass
@@ -36,11 +36,6 @@ class Prediction:
         return None if self.torch_counts is None else bool(np.array_equal(self.torch_counts, self.counts))
 
 
-def _is_netlist(source) -> bool:
-    return isinstance(source, Netlist) or is_netlist_file(source) or (
-        isinstance(source, dict) and source.get("format") == "warpc-netlist")
-
-
 def predict(source, *, lut_size: int | None = 4, optimize: bool = True, x=None, y=None,
             dataset: str | Path | None = None, data_dir=None, npz: str | Path | None = None, split: str = "test",
             check: bool = False) -> Prediction:
@@ -48,11 +43,11 @@ def predict(source, *, lut_size: int | None = 4, optimize: bool = True, x=None, 
     dataset the netlist records (same split). A checkpoint or model is compiled (optimised unless
     optimize=False, packed into `lut_size`-input LUTs); a netlist is emulated exactly as it is.
     check=True also runs the PyTorch model (checkpoints and models only) on the same samples."""
-    if check and _is_netlist(source):
+    if check and is_netlist_source(source):
         raise NetlistError("--check needs a checkpoint or a model: a netlist JSON has no PyTorch model to compare "
                            "with")
     check_sample_args(x=x, dataset=dataset, npz=npz, split=split)
-    net, _ = compiled_netlist(source, lut_size=None if _is_netlist(source) else lut_size, optimize=optimize)
+    net, _ = compiled_netlist(source, lut_size=None if is_netlist_source(source) else lut_size, optimize=optimize)
     data = sample_data(net, x=x, y=y, dataset=dataset, data_dir=data_dir, split=split, npz=npz)
     if data is None:
         raise DatasetError("the netlist records no dataset; pass a dataset (--dataset) or an .npz file (--npz)")

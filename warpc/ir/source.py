@@ -20,6 +20,12 @@ def is_netlist_file(source) -> bool:
     return isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".json"
 
 
+def is_netlist_source(source) -> bool:
+    """A source that is already a netlist (taken as it is, not compiled): a Netlist, its JSON file or its dict."""
+    return isinstance(source, Netlist) or is_netlist_file(source) or (
+        isinstance(source, dict) and source.get("format") == "warpc-netlist")
+
+
 def to_netlist(source) -> Netlist:
     """A validated Netlist from any source (not optimised or packed: that is warpc.compile's job)."""
     from .compiler import CompiledNet
@@ -52,8 +58,7 @@ def compiled_netlist(source, lut_size: int | None = 4, **compile_kwargs) -> tupl
 
     if isinstance(source, CompiledNet):
         net, info = source.netlist, {"source": "compiled net", "compile": source.report.get("summary")}
-    elif isinstance(source, Netlist) or is_netlist_file(source) or (
-            isinstance(source, dict) and source.get("format") == "warpc-netlist"):
+    elif is_netlist_source(source):
         net = to_netlist(source)
         info = {"source": str(source) if isinstance(source, (str, Path)) else "netlist"}
     else:
