@@ -154,13 +154,18 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
+    def check_keys(cls, d: dict, what: str = "model config") -> None:
+        """Every key of `d` names a ModelConfig field (ConfigError listing the unknown ones otherwise)."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ConfigError(f"{what}: unknown model config keys: {unknown}; known: {', '.join(known)}")
+
+    @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         if not isinstance(d, dict):
             raise ConfigError(f"a model config must be a JSON object of ModelConfig fields, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown model config keys: {sorted(unknown)}; known: {sorted(known)}")
+        cls.check_keys(d)
         missing = [f for f in ("n_features", "classes") if f not in d]
         if missing:
             raise ConfigError(f"model config lacks {', '.join(missing)}")

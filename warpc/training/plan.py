@@ -6,7 +6,6 @@ folder, the hyper-parameters, the config file, the model flags, then the dataset
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,6 @@ from .evaluation import check_data_dir
 from .files import RunFiles, plan_run_files
 from .loop import DEFAULT_BATCH_SIZE, DEFAULT_LR, DEFAULT_WEIGHT_DECAY, TrainResult, check_train_options, train
 
-MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
 # filled from the dataset, never from flags
 DATA_FIELDS = ("n_features", "classes")
 
@@ -54,12 +52,6 @@ def read_config_file(path: str | Path) -> dict:
         kind = {list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(type(data), "a number")
         raise ConfigError(f"config {path}: expected a JSON object of model config fields, got {kind}")
     return data
-
-
-def _check_fields(d: dict, what: str) -> None:
-    unknown = sorted(set(d) - set(MODEL_FIELDS))
-    if unknown:
-        raise ConfigError(f"{what}: unknown model config keys {unknown}; known: {', '.join(MODEL_FIELDS)}")
 
 
 def plan_training(
@@ -100,7 +92,7 @@ def plan_training(
         given = sorted(overrides) + (["config"] if config is not None else [])
         raise ConfigError(f"--resume continues with the stored model config; drop the model options "
                           f"({', '.join(given)})")
-    _check_fields(overrides, "model options")
+    ModelConfig.check_keys(overrides, "model options")
     if isinstance(config, ModelConfig):
         base = config.to_dict()
     elif isinstance(config, dict):
@@ -109,7 +101,7 @@ def plan_training(
         base = read_config_file(config)
     else:
         base = {}
-    _check_fields(base, f"config {config}" if isinstance(config, (str, Path)) else "config")
+    ModelConfig.check_keys(base, f"config {config}" if isinstance(config, (str, Path)) else "config")
 
     train_kw: dict = {}
     data_meta: dict = {}
