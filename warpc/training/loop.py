@@ -208,7 +208,7 @@ def train(
                                       "seconds": round(s.seconds + time.perf_counter() - t0, 3)})
                     if va > s.best_acc:
                         s.best_acc, s.best_step = va, s.step
-                        s.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                        s.best_state = _state_copy(model)
                         if files is not None:
                             _save(files.best, model, meta(False, {
                                 "val_accuracy": va, "val_accuracy_relaxed": var, "step": s.step}))
@@ -223,7 +223,7 @@ def train(
         seconds = s.seconds + time_run
 
         # Final: the best model, evaluated on the test split (discrete is what the hardware computes).
-        final_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        final_state = _state_copy(model)
         if s.best_state is not None:
             model.load_state_dict(s.best_state)
         model.eval()
@@ -234,12 +234,11 @@ def train(
                    "seconds_per_step": round((time_run - eval_seconds) / max(s.step - start_step, 1), 6),
                    "n_train": n_train, "n_val": int(len(dataset.y_val)), "n_test": int(len(yte)),
                    "nodes": int(sum(config.widths)), "device": str(dev), "kernels": _kernels_used(model, dev)}
-        model.eval()
         ckpt = cpath = None
         if files is not None:
             _save(files.best, model, meta(True, metrics))
             # The .last file keeps the final (not best) weights so that --resume with more steps continues the run.
-            best_now = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_now = _state_copy(model)
             model.load_state_dict(final_state)
             save_last(True, metrics)
             model.load_state_dict(best_now)
@@ -253,6 +252,10 @@ def train(
                 raise TrainingError(f"cannot write the run's files beside {files.out}: {e.strerror or e}") from None
     model.meta = meta(True, metrics)
     return TrainResult(ckpt, cpath, metrics, s.history, model.eval())
+
+
+def _state_copy(model: WarpNet) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _test_metrics(model: WarpNet, xte, yte, xva, yva) -> dict:
