@@ -124,6 +124,13 @@ def _idx_bad_magic(d):
     return d
 
 
+def _config_row(name: str, config_json: str, expect: tuple[str, ...]) -> Case:
+    """`warpc train` with a --config file holding `config_json`."""
+    return Case(f"train-config-{name}", lambda d, fx: [*TRAIN, "--dataset", "iris", "--config",
+                                                        _text(d / "c.json", config_json), "--out", d / "m.safetensors"],
+                expect)
+
+
 CASES: list[Case] = [
     # --- files that are not checkpoints -----------------------------------------------------------------------
     Case("ckpt-not-safetensors", lambda d, fx: ["eval", _write(d / "x.safetensors", b"garbage")],
@@ -231,18 +238,10 @@ CASES: list[Case] = [
                                                  "--out", d / "m.safetensors"], ("test fraction",)),
     Case("train-test-fraction-0", lambda d, fx: [*TRAIN, "--dataset", "iris", "--test-fraction", "0",
                                                  "--out", d / "m.safetensors"], ("test fraction",)),
-    Case("train-config-input-bits-0",
-         lambda d, fx: [*TRAIN, "--dataset", "iris", "--config", _text(d / "c.json", '{"input_bits": 0}'),
-                        "--out", d / "m.safetensors"], ("input_bits",)),
-    Case("train-config-tau-per-layer-0",
-         lambda d, fx: [*TRAIN, "--dataset", "iris", "--config", _text(d / "c.json", '{"tau": [1.0, 0]}'),
-                        "--out", d / "m.safetensors"], ("tau[1] must be a positive",)),
-    Case("train-config-tau-head-text",
-         lambda d, fx: [*TRAIN, "--dataset", "iris", "--config", _text(d / "c.json", '{"tau_head": "7"}'),
-                        "--out", d / "m.safetensors"], ("tau_head must be a number",)),
-    Case("train-config-wiring-candidates-list",
-         lambda d, fx: [*TRAIN, "--dataset", "iris", "--config", _text(d / "c.json", '{"wiring_candidates": [16]}'),
-                        "--out", d / "m.safetensors"], ("wiring_candidates must be an integer",)),
+    _config_row("input-bits-0", '{"input_bits": 0}', ("input_bits",)),
+    _config_row("tau-per-layer-0", '{"tau": [1.0, 0]}', ("tau[1] must be a positive",)),
+    _config_row("tau-head-text", '{"tau_head": "7"}', ("tau_head must be a number",)),
+    _config_row("wiring-candidates-list", '{"wiring_candidates": [16]}', ("wiring_candidates must be an integer",)),
     Case("train-widths-1e9", lambda d, fx: [*TRAIN[:-4], "--widths", "1000000002,999999999", "--dataset", "iris",
                                             "--out", d / "m.safetensors"], ("gb",)),
     Case("train-config-widths-string",
