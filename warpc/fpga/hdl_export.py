@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import ConfigError, ToolchainError
 from ..ir.source import compiled_netlist
 from . import tools
-from .boards import LUT_CELLS
+from .flow import BuildOptions
 from .outdir import BuildDir
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")  # a Verilog module name, also used for the file names
@@ -26,10 +26,7 @@ def export_hdl(source, out: str | Path, *, pipeline: int = 1, lut_cells: str = "
     if not _IDENT.match(str(name)):
         raise ConfigError(f"--name {name!r} must be a Verilog identifier (letters, digits, _; not starting with a "
                           "digit; at most 64 characters)")
-    if not isinstance(pipeline, int) or isinstance(pipeline, bool) or pipeline < 0:
-        raise ConfigError(f"--pipeline must be an integer >= 0 (0 = combinational core), got {pipeline!r}")
-    if lut_cells not in LUT_CELLS:
-        raise ConfigError(f"--lut-cells must be one of {', '.join(LUT_CELLS)}, got {lut_cells!r}")
+    BuildOptions(pipeline=pipeline, lut_cells=lut_cells, toolchain=toolchain).validate()  # synth's own checks
     if lut_size is not None and (not isinstance(lut_size, int) or not 3 <= lut_size <= 6):
         raise ConfigError(f"--lut-size must be an integer from 3 to 6, got {lut_size!r}")
     if lut_cells == "sb_lut4" and lut_size not in (None, 3, 4):
