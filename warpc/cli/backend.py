@@ -33,6 +33,9 @@ def _board_help() -> str:
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True,
               help="output folder for <name>.v, <name>.il, <name>.json and netlist.json")
 @click.option("--pipeline", default=1, show_default=True, help="LUT levels per pipeline stage (0 = combinational)")
+@click.option("--interval", default=1, show_default=True,
+              help="cycles per sample (II): 1 = a new sample every clock; N > 1 counts each class over N cycles "
+                   "in fewer LCs (1 .. the largest class's bit count)")
 @click.option("--lut-cells", type=click.Choice(["portable", "sb_lut4"]), default="portable", show_default=True,
               help="portable logic (any toolchain) or iCE40 SB_LUT4 instances")
 @click.option("--lut-size", "-K", "lut_size", default=4, show_default=True,
@@ -40,16 +43,16 @@ def _board_help() -> str:
 @click.option("--name", default="warp_core", show_default=True, help="Verilog module name (also the file names)")
 @click.option("--toolchain", type=click.Choice(["yowasp", "native"]), default="yowasp", show_default=True,
               help="Yosys used for the Verilog export: yowasp (PyPI) or native (on PATH)")
-def hdl_cmd(source, out, pipeline, lut_cells, lut_size, name, toolchain):
+def hdl_cmd(source, out, pipeline, interval, lut_cells, lut_size, name, toolchain):
     """Write the core of SOURCE (checkpoint or netlist JSON) as Verilog and RTLIL (ports: x, valid_in -> cls,
     scores, valid_out; clk/rst when pipelined)."""
     from ..fpga.hdl_export import export_hdl
 
-    info = export_hdl(source, out, pipeline=pipeline, lut_cells=lut_cells, lut_size=lut_size, name=name,
-                      toolchain=toolchain)
+    info = export_hdl(source, out, pipeline=pipeline, interval=interval, lut_cells=lut_cells, lut_size=lut_size,
+                      name=name, toolchain=toolchain)
     for k, v in info["files"].items():
         click.echo(f"{k}: {v}")
-    click.echo(f"ports: {info['ports']}; latency {info['latency']} cycles, interval 1")
+    click.echo(f"ports: {info['ports']}; latency {info['latency']} cycles, interval {info['interval']}")
 
 
 @_cmd
@@ -59,6 +62,9 @@ def hdl_cmd(source, out, pipeline, lut_cells, lut_size, name, toolchain):
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True,
               help="build folder (created; only files of an earlier warpc build there are replaced)")
 @click.option("--pipeline", default=1, show_default=True, help="LUT levels per pipeline stage (0 = combinational)")
+@click.option("--interval", default=1, show_default=True,
+              help="cycles per sample (II): 1 = a new sample every clock; N > 1 counts each class over N cycles "
+                   "in fewer LCs (1 .. the largest class's bit count)")
 @click.option("--toolchain", type=click.Choice(["yowasp", "native"]), default="yowasp", show_default=True,
               help="yowasp (Yosys/nextpnr from PyPI) or native (on PATH)")
 @click.option("--lut-cells", type=click.Choice(["sb_lut4", "portable"]), default=None,
@@ -82,7 +88,7 @@ def hdl_cmd(source, out, pipeline, lut_cells, lut_size, name, toolchain):
 @click.option("--allow-timing-fail", is_flag=True, show_default="off",
               help="keep the bitstream even if Fmax < the board clock")
 @click.option("--json", "as_json", is_flag=True, show_default="off", help="print the report as JSON")
-def synth_cmd(source, board, out, pipeline, toolchain, lut_cells, scores, router, router2_timeout, seed, no_equiv,
+def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scores, router, router2_timeout, seed, no_equiv,
               no_formal, formal_timeout, dataset, data_dir, max_vectors, allow_timing_fail, as_json):
     """Checkpoint (or netlist JSON) -> bitstream OUT/top.bin, OUT/report.json, with equivalence checks.
     Progress goes to stderr, the report to stdout."""
@@ -90,7 +96,7 @@ def synth_cmd(source, board, out, pipeline, toolchain, lut_cells, scores, router
     from ..fpga.report import format_report
 
     rep = build(source, board=board, out=out, dataset=dataset, data_dir=data_dir, progress=_echo_err,
-                pipeline=pipeline, toolchain=toolchain, lut_cells=lut_cells, scores=scores, seed=seed,
+                pipeline=pipeline, interval=interval, toolchain=toolchain, lut_cells=lut_cells, scores=scores, seed=seed,
                 router=router, equivalence=not no_equiv, formal=not no_formal, formal_timeout=formal_timeout,
                 max_vectors=max_vectors, allow_timing_fail=allow_timing_fail, router2_timeout=router2_timeout)
     click.echo(json.dumps(rep, indent=1, default=str) if as_json else format_report(rep))

@@ -193,34 +193,39 @@ def _load_sim(json_path: Path, what: str, progress: Progress | None) -> NetSim:
 
 
 def check_core(json_path: Path, net: Netlist, x: np.ndarray, ref_counts: np.ndarray, latency: int,
-               what: str, progress: Progress | None = None) -> dict:
-    """Stream net.encode(x) through the core module in `json_path` (all samples in lanes of up to 32, one per
-    clock); compare cls (and scores if present)."""
+               what: str, progress: Progress | None = None, interval: int = 1) -> dict:
+    """Stream net.encode(x) through the core module in `json_path` (all samples in lanes of up to 32, one every
+    `interval` clocks, each held for its interval); compare cls (and scores if present) and the valid_out
+    timing."""
     t0 = time.perf_counter()
     sim = _load_sim(json_path, what, progress)
     if sim.inputs.get("bits") is None:
         raise ToolchainError(f"{what}: core module has no 'bits' input (ports: {list(sim.inputs)})")
     T, lanes, _ = _stream_plan(len(x), latency)
-    tick = _ticker(what, lambda c: lanes * max(0, c - latency), len(x), progress)
-    compared, lanes = _compare_core(sim, net, x, ref_counts, latency, what, 0, len(x), tick)
+    tick = _ticker(what, lambda c: lanes * max(0, (c - latency) // interval), len(x), progress)
+    compared, lanes = _compare_core(sim, net, x, ref_counts, latency, what, 0, len(x), tick, interval)
     return {"vectors": len(x), "compared": compared, "seconds": round(time.perf_counter() - t0, 2),
-            "cells": sum(sim.cell_counts.values()), "streamed": f"{lanes} lanes x {T} samples, 1 per clock"}
+            "cells": sum(sim.cell_counts.values()),
+            "streamed": f"{lanes} lanes x {T} samples, 1 every {interval} clock{'s' if interval > 1 else ''}"}
 
 
 def _compare_core(sim: NetSim, net: Netlist, x: np.ndarray, ref_counts: np.ndarray, latency: int, what: str,
-                      offset: int, total: int, tick=None) -> tuple[list[str], int]:
+                  offset: int, total: int, tick=None, interval: int = 1) -> tuple[list[str], int]:
     n = len(x)
     bits = net.encode(x).astype(bool)
     T, lanes, idx = _stream_plan(n, latency)
     width = sim.inputs["bits"]
-    cycles = T + latency
+    N = interval
+    cycles = T * N + latency + 1
     stim_bits = np.zeros((cycles, lanes, width), dtype=bool)
-    stim_bits[:T, :, : bits.shape[1]] = bits[idx].transpose(1, 0, 2)
+    per_sample = bits[idx].transpose(1, 0, 2)  # (T, lanes, bits)
+    stim_bits[: T * N, :, : bits.shape[1]] = np.repeat(per_sample, N, axis=0)
     stim_valid = np.zeros((cycles, lanes, 1), dtype=bool)
-    stim_valid[:T] = True
+    stim_valid[0 : T * N : N] = True
     out = sim.run({"bits": stim_bits, "valid_in": stim_valid}, cycles, progress=tick)
+    when = latency + np.arange(T) * N  # the cycle each sample's answer must show
     ref_cls = argmax_lowest(ref_counts)
-    got_cls = value_of(out["cls"][latency:])  # (T, lanes)
+    got_cls = value_of(out["cls"][when])  # (T, lanes)
     order = idx.T  # (T, lanes) sample index
     compared = ["cls"]
     bad = got_cls != ref_cls[order]
@@ -228,15 +233,20 @@ def _compare_core(sim: NetSim, net: Netlist, x: np.ndarray, ref_counts: np.ndarr
     if "scores" in sim.outputs:
         compared.append("scores")
         sb = sim.outputs["scores"] // net.classes
-        sc = out["scores"][latency:].reshape(T, lanes, net.classes, sb)
+        sc = out["scores"][when].reshape(T, lanes, net.classes, sb)
         got_sc = value_of(sc)
         bad |= (got_sc != ref_counts[order]).any(-1)
     if "valid_out" in sim.outputs:
         compared.append("valid_out")
         v = out["valid_out"][:, :, 0]
-        bad |= ~v[latency:]
-        if latency and v[:latency].any():
-            raise EquivalenceError(f"{what}: valid_out rose before the latency of {latency} cycles")
+        bad |= ~v[when]
+        expected = np.zeros(cycles, dtype=bool)
+        expected[when] = True
+        stray = v[~expected].any(-1)
+        if stray.any():
+            c = int(np.flatnonzero(~expected)[np.argmax(stray)])
+            raise EquivalenceError(f"{what}: valid_out high in cycle {c}, where no answer is due (latency "
+                                   f"{latency}, one sample every {N} cycles)")
     if bad.any():
         t, lane = map(int, np.argwhere(bad)[np.argmin(order[bad])])
         i = int(order[t, lane])

@@ -34,7 +34,6 @@ from .outdir import BuildDir
 from .report import parse_stat, summarize_build, write_report
 
 TOP = "top"  # the design's name: top.il, top.json, top.bin and the hierarchy's root module
-POPCOUNT_FORMAL_MAX = 32  # widest class group whose popcount block still gets a formal proof
 # Measured (docs/backend.md, README): router1 is quicker with higher Fmax on small designs; at ~3,300 LUTs it took
 # 32-186 s (quiet / loaded) while router2 took 84 s on one design and never converged on another (4 overused
 # wires for 9+ min). Above this size router2 routed every Fashion-MNIST build; a stuck run falls back to router1.
@@ -52,6 +51,7 @@ class BuildOptions:
     """How a build runs; `validate` is the one place that checks them."""
 
     pipeline: int = 1                 # LUT levels per pipeline stage (0 = combinational core)
+    interval: int = 1                 # cycles per sample (II): 1 = a sample per clock; N > 1 counts over N cycles
     toolchain: str = "yowasp"         # yowasp (PyPI) or native (PATH)
     lut_cells: str | None = None      # sb_lut4 / portable; None = the board's choice
     scores: bool = False              # the UART reply carries the class scores
@@ -82,6 +82,7 @@ class BuildOptions:
                 raise ConfigError(f"{flag(name)} must be an integer >= {low}, got {v!r}")
 
         integer("pipeline", 0)
+        integer("interval", 1)
         integer("seed", 0)
         if self.max_vectors is not None:
             integer("max_vectors", 1)
@@ -225,10 +226,11 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
     say(f"[compile] {source if isinstance(source, (str, Path)) else type(source).__name__} -> netlist "
         f"({'4-input LUTs' if lut_cells == 'sb_lut4' else 'any LUT size'})")
     net, src_info = compiled_netlist(source, lut_size=4 if lut_cells == "sb_lut4" else None)
-    from ..hdl.core import check_buildable, check_lut_cells
+    from ..hdl.core import check_buildable, check_interval, check_lut_cells
 
     check_buildable(net)
     check_lut_cells(net, lut_cells)
+    check_interval(net, opts.pipeline, opts.interval)
     compile_s = time.perf_counter() - t
     say(f"[compile] done in {compile_s:.1f} s: {len(net.nodes)} nodes, depth {net.depth()}, "
         f"{len(net.used_inputs())} input bits used, {net.classes} classes")
@@ -247,7 +249,7 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
     b = Build(out=out, board=brd, board_arg=str(board), opts=opts, lut_cells=lut_cells, net=net, src_info=src_info,
               x=xs, y=ys, data_name=name, say=say, exe=exe)
     b.stages["compile_s"] = compile_s
-    b.options = {"board": brd.name, "pipeline": opts.pipeline, "toolchain": opts.toolchain, "lut_cells": lut_cells,
+    b.options = {"board": brd.name, "pipeline": opts.pipeline, "interval": opts.interval, "toolchain": opts.toolchain, "lut_cells": lut_cells,
                  "scores": opts.scores, "seed": opts.seed, "router": opts.router}
     b.stamp = stamp(net, b.options)
     return b
@@ -266,10 +268,11 @@ def elaborate(b: Build) -> None:
     from ..hdl.shell import BoardTop, UartShell, block_modules
 
     t = time.perf_counter()
-    b.say(f"[elaborate] UART shell + core, pipeline {b.opts.pipeline}, {b.lut_cells} cells; build {b.stamp['id']}")
+    b.say(f"[elaborate] UART shell + core, pipeline {b.opts.pipeline}, interval {b.opts.interval}, {b.lut_cells} "
+          f"cells; build {b.stamp['id']}")
     tools.yosys_env(b.opts.toolchain)
     b.shell = UartShell(b.net, divisor=b.board.uart_divisor, pipeline=b.opts.pipeline, lut_cells=b.lut_cells,
-                        scores=b.opts.scores)
+                        scores=b.opts.scores, interval=b.opts.interval)
     b.blocks = block_modules(TOP)
     b.plan = platform_for(b.board).build(
         BoardTop(b.shell), name=TOP, do_build=False,
@@ -283,16 +286,10 @@ def elaborate(b: Build) -> None:
 
 
 def _formal_blocks(b: Build) -> tuple[dict[str, str], dict]:
-    """Blocks proven one by one (small proofs, clear limits), and those skipped with the reason."""
-    fmods = {k: v for k, v in b.blocks.items() if k != "core"}
-    widest = max(len(g) for g in b.net.outputs)
-    skipped = {}
-    if widest > POPCOUNT_FORMAL_MAX:  # measured: a 100-bit popcount was not proven in 600 s
-        fmods.pop("popcount")
-        skipped["popcount"] = {"status": "skipped", "seconds": 0.0, "equiv_cells": None,
-                               "why": f"{widest}-bit popcount > {POPCOUNT_FORMAL_MAX}: SAT does not finish in "
-                                      "minutes (Yosys restructures adder trees); covered by simulation"}
-    return fmods, skipped
+    """Blocks proven one by one (small proofs, clear limits; the core is the sum of its blocks), and those
+    skipped with the reason (none: every block is written as explicit cells or small logic that equiv_simple
+    matches cell by cell)."""
+    return {k: v for k, v in b.blocks.items() if k != "core"}, {}
 
 
 SIM_MODULES = ("core", "encoder")  # the blocks the equivalence simulation runs
@@ -377,7 +374,7 @@ def simulate_equivalence(b: Build, ref: np.ndarray) -> None:
         what = f"{kind} core"
         b.say(f"[equivalence] simulating the {what} on {len(b.x)} vectors")
         sims[f"core_{level}"] = equiv.check_core(b.out / f"eq_core_{level}.json", b.net, b.x, ref, lat, what,
-                                                 progress=b.say)
+                                                 progress=b.say, interval=b.shell.core.interval)
         what = f"{kind} serial encoder"
         b.say(f"[equivalence] simulating the {what} on {len(b.x)} vectors")
         sims[f"encoder_{level}"] = equiv.check_encoder(b.out / f"eq_encoder_{level}.json", b.net, b.x, what,

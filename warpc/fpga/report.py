@@ -90,7 +90,13 @@ def summarize_build(out: Path, board, net, shell, options: dict, stamp: dict, st
         "Fmax_MHz": f_ach,
         "clock_MHz": core_clock / 1e6,
         "Latency_cycles": core.latency,
-        "Interval_cycles": 1,
+        "Interval_cycles": core.interval,
+        # the core alone (one sample per interval at the clock it runs at, and at the Fmax nextpnr found);
+        # over the UART the line rate bounds it: see uart.max_samples_per_s
+        "throughput": {
+            "core_samples_per_s": round(core_clock / core.interval),
+            "core_samples_per_s_at_fmax": round(f_ach * 1e6 / core.interval) if f_ach else None,
+        },
         "Latency_ns": round(core.latency * 1e3 / (core_clock / 1e6), 1) if core.latency else None,
         "Latency_from": "the encoded input bits (the shell's serial-encoder register, written as the last feature "
                         "byte arrives) to the class index; receiving a sample over the UART takes its bytes' time",
@@ -196,7 +202,12 @@ def _format_report(r: dict) -> str:
                  f"{cp['segments']} segments) {cp.get('start')} -> {cp.get('end')}")
     L.append(f"latency {r.get('Latency_cycles')} cycles"
              + (f" ({r['Latency_ns']} ns at {r.get('clock_MHz')} MHz)" if r.get("Latency_ns") else "")
-             + f", interval {r.get('Interval_cycles')} cycle")
+             + f", interval {r.get('Interval_cycles')} cycle(s) per sample"
+             + (f", core {r['throughput']['core_samples_per_s']:,} samples/s at {r.get('clock_MHz')} MHz"
+                if (r.get("throughput") or {}).get("core_samples_per_s") else ""))
+    uart = r.get("uart") or {}
+    if uart.get("max_samples_per_s"):
+        L.append(f"UART {uart.get('baud')} baud: at most {uart['max_samples_per_s']} samples/s")
     eq = r.get("equivalence") or {}
     if eq.get("enabled"):
         sims = eq.get("simulation") or {}

@@ -1,17 +1,25 @@
-"""The inference core: a netlist IR as an Amaranth design (encoder, LUT network, popcount, argmax, pipeline).
+"""The inference core: a netlist IR as an Amaranth design (encoder, LUT network, class counting, argmax).
 
 The core knows nothing about boards or UARTs (the shell wraps it). Blocks are separate Elaboratables so that a
-synthesis with kept hierarchy reports resources per block.
+synthesis with kept hierarchy reports resources per block and proves each block on its own.
 
-Pipelining (``pipeline = N``): N = 0 is fully combinational (latency 0). N > 0 registers the encoded input bits,
-the LUT network after every N LUT levels (signals that skip stages are delayed by register chains, so every path
-has the same latency), the popcounts and the argmax. One new sample per clock (II = 1);
-latency = 3 + ceil(depth / N) cycles (2 + ... with input_reg=False, when the bits come from a register).
+Two timing modes:
+- ``pipeline = 0``: fully combinational (latency 0, interval 1): the LUT network, a balanced adder tree per class
+  (`Popcount`) and a tournament (`Argmax`), written as plain Amaranth arithmetic. For `warpc hdl` users who place
+  their own registers.
+- ``pipeline = P > 0``: registers on the encoded input bits and after every P LUT levels (signals that skip stages
+  are delayed by register chains); the last stage's values go, unregistered, into a class counter that registers
+  them itself, then into an argmax. `interval = N` is the initiation interval (one new sample every N cycles):
+  N = 1 counts with a pipelined compressor tree of explicit iCE40 cells (`popcount.TreeCounter`), N > 1 shifts
+  each class's bits through chains of length N into small accumulators (`serial.SerialCounter`); the argmax is a
+  pipelined tournament, or one sequential comparator when N leaves it the time (`serial.SerialArgmax`).
+  latency = input register + (LUT stages - 1) + counter latency + argmax latency, from the blocks themselves.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth.hdl import Cat, Const, Elaboratable, Instance, Module, Signal
 
 from ..errors import ConfigError, NetlistError
@@ -46,7 +54,8 @@ def lut4_init(table: int, k: int) -> int:
 
 @dataclass(frozen=True)
 class CoreShape:
-    """Port widths and timing of a core, computable without elaborating it."""
+    """Port widths and LUT staging of a core, computable without elaborating it (the latency comes from the
+    counting and argmax blocks: `WarpCore.latency`)."""
 
     n_features: int
     input_bits: int
@@ -56,6 +65,7 @@ class CoreShape:
     depth: int
     pipeline: int
     input_reg: bool = True
+    interval: int = 1
 
     @property
     def lut_stages(self) -> int:
@@ -64,16 +74,16 @@ class CoreShape:
         return -(-self.depth // self.pipeline)
 
     @property
-    def latency(self) -> int:
-        """Cycles from a sample at the core's input to its class at the output (II = 1)."""
-        return 0 if self.pipeline <= 0 else (3 if self.input_reg else 2) + self.lut_stages
+    def last_stage(self) -> int:
+        """The stage whose combinational values the class counter loads (0 for a net without LUT levels)."""
+        return max(0, self.lut_stages - 1)
 
     @property
     def class_bits(self) -> int:
         return _bits_for(self.classes - 1)
 
 
-def core_shape(net: Netlist, pipeline: int = 0, input_reg: bool = True) -> CoreShape:
+def core_shape(net: Netlist, pipeline: int = 0, input_reg: bool = True, interval: int = 1) -> CoreShape:
     return CoreShape(
         n_features=net.n_features,
         input_bits=net.input_bits,
@@ -83,7 +93,32 @@ def core_shape(net: Netlist, pipeline: int = 0, input_reg: bool = True) -> CoreS
         depth=net.depth(),
         pipeline=max(0, int(pipeline)),
         input_reg=input_reg,
+        interval=max(1, int(interval)),
     )
+
+
+def out_signals_of(net: Netlist) -> list[int]:
+    """The distinct non-constant signals the class groups count, in first-use order (the counter's `values`)."""
+    seen: dict[int, None] = {}
+    for g in net.outputs:
+        for s in g:
+            if not net.is_const(s):
+                seen.setdefault(s, None)
+    return list(seen)
+
+
+def check_interval(net: Netlist, pipeline: int, interval) -> int:
+    """1 <= interval <= the largest class's bit count; interval > 1 needs a pipelined core (pipeline >= 1)."""
+    widest = max(len(g) for g in net.outputs)
+    if not isinstance(interval, (int, np.integer)) or isinstance(interval, bool) or interval < 1:
+        raise ConfigError(f"interval (--interval) must be an integer >= 1 (cycles per sample), got {interval!r}")
+    if interval > max(1, widest):
+        raise ConfigError(f"interval (--interval) {interval} is more than the largest class's {widest} counted "
+                          f"bits; choose 1..{max(1, widest)}")
+    if interval > 1 and pipeline <= 0:
+        raise ConfigError(f"interval {interval} needs a pipelined core: --pipeline 0 builds a combinational core "
+                          "(interval 1)")
+    return int(interval)
 
 
 def check_lut_cells(net: Netlist, lut_cells: str) -> None:
@@ -146,24 +181,72 @@ class Encoder(Elaboratable):
         return m
 
 
+def lutnet_cells(net: Netlist, pipeline: int, fused=()) -> dict[str, int]:
+    """The LUTs and flip-flops `LutNetwork(net, pipeline, fused=fused)` instantiates, without elaborating it
+    (mirrors its staging: one LUT per built node of k >= 1, one flip-flop per stage a value is carried)."""
+    N = max(0, int(pipeline))
+    out_signals = out_signals_of(net)
+    stage = {s: 0 for s in range(net.n_signals)}
+    if N > 0:
+        levels = net.levels()
+        for j in range(len(net.nodes)):
+            stage[net.node_id(j)] = (int(levels[net.node_id(j)]) - 1) // N
+    read = {f for node in net.nodes for f in node.fanin}
+    skip = {s for s in fused if s not in read}
+    # only nodes that reach a counted signal survive synthesis (Yosys drops the rest)
+    live, todo = set(), [s for s in out_signals if s not in skip]
+    todo += [f for s in fused for f in net.nodes[s - net.first_node].fanin]
+    while todo:
+        s = todo.pop()
+        if s in live or not net.is_node(s):
+            continue
+        live.add(s)
+        todo += net.nodes[s - net.first_node].fanin
+    need: dict[int, int] = {}
+
+    def use(s: int, when: int) -> None:
+        if N > 0 and not net.is_const(s):
+            need[s] = max(need.get(s, 0), when - stage[s])
+
+    lut = 0
+    for j, node in enumerate(net.nodes):
+        sid = net.node_id(j)
+        if sid in skip or sid not in live:
+            continue
+        lut += node.k > 0
+        for f in node.fanin:
+            use(f, stage[sid])
+    last = core_shape(net, N).last_stage
+    for s in out_signals:
+        if s not in skip:
+            use(s, last)
+    for s in fused:
+        for f in net.nodes[s - net.first_node].fanin:
+            use(f, last)
+    return {"lut": lut, "carry": 0, "ff": sum(need.values())}
+
+
 class LutNetwork(Elaboratable):
     """The LUT nodes, as SB_LUT4 instances (iCE40) or portable table lookups, with pipeline registers every
-    `pipeline` levels. `bits` must already be registered when pipeline > 0 (the core does that); `outputs` holds
-    every output signal's value after the last register, in the order of `out_signals`."""
+    `pipeline` levels. `bits` must already be registered when pipeline > 0 (the core does that).
 
-    def __init__(self, net: Netlist, pipeline: int = 0, lut_cells: str = "portable") -> None:
+    `outputs` holds every counted signal's value (order of `out_signals`) as seen in the last LUT stage, not
+    registered: the class counter registers it. Nodes in `fused` are computed by the counter from their fanins
+    (`fanins`: each fused node's fanin values in the last stage, fused order); the network builds them only when
+    another node reads them, and their `outputs` slots are 0."""
+
+    def __init__(self, net: Netlist, pipeline: int = 0, lut_cells: str = "portable", fused=()) -> None:
         check_lut_cells(net, lut_cells)
         self.net, self.pipeline, self.lut_cells = net, max(0, int(pipeline)), lut_cells
         self.shape = core_shape(net, pipeline)
         self.bits = Signal(max(1, len(net.inputs)))
-        # distinct non-constant output signals, in first-use order
-        seen: dict[int, None] = {}
-        for g in net.outputs:
-            for s in g:
-                if not net.is_const(s):
-                    seen.setdefault(s, None)
-        self.out_signals: list[int] = list(seen)
+        self.out_signals: list[int] = out_signals_of(net)
         self.outputs = Signal(max(1, len(self.out_signals)))
+        self.fused = [int(s) for s in fused]
+        bad = [s for s in self.fused if not net.is_node(s) or s not in set(self.out_signals)]
+        if bad:
+            raise NetlistError(f"fused signals {bad[:5]} are not counted LUT nodes (internal error)")
+        self.fanins = Signal(max(1, sum(net.nodes[s - net.first_node].k for s in self.fused)))
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -194,8 +277,12 @@ class LutNetwork(Elaboratable):
                 chain.append(r)
             return chain[d]
 
+        read = {f for node in net.nodes for f in node.fanin}
+        skip = {s for s in self.fused if s not in read}
         for j, node in enumerate(net.nodes):
             sid = net.node_id(j)
+            if sid in skip:
+                continue
             ins = [at(f, stage[sid]) for f in node.fanin]
             o = Signal(name=f"n{sid}")
             if node.k == 0:
@@ -211,9 +298,15 @@ class LutNetwork(Elaboratable):
             else:
                 m.d.comb += o.eq(Const(node.table, 1 << node.k).bit_select(Cat(*ins), 1))
             comb[sid] = o
-        final = self.shape.lut_stages  # outputs are registered at the end of the last stage
+        last = self.shape.last_stage
         for i, s in enumerate(self.out_signals):
-            m.d.comb += self.outputs[i].eq(at(s, final) if N > 0 else comb[s])
+            if s not in skip:
+                m.d.comb += self.outputs[i].eq(at(s, last))
+        pos = 0
+        for s in self.fused:
+            for f in net.nodes[s - net.first_node].fanin:
+                m.d.comb += self.fanins[pos].eq(at(f, last))
+                pos += 1
         return m
 
 
@@ -282,71 +375,117 @@ class Argmax(Elaboratable):
         return m
 
 
+def make_counter(net: Netlist, out_signals: list[int], *, interval: int, lut_cells: str):
+    """The class counter for an interval: the pipelined cell tree at II = 1, shift chains into accumulators
+    above."""
+    if interval == 1:
+        from .popcount import TreeCounter
+
+        return TreeCounter(net, out_signals, lut_cells=lut_cells)
+    from .serial import SerialCounter
+
+    return SerialCounter(net, out_signals, interval=interval, lut_cells=lut_cells)
+
+
+def make_argmax(classes: int, score_bits: int, *, interval: int, lut_cells: str):
+    """One sequential comparator when the interval leaves it the time, else the pipelined tournament."""
+    from .serial import SerialArgmax
+
+    if interval > 1 and SerialArgmax.fits(classes, interval):
+        return SerialArgmax(classes, score_bits, interval=interval)
+    from .argmax import TreeArgmax
+
+    return TreeArgmax(classes, score_bits, lut_cells=lut_cells)
+
+
 class WarpCore(Elaboratable):
     """Netlist -> class index (+ scores). Ports: `x` (raw features, flat) or, with encoder=False, `bits` (the
-    encoded input bits, as Netlist.encode gives them); `valid_in`; `cls`, `scores` (flat, score_bits per class),
-    `valid_out`. `latency` is in cycles of the `sync` domain (0 = combinational)."""
+    encoded input bits, as Netlist.encode gives them); `valid_in`; `cls`, `scores` (flat, score_bits per class;
+    only with scores=True), `valid_out`. `latency` is in cycles of the `sync` domain (0 = combinational);
+    `interval` = cycles between samples (valid_in may rise at most once per interval; `bits` / `x` need to be
+    valid only in the cycle valid_in is high)."""
 
     BLOCKS = ("lutnet", "popcount", "argmax")  # submodule names (module names in a kept hierarchy)
 
     def __init__(self, net: Netlist, *, pipeline: int = 0, lut_cells: str = "portable", encoder: bool = True,
-                 input_reg: bool = True) -> None:
+                 input_reg: bool = True, interval: int = 1, scores: bool = True) -> None:
         net.validate()
         check_ports(net)
         check_lut_cells(net, lut_cells)
         if input_reg is False and encoder:
             raise ConfigError("input_reg=False needs encoder=False and bits that stay stable (e.g. a register)")
-        self.net, self.lut_cells, self.with_encoder = net, lut_cells, encoder
-        self.shape = core_shape(net, pipeline, input_reg)
-        self.pipeline = self.shape.pipeline
-        self.latency = self.shape.latency
+        interval = check_interval(net, pipeline, interval)
+        self.net, self.lut_cells, self.with_encoder, self.with_scores = net, lut_cells, encoder, scores
+        self.shape = core_shape(net, pipeline, input_reg, interval)
+        self.pipeline, self.interval = self.shape.pipeline, interval
         sh = self.shape
+        out_signals = out_signals_of(net)
+        if self.pipeline > 0:
+            self.counter = make_counter(net, out_signals, interval=interval, lut_cells=lut_cells)
+            self.argmax = make_argmax(sh.classes, sh.score_bits, interval=interval, lut_cells=lut_cells)
+            self.lutnet = LutNetwork(net, self.pipeline, lut_cells, fused=getattr(self.counter, "fused", ()))
+            self.front_latency = int(sh.input_reg) + sh.last_stage  # valid_in -> the counter loads
+            self.latency = self.front_latency + self.counter.latency + self.argmax.latency
+        else:
+            self.lutnet = LutNetwork(net, 0, lut_cells)
+            self.counter = Popcount(net, out_signals, sh.score_bits)
+            self.argmax = Argmax(sh.classes, sh.score_bits)
+            self.front_latency = self.latency = 0
         if encoder:
             self.x = Signal(sh.n_features * sh.input_bits)
         else:
             self.bits = Signal(max(1, sh.n_inputs))
         self.valid_in = Signal()
         self.cls = Signal(sh.class_bits)
-        self.scores = Signal(sh.classes * sh.score_bits)
+        if scores:
+            self.scores = Signal(sh.classes * sh.score_bits)
         self.valid_out = Signal()
 
     def ports(self) -> list[Signal]:
         first = self.x if self.with_encoder else self.bits
-        return [first, self.valid_in, self.cls, self.scores, self.valid_out]
+        return [first, self.valid_in, self.cls] + ([self.scores] if self.with_scores else []) + [self.valid_out]
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        net, sh, reg = self.net, self.shape, self.pipeline > 0
-        lutnet = LutNetwork(net, self.pipeline, self.lut_cells)
-        pop = Popcount(net, lutnet.out_signals, sh.score_bits)
-        arg = Argmax(sh.classes, sh.score_bits)
+        sh, lutnet, cnt, arg = self.shape, self.lutnet, self.counter, self.argmax
         if self.with_encoder:
-            m.submodules.encoder = enc = Encoder(net)
+            m.submodules.encoder = enc = Encoder(self.net)
             m.d.comb += enc.x.eq(self.x)
             bits = enc.bits
         else:
             bits = self.bits
-        for name, block in zip(self.BLOCKS, (lutnet, pop, arg)):
+        for name, block in zip(self.BLOCKS, (lutnet, cnt, arg)):
             m.submodules[name] = block
-        if reg:
-            if self.shape.input_reg:
-                bits_r = Signal.like(lutnet.bits, name="bits_r", reset_less=True)  # the input register
-                m.d.sync += bits_r.eq(bits)
-                m.d.comb += lutnet.bits.eq(bits_r)
-            else:  # the caller's bits are already a register (the shell's serial encoder): no second copy
-                m.d.comb += lutnet.bits.eq(bits)
-            m.d.comb += pop.outputs.eq(lutnet.outputs)  # registered inside lutnet after the last stage
-            scores_r = Signal.like(pop.scores, name="scores_r", reset_less=True)
-            m.d.sync += scores_r.eq(pop.scores)
-            m.d.comb += arg.scores.eq(scores_r)
-            m.d.sync += [self.cls.eq(arg.cls), self.scores.eq(scores_r)]
-            valid = [self.valid_in]
-            for t in range(self.latency - 1):
-                v = Signal(name=f"valid{t + 1}")
-                m.d.sync += v.eq(valid[-1])
-                valid.append(v)
-            m.d.sync += self.valid_out.eq(valid[-1])
-        else:
-            m.d.comb += [lutnet.bits.eq(bits), pop.outputs.eq(lutnet.outputs), arg.scores.eq(pop.scores),
-                         self.cls.eq(arg.cls), self.scores.eq(pop.scores), self.valid_out.eq(self.valid_in)]
+        if self.pipeline == 0:
+            m.d.comb += [lutnet.bits.eq(bits), cnt.outputs.eq(lutnet.outputs), arg.scores.eq(cnt.scores),
+                         self.cls.eq(arg.cls), self.valid_out.eq(self.valid_in)]
+            if self.with_scores:
+                m.d.comb += self.scores.eq(cnt.scores)
+            return m
+        if sh.input_reg:
+            bits_r = Signal.like(lutnet.bits, name="bits_r", reset_less=True)  # the input register
+            m.d.sync += bits_r.eq(bits)
+            m.d.comb += lutnet.bits.eq(bits_r)
+        else:  # the caller's bits are already a register (the shell's serial encoder): no second copy
+            m.d.comb += lutnet.bits.eq(bits)
+        valid = self.valid_in
+        for t in range(self.front_latency):
+            v = Signal(name=f"valid_front{t + 1}")
+            m.d.sync += v.eq(valid)
+            valid = v
+        m.d.comb += [cnt.values.eq(lutnet.outputs), cnt.valid_in.eq(valid)]
+        if len(getattr(cnt, "fused", ())):
+            m.d.comb += cnt.fanins.eq(lutnet.fanins)
+        m.d.comb += [arg.scores.eq(cnt.scores), arg.valid_in.eq(cnt.valid_out),
+                     self.cls.eq(arg.cls), self.valid_out.eq(arg.valid_out)]
+        if self.with_scores:
+            # the counter holds its scores until its next valid_out; that is late enough when the argmax
+            # finishes within one interval, else the scores follow the argmax through a delay line
+            sc = cnt.scores
+            if arg.latency >= self.interval:
+                for t in range(arg.latency):
+                    r = Signal.like(cnt.scores, name=f"scores_d{t + 1}", reset_less=True)
+                    m.d.sync += r.eq(sc)
+                    sc = r
+            m.d.comb += self.scores.eq(sc)
         return m
