@@ -1,0 +1,277 @@
+"""TreeCounter (pipelined popcount per class) and TreeArgmax (pipelined tournament) against numpy references:
+portable style with Amaranth's simulator, sb_lut4 style (explicit SB_LUT4 / SB_CARRY) through Yosys JSON and
+NetSim (tests/_cellsim.py), and `cells()` against Yosys' synth_ice40 statistics."""
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from _cellsim import YOSYS, cell_sim, needs_yosys
+from warpc.fpga.netsim import bits_of, value_of
+from warpc.hdl.argmax import TreeArgmax
+from warpc.hdl.popcount import TreeCounter
+from warpc.ir.netlist import InputBit, Netlist
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# helpers
+
+def count_net(groups, n_signals: int) -> tuple[Netlist, list[int]]:
+    """A netlist whose outputs are `groups` (signal ids; 0/1 constants, 2.. inputs) over n_signals input bits;
+    returns it and out_signals (distinct non-constant ids in first-use order)."""
+    inputs = [InputBit(0, 1 + (i % 255)) for i in range(max(1, n_signals))]
+    net = Netlist(1, inputs, [], [list(g) for g in groups], input_bits=8)
+    seen: dict[int, None] = {}
+    for g in groups:
+        for s in g:
+            if s >= 2:
+                seen.setdefault(s, None)
+    return net, list(seen)
+
+
+def ref_counts(net, out_signals, values):
+    """values: (T, len(out_signals)) bits -> (T, classes) counts."""
+    index = {s: i for i, s in enumerate(out_signals)}
+    T = values.shape[0]
+    res = np.zeros((T, net.classes), dtype=np.int64)
+    for c, g in enumerate(net.outputs):
+        for s in g:
+            res[:, c] += 1 if s == 1 else 0 if s == 0 else values[:, index[s]]
+    return res
+
+
+def stream(T, rng, p_valid=0.7):
+    v = rng.random(T) < p_valid
+    v[0] = True
+    return v
+
+
+def check_stream(valid, samples, valid_out, outs, latency, expect):
+    """valid_out exactly `latency` cycles after valid; outputs equal expect(sample) at valid_out and hold in
+    between."""
+    T = len(valid)
+    want_v = np.zeros(T, bool)
+    want_v[latency:] = valid[:T - latency]
+    assert (np.asarray(valid_out, bool) == want_v).all()
+    cur = None
+    for t in range(T):
+        if want_v[t]:
+            cur = expect(samples[t - latency])
+        if cur is not None:
+            assert np.array_equal(outs[t], cur), (t, outs[t], cur)
+
+
+def sim_portable(block, ins: dict, outs: list, T: int):
+    """Drive `ins` ((Signal, per-cycle ints) pairs) for T cycles; return per-cycle ints of each of `outs`,
+    sampled before each clock edge."""
+    res = [[] for _ in outs]
+
+    async def bench(ctx):
+        for t in range(T):
+            for s, vals in ins:
+                ctx.set(s, int(vals[t]))
+            await ctx.delay(1e-9)
+            for k, o in enumerate(outs):
+                res[k].append(ctx.get(o))
+            await ctx.tick()
+
+    sim = Simulator(block)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return res
+
+
+def run_counter(net, out_signals, values, valid, style):
+    blk = TreeCounter(net, out_signals, lut_cells=style)
+    T, sb = len(valid), blk.score_bits
+    w = len(blk.values)
+    if style == "portable":
+        packed = [sum(1 << int(i) for i in np.flatnonzero(row)) for row in values]
+        sc, vo = sim_portable(blk, [(blk.values, packed), (blk.valid_in, valid)], [blk.scores, blk.valid_out], T)
+        vo = np.array(vo, bool)
+        scores = np.array([[(int(x) >> (c * sb)) & ((1 << sb) - 1) for c in range(net.classes)] for x in sc])
+    else:
+        sim = cell_sim(blk, ports=[blk.values, blk.valid_in, blk.scores, blk.valid_out])
+        vb = np.zeros((T, 1, w), bool)
+        vb[:, 0, :values.shape[1]] = values
+        out = sim.run({"values": vb, "valid_in": valid[:, None, None]})
+        vo = out["valid_out"][:, 0, 0]
+        scores = value_of(out["scores"][:, 0, :].reshape(T, net.classes, sb))
+    return blk, scores, vo
+
+
+def run_argmax(classes, sb, scores, valid, style):
+    blk = TreeArgmax(classes, sb, lut_cells=style)
+    T = len(valid)
+    if style == "portable":
+        packed = [sum(int(v) << (c * sb) for c, v in enumerate(row)) for row in scores]
+        cls, vo = sim_portable(blk, [(blk.scores, packed), (blk.valid_in, valid)], [blk.cls, blk.valid_out], T)
+        return blk, np.array(cls), np.array(vo, bool)
+    sim = cell_sim(blk, ports=[blk.scores, blk.valid_in, blk.cls, blk.valid_out])
+    sbits = bits_of(scores, sb).reshape(T, 1, classes * sb)
+    out = sim.run({"scores": sbits, "valid_in": valid[:, None, None]})
+    return blk, value_of(out["cls"][:, 0, :]), out["valid_out"][:, 0, 0]
+
+
+def held(samples, valid):
+    """Inputs that change only in valid cycles (the contract of both blocks' inputs)."""
+    out = samples.copy()
+    for t in range(1, len(out)):
+        if not valid[t]:
+            out[t] = out[t - 1]
+    return out
+
+
+def yosys_stat(block, ports) -> dict:
+    from amaranth.back import rtlil
+
+    il = rtlil.convert(block, name="dut", ports=ports)
+    with tempfile.TemporaryDirectory() as d:
+        dp = Path(d)
+        (dp / "in.il").write_text(il)
+        (dp / "s.ys").write_text("read_rtlil in.il\nsynth_ice40 -top dut\ntee -q -o stat.json stat -json\n")
+        r = subprocess.run([YOSYS, "-q", "s.ys"], cwd=dp, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        st = json.loads((dp / "stat.json").read_text())["modules"]["\\dut"]
+        cells = st.get("num_cells_by_type", st.get("cells", {}))
+    return {"lut": cells.get("SB_LUT4", 0), "carry": cells.get("SB_CARRY", 0),
+            "ff": sum(v for k, v in cells.items() if k.startswith("SB_DFF"))}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# counter
+
+SMALL_GROUPS = [
+    [[2], [3, 4]],                                   # widths 1 and 2
+    [[2, 3, 4], [5, 6, 7, 8, 9, 10, 11], [2]],       # 3, 7, 1
+    [[1, 1, 1, 2, 0, 3], [0, 0], [1], [2, 2, 2, 3]],  # constants, constant-only classes, repeats
+    [[1] * 5 + [2, 3], [0, 4, 4, 5]],
+]
+
+
+@pytest.mark.parametrize("groups", SMALL_GROUPS)
+def test_counter_small_portable_exhaustive_stream(groups):
+    n = max(s for g in groups for s in g) - 1
+    net, outs = count_net(groups, n)
+    rng = np.random.default_rng(len(outs))
+    combos = ((np.arange(1 << len(outs))[:, None] >> np.arange(len(outs))) & 1).astype(bool)
+    T = len(combos) * 2 + 12
+    valid = stream(T, rng)
+    values = combos[np.arange(T) % len(combos)]
+    blk, scores, vo = run_counter(net, outs, values, valid, "portable")
+    assert blk.latency >= 1 and blk.interval == 1
+    assert blk.score_bits == max(1, max(len(g) for g in groups).bit_length())
+    check_stream(valid, values, vo, scores, blk.latency, lambda v: ref_counts(net, outs, v[None])[0])
+
+
+def test_counter_wide_portable_stream():
+    rng = np.random.default_rng(5)
+    groups = [list(range(2, 102)), list(range(50, 307)), [1] * 3 + list(range(2, 9)) * 2]  # 100, 257, repeats
+    net, outs = count_net(groups, 306)
+    T = 40
+    valid = stream(T, rng)
+    values = rng.random((T, len(outs))) < rng.random((T, 1))  # densities 0..1: low and high counts
+    values[3], values[4] = True, False
+    blk, scores, vo = run_counter(net, outs, values, valid, "portable")
+    check_stream(valid, values, vo, scores, blk.latency, lambda v: ref_counts(net, outs, v[None])[0])
+
+
+@needs_yosys
+@pytest.mark.parametrize("groups", SMALL_GROUPS[1:3])
+def test_counter_small_cells_stream(groups):
+    n = max(s for g in groups for s in g) - 1
+    net, outs = count_net(groups, n)
+    rng = np.random.default_rng(1)
+    T = 300
+    valid = stream(T, rng)
+    values = rng.random((T, len(outs))) < 0.5
+    blk, scores, vo = run_counter(net, outs, values, valid, "sb_lut4")
+    check_stream(valid, values, vo, scores, blk.latency, lambda v: ref_counts(net, outs, v[None])[0])
+
+
+@needs_yosys
+@pytest.mark.slow
+def test_counter_wide_cells_stream():
+    rng = np.random.default_rng(7)
+    groups = [list(range(2, 102)), list(range(60, 317)), list(range(2, 5)), [1, 1, 0] + list(range(2, 9)) * 3,
+              list(range(2, 252))]
+    net, outs = count_net(groups, 316)
+    T = 400
+    valid = stream(T, rng)
+    values = rng.random((T, len(outs))) < rng.random((T, 1))
+    values[2], values[3] = True, False
+    blk, scores, vo = run_counter(net, outs, values, valid, "sb_lut4")
+    check_stream(valid, values, vo, scores, blk.latency, lambda v: ref_counts(net, outs, v[None])[0])
+
+
+@needs_yosys
+@pytest.mark.slow
+@pytest.mark.parametrize("widths", [(1, 2, 3), (7, 100), (257, 40, 100)])
+def test_counter_cells_match_yosys(widths):
+    groups, base = [], 2
+    for w in widths:
+        groups.append(list(range(base, base + w)))
+        base += w
+    net, outs = count_net(groups, base - 2)
+    blk = TreeCounter(net, outs, lut_cells="sb_lut4")
+    assert yosys_stat(blk, [blk.values, blk.valid_in, blk.scores, blk.valid_out]) == \
+        TreeCounter.cells(net, outs, "sb_lut4")
+
+
+def test_counter_cost_per_bit():
+    """The plan's LUTs stay near the 1.5 N bound (see the module docstring)."""
+    net, outs = count_net([list(range(2, 802))] * 10, 800)
+    c = TreeCounter.cells(net, outs)
+    assert c["lut"] <= 1.65 * 8000
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# argmax
+
+def argmax_ref(row):
+    return int(np.argmax(row))  # first maximum = lowest index
+
+
+@pytest.mark.parametrize("classes,sb", [(2, 1), (3, 2), (5, 3), (10, 4)])
+def test_argmax_portable_stream_with_ties(classes, sb):
+    rng = np.random.default_rng(classes)
+    T = 120
+    valid = stream(T, rng)
+    scores = held(rng.integers(0, min(1 << sb, 3), size=(T, classes)), valid)  # few values: many ties
+    scores[5] = (1 << sb) - 1
+    blk, cls, vo = run_argmax(classes, sb, scores, valid, "portable")
+    assert blk.interval == 1 and blk.latency == max(1, (classes - 1).bit_length())
+    check_stream(valid, scores, vo, cls, blk.latency, argmax_ref)
+
+
+def test_argmax_single_class():
+    rng = np.random.default_rng(0)
+    valid = stream(10, rng)
+    blk, cls, vo = run_argmax(1, 3, rng.integers(0, 8, size=(10, 1)), valid, "portable")
+    check_stream(valid, np.zeros((10, 1)), vo, cls, blk.latency, lambda _: 0)
+
+
+@needs_yosys
+@pytest.mark.parametrize("classes,sb", [(2, 3), (7, 5), (10, 10)])
+def test_argmax_cells_stream_with_ties(classes, sb):
+    rng = np.random.default_rng(classes)
+    T = 400
+    valid = stream(T, rng)
+    hi = rng.integers(1, 1 << sb, size=(T, 1))
+    scores = held(np.minimum(rng.integers(0, 1 << sb, size=(T, classes)), hi), valid)  # ties at the cap
+    blk, cls, vo = run_argmax(classes, sb, scores, valid, "sb_lut4")
+    check_stream(valid, scores, vo, cls, blk.latency, argmax_ref)
+
+
+@needs_yosys
+@pytest.mark.slow
+@pytest.mark.parametrize("classes,sb", [(2, 1), (10, 7), (13, 10)])
+def test_argmax_cells_match_yosys(classes, sb):
+    blk = TreeArgmax(classes, sb, lut_cells="sb_lut4")
+    assert yosys_stat(blk, [blk.scores, blk.valid_in, blk.cls, blk.valid_out]) == \
+        TreeArgmax.cells(classes, sb, "sb_lut4")

@@ -1,0 +1,333 @@
+"""Class counting at one sample per clock: a pipelined compressor tree built from explicit iCE40 cells.
+
+`TreeCounter` sums, per class, the class's counted bits (a bit heap: column j holds bits of weight 2^j) with
+registers after every compression stage. The same cell plan is instantiated either as iCE40 primitives
+(``lut_cells="sb_lut4"``: SB_LUT4 / SB_CARRY instances, flip-flops as ``m.d.sync`` for Yosys to map to SB_DFF(E))
+or as the equivalent plain Amaranth logic (``"portable"``, for Amaranth's simulator). The plan is pure Python
+(`_Plan`), so `TreeCounter.cells` counts exactly what the block instantiates without elaborating it.
+
+Structure (per class; every stage ends in registers, which an iCE40 LC packs for free behind the LUT that drives
+only them):
+
+- Stage 1 (one LUT level, on the counter's combinational inputs): LUT full adders, 3 bits of column 0 -> sum
+  (column 0) + carry (column 1), 2 SB_LUT4 each; one or two leftover bits are registered as they are.
+- Stages 2..S: ripple-carry *segments* on the iCE40 carry chain. A segment starts at the lowest column with >= 2
+  bits, takes two bits (I1, I2 of the LC: the carry's inputs) in every column it passes and, when the start
+  column has a third bit, that bit as its carry-in; one LC per column (LUT = I1^I2^CI, carry = maj) plus one LC
+  that brings the carry-out back into the fabric (LUT = CI). Columns with one bit are passed through by the
+  segment (I2 = 0) rather than registered on their own. Segments of one stage are concatenated into physical
+  chains of at most `CHAIN_MAX` LCs: the LC that extracts one segment's carry-out also feeds the next segment's
+  carry-in (its SB_CARRY computes maj(cin, cin, CI) = cin), so a carry-in costs nothing. Single-column
+  compressions use LUT full/half adders instead (no chain). Bits of weight >= 2^score_bits are provably 0 (the
+  count fits score_bits) and are not built. Leftover bits are registered; the last stage's registers are
+  enabled by the valid strobe, so `scores` holds until the next `valid_out`.
+
+Cost argument (why ~1.5 LCs per counted bit is the floor for compressors made of iCE40 LCs, and not 1.2):
+an LC has ONE output to the fabric (the LUT's; the carry only reaches the next LC's CI). Every compressor
+built from LCs -- a LUT full adder (3 bits -> 2, 2 LUTs) or a ripple segment of L columns with carry-in
+(2L+1 bits -> L+1, L+1 LCs) -- therefore has inputs I = 2*C - 1 for C LCs, and reduces I - C = C - 1 bits.
+Summing over all compressors: N - log2(N) = sum(C - 1) = cost - #compressors, i.e. cost = N - log2 N +
+#compressors. Column 0 starts with N bits and must end with one; a compressor takes at most 3 bits of column 0
+and leaves 1, so at least (N-1)/2 compressors touch column 0: cost >= 1.5 N - log2 N. (A LUT 4:3 counter, 4 bits
+-> 3 with 3 LUTs, is worse: I = C + 1.) The balanced adder tree with carry-ins meets the bound but needs
+delayed raw bits for the carry-ins at every level (~0.5 N flip-flops when pipelined); the stage-wise heap here
+stays within a few percent of 1.5 N plus the registers of bits that wait a stage. Getting below 1.5 needs
+fewer LCs than outputs, i.e. folding logic into the first compressors (e.g. a LUT full adder can absorb a
+2-input LUT-network node into its free 4th input).
+
+Timing: stage 1 is one LUT level after the counter's inputs; stages >= 2 are register -> carry chain of at most
+`CHAIN_MAX` LCs -> LUT -> register.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Elaboratable
+
+from ..ir.netlist import Netlist
+
+CHAIN_MAX = 12   # LCs per physical carry chain (ripple length of one pipeline stage)
+SEG_MAX = 10     # columns per segment
+
+C0, C1 = ("c", 0), ("c", 1)
+
+
+def _is_const(r) -> bool:
+    return r[0] == "c"
+
+
+def _init(func, n: int) -> int:
+    """LUT_INIT of a function of the first n pins (the other pins are don't-care: the table is replicated)."""
+    mask = (1 << n) - 1
+    return sum(func(*[((c & mask) >> i) & 1 for i in range(n)]) << c for c in range(16))
+
+
+def _par(*b):
+    return sum(b) & 1
+
+
+def _maj(*b):
+    return int(sum(b) >= 2)
+
+
+class _Plan:
+    """A netlist of SB_LUT4 / SB_CARRY / flip-flop cells over symbolic references:
+    ("v", i) input bit i, ("c", 0|1) constants, ("l", k) LUT k's output, ("k", k) carry k's CO, ("f", k) the
+    output of flip-flop k, ("x", name) a named external signal (valid strobes)."""
+
+    def __init__(self) -> None:
+        self.luts: list[tuple[int, list]] = []
+        self.carries: list[tuple] = []
+        self.ffs: list[list] = []   # [d, enable or None, resettable]
+
+    def lut(self, init: int, pins: list) -> tuple:
+        pins = list(pins) + [C0] * (4 - len(pins))
+        self.luts.append((init & 0xFFFF, pins))
+        return ("l", len(self.luts) - 1)
+
+    def lut_fn(self, func, ins: list) -> tuple:
+        """A LUT computing func(*ins), with constant inputs folded into the table (they use no pin)."""
+        pins = [r for r in ins if not _is_const(r)]
+
+        def f(*vals):
+            it = iter(vals)
+            return func(*[r[1] if _is_const(r) else next(it) for r in ins])
+
+        return self.lut(_init(f, len(pins)), pins)
+
+    def carry(self, i0, i1, ci) -> tuple:
+        self.carries.append((i0, i1, ci))
+        return ("k", len(self.carries) - 1)
+
+    def ff(self, d, en=None, reset: bool = False) -> tuple:
+        self.ffs.append([d, en, reset])
+        return ("f", len(self.ffs) - 1)
+
+    def counts(self) -> dict:
+        return {"lut": len(self.luts), "carry": len(self.carries), "ff": len(self.ffs)}
+
+    def build(self, m, lut_cells: str, sigs: dict, name: str = "p"):
+        """Instantiate into Amaranth module m; sigs maps ("v", i) / ("x", name) to Amaranth values. Returns a
+        resolver ref -> Amaranth value."""
+        from amaranth.hdl import Cat, Const, Instance, Signal
+
+        lut_o = [Signal(name=f"{name}_l{k}") for k in range(len(self.luts))]
+        car_o = [Signal(name=f"{name}_k{k}") for k in range(len(self.carries))]
+        ff_o = [Signal(name=f"{name}_f{k}", reset_less=not rs) for k, (_, _, rs) in enumerate(self.ffs)]
+
+        def val(r):
+            t = r[0]
+            if t == "c":
+                return Const(r[1], 1)
+            if t == "l":
+                return lut_o[r[1]]
+            if t == "k":
+                return car_o[r[1]]
+            if t == "f":
+                return ff_o[r[1]]
+            if t == "v":
+                return sigs["values"][r[1]]
+            return sigs[r[1]]
+
+        for k, (init, pins) in enumerate(self.luts):
+            p = [val(r) for r in pins]
+            if lut_cells == "sb_lut4":
+                m.submodules[f"{name}_lut{k}"] = Instance(
+                    "SB_LUT4", p_LUT_INIT=Const(init, 16), i_I0=p[0], i_I1=p[1], i_I2=p[2], i_I3=p[3],
+                    o_O=lut_o[k])
+            else:
+                m.d.comb += lut_o[k].eq(Const(init, 16).bit_select(Cat(*p), 1))
+        for k, (i0, i1, ci) in enumerate(self.carries):
+            a, b, c = val(i0), val(i1), val(ci)
+            if lut_cells == "sb_lut4":
+                m.submodules[f"{name}_carry{k}"] = Instance("SB_CARRY", i_I0=a, i_I1=b, i_CI=c, o_CO=car_o[k])
+            else:
+                m.d.comb += car_o[k].eq((a & b) | ((a | b) & c))
+        for k, (d, en, _) in enumerate(self.ffs):
+            if en is None:
+                m.d.sync += ff_o[k].eq(val(d))
+            else:
+                with m.If(val(en)):
+                    m.d.sync += ff_o[k].eq(val(d))
+        return val
+
+
+class _Segment:
+    __slots__ = ("cin", "pos", "carry_col")
+
+    def __init__(self, cin, pos, carry_col):
+        self.cin, self.pos, self.carry_col = cin, pos, carry_col
+
+
+def _compress_stage(plan: _Plan, heaps: list[list[list]], sb: int, first: bool) -> list[list[list]]:
+    """One compression stage over all classes' heaps (lists of columns of refs, constants first); returns the
+    new heaps (combinational refs, registered by the caller)."""
+    outs = []
+    segs: list[tuple[_Segment, list]] = []
+    for heap in heaps:
+        avail = [list(col) for col in heap]
+        out: list[list] = [[] for _ in range(sb)]
+
+        def put(j, r):
+            if j < sb:  # weight >= 2^sb is provably 0
+                (out[j].insert(0, r) if _is_const(r) else out[j].append(r))
+
+        def lut_add(j, bits):
+            put(j, plan.lut_fn(_par, bits))
+            if j + 1 < sb:
+                put(j + 1, plan.lut_fn(_maj if len(bits) == 3 else (lambda a, b: a & b), bits))
+
+        while True:
+            cand = [j for j in range(sb) if len(avail[j]) >= 2]
+            if not cand:
+                break
+            j0 = cand[0]
+            if first:
+                if len(avail[j0]) < 3:
+                    break
+                lut_add(j0, [avail[j0].pop() for _ in range(3)])
+                continue
+            if j0 + 1 < sb and avail[j0 + 1]:
+                cin = avail[j0].pop() if len(avail[j0]) >= 3 else None
+                pos = [(j0, avail[j0].pop(), avail[j0].pop())]
+                j = j0 + 1
+                while j < sb and len(pos) < SEG_MAX and avail[j]:
+                    a = avail[j].pop()
+                    b = avail[j].pop() if avail[j] else C0
+                    pos.append((j, a, b))
+                    j += 1
+                segs.append((_Segment(cin, pos, j if j < sb else None), out))
+            else:
+                lut_add(j0, [avail[j0].pop() for _ in range(min(3, len(avail[j0])))])
+        for j in range(sb):
+            for r in avail[j]:
+                put(j, r)
+        outs.append(out)
+    _emit_chains(plan, segs)
+    return outs
+
+
+def _emit_chains(plan: _Plan, segs: list) -> None:
+    """Pack segments into carry chains of <= CHAIN_MAX LCs (a segment's carry-out LC feeds the next one's cin)."""
+    starters = [s for s in segs if s[0].cin is None]
+    pending = sorted((s for s in segs if s[0].cin is not None), key=lambda s: s[0].carry_col is None)
+    while starters or pending:
+        if starters:
+            chain = [starters.pop(0)]
+            length = len(chain[0][0].pos)
+        else:
+            chain = [pending.pop(0)]
+            length = 1 + len(chain[0][0].pos)
+        while chain[-1][0].carry_col is not None and pending:
+            nxt = pending[0][0]
+            need = 1 + len(nxt.pos) + (1 if nxt.carry_col is not None else 0)
+            if length + need > CHAIN_MAX:
+                break
+            chain.append(pending.pop(0))
+            length += 1 + len(nxt.pos)
+        ci = C0
+        for idx, (seg, out) in enumerate(chain):
+            if idx == 0 and seg.cin is not None:
+                ci = plan.carry(seg.cin, seg.cin, C0)  # feed-in LC
+            for j, a, b in seg.pos:
+                s = plan.lut(_init(lambda i0, i1, i2, i3: i1 ^ i2 ^ i3, 4), [C0, a, b, ci])
+                ci = plan.carry(a, b, ci)
+                out[j].append(s)
+            if seg.carry_col is not None:
+                j = seg.carry_col
+                if idx + 1 < len(chain):
+                    nc = chain[idx + 1][0].cin
+                    out[j].append(plan.lut(0xFF00, [C0, nc, nc, ci]))
+                    ci = plan.carry(nc, nc, ci)
+                else:
+                    out[j].append(plan.lut(0xFF00, [C0, C0, C0, ci]))
+
+
+def _score_bits(net: Netlist) -> int:
+    return max(1, max(len(g) for g in net.outputs).bit_length())
+
+
+def _plan_counter(net: Netlist, out_signals: list[int]):
+    """The counter's cell plan: (plan, final heaps (<= 1 ref per column), stages)."""
+    sb = _score_bits(net)
+    index: dict[int, int] = {}
+    for i, s in enumerate(out_signals):
+        index.setdefault(s, i)
+    heaps = []
+    for group in net.outputs:
+        heap: list[list] = [[] for _ in range(sb)]
+        ones = sum(1 for s in group if s == 1)
+        for j in range(sb):
+            if (ones >> j) & 1:
+                heap[j].append(C1)
+        for s in group:
+            if not net.is_const(s):
+                heap[0].append(("v", index[s]))
+        heaps.append(heap)
+    plan = _Plan()
+    valid = ("x", "valid_in")
+    stage = 0
+    stage_ffs: list[int] = []
+    while stage == 0 or any(len(col) > 1 for h in heaps for col in h):
+        stage += 1
+        heaps = _compress_stage(plan, heaps, sb, first=stage == 1)
+        stage_ffs = []
+        regd = []
+        for h in heaps:
+            nh = []
+            for col in h:
+                nc = []
+                for r in col:
+                    if _is_const(r):
+                        nc.insert(0, r)
+                    else:
+                        stage_ffs.append(len(plan.ffs))
+                        nc.append(plan.ff(r))
+                nh.append(nc)
+            regd.append(nh)
+        heaps = regd
+        prev_valid = valid
+        valid = plan.ff(valid, reset=True)
+    for k in stage_ffs:  # the last stage holds its value until the next sample
+        plan.ffs[k][1] = prev_valid
+    return plan, heaps, stage, valid
+
+
+class TreeCounter(Elaboratable):
+    """Per class, the popcount of its counted bits, one sample per clock (see the module docstring).
+
+    Ports: `values` (in, the distinct non-constant counted signals in `out_signals` order, valid in the cycle
+    `valid_in` is high), `valid_in`, `scores` (out, class c at bits [c*score_bits, (c+1)*score_bits),
+    registered, held until the next `valid_out`), `valid_out` (high `latency` cycles after `valid_in`)."""
+
+    interval = 1
+
+    def __init__(self, net: Netlist, out_signals: list[int], *, lut_cells: str = "portable") -> None:
+        from amaranth.hdl import Signal
+
+        if lut_cells not in ("sb_lut4", "portable"):
+            raise ValueError(f"unknown lut_cells {lut_cells!r}")
+        self.net, self.out_signals, self.lut_cells = net, list(out_signals), lut_cells
+        self.score_bits = _score_bits(net)
+        self._plan, self._final, self.latency, self._valid = _plan_counter(net, self.out_signals)
+        self.values = Signal(max(1, len(self.out_signals)))
+        self.valid_in = Signal()
+        self.scores = Signal(net.classes * self.score_bits)
+        self.valid_out = Signal()
+
+    @staticmethod
+    def cells(net: Netlist, out_signals: list[int], lut_cells: str = "sb_lut4") -> dict:
+        """SB_LUT4 / SB_CARRY / flip-flop counts of the block (the same in both styles: portable logic maps to
+        the same cells only approximately, so the numbers describe the sb_lut4 block)."""
+        return _plan_counter(net, list(out_signals))[0].counts()
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Const, Module
+
+        m = Module()
+        val = self._plan.build(m, self.lut_cells, {"values": self.values, "valid_in": self.valid_in}, "pc")
+        sb = self.score_bits
+        for c, heap in enumerate(self._final):
+            for j, col in enumerate(heap):
+                m.d.comb += self.scores[c * sb + j].eq(val(col[0]) if col else Const(0, 1))
+        m.d.comb += self.valid_out.eq(val(self._valid))
+        return m
+
