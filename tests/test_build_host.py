@@ -7,41 +7,95 @@ import pytest
 from _backend_nets import random_net, random_x
 from reference_eval import reference_counts
 from warpc.fpga.host import flash, run_on_board
-from warpc.fpga.protocol import SYNC_BYTE, frame_bytes, parse_reply
+from warpc.fpga.protocol import (ACK_BYTE, SYNC_BYTE, BoardModel, crc8, frame_bytes, idle_timeout_s, parse_reply,
+                                  reply_bytes)
+from warpc.hdl.framing import crc8_matrix
 from warpc.errors import BoardError
 
 
 class FakeSerial:
-    """Answers frames like the shell, from the IR; `wrong` flips the class of one sample."""
+    """Answers frames like the shell (protocol.BoardModel), from the IR; `wrong` flips the class of one sample.
+    A read that finds a frame unfinished lets the board's idle timeout pass (NAK)."""
 
     def __init__(self, net, scores, sb, wrong=None):
         self.net, self.scores, self.sb, self.wrong = net, scores, sb, wrong
-        self.buf, self.out, self.n = bytearray(), bytearray(), 0
+        self.out, self.n = bytearray(), 0
+        self.model = BoardModel(net.n_features, net.input_bits, self._answer)
+        self.writes = []
+
+    def _answer(self, x):
+        c = reference_counts(self.net, x[None])[0]
+        cls = int(np.argmax(c)) if self.n != self.wrong else (int(np.argmax(c)) + 1) % self.net.classes
+        self.n += 1
+        out = bytes([cls])
+        if self.scores:
+            out += b"".join(int(v).to_bytes(-(-self.sb // 8), "little") for v in c)
+        return out
+
+    def line_in(self, data):
+        """The host -> board line (a faulty fake changes the bytes here)."""
+        return data
+
+    def line_out(self, data):
+        """The board -> host line."""
+        return data
 
     def write(self, data):
-        self.buf += data
-        need = 1 + self.net.n_features * (-(-self.net.input_bits // 8))
-        assert self.buf[0] == SYNC_BYTE
-        if len(self.buf) >= need:
-            fb = -(-self.net.input_bits // 8)
-            x = np.array([[int.from_bytes(self.buf[1 + i * fb:1 + (i + 1) * fb], "little")
-                           for i in range(self.net.n_features)]])
-            del self.buf[:need]
-            c = reference_counts(self.net, x)[0]
-            cls = int(np.argmax(c)) if self.n != self.wrong else (int(np.argmax(c)) + 1) % self.net.classes
-            self.out += bytes([cls])
-            if self.scores:
-                self.out += b"".join(int(v).to_bytes(-(-self.sb // 8), "little") for v in c)
-            self.n += 1
+        self.writes.append(bytes(data))
+        self.out += self.line_out(self.model.feed(self.line_in(bytes(data))))
         return len(data)
 
     def read(self, n):
+        if len(self.out) < n:
+            self.out += self.line_out(self.model.idle())
         got = bytes(self.out[:n])
         del self.out[:n]
         return got
 
+    def reset_input_buffer(self):
+        self.out.clear()
+
     def close(self):
         pass
+
+
+class FaultySerial(FakeSerial):
+    """Damages the k-th write (host -> board) or the k-th reply (board -> host) in the listed ways:
+    faults = {write number: kind} with kind drop / duplicate / corrupt / extra (a stray byte, SYNC) / noise
+    (garbage before the frame); reply_faults = {reply number: kind} with kind drop / corrupt / duplicate."""
+
+    def __init__(self, *a, faults=None, reply_faults=None, at=3, **kw):
+        super().__init__(*a, **kw)
+        self.faults, self.reply_faults, self.at = faults or {}, reply_faults or {}, at
+        self.nw = self.nr = 0
+
+    @staticmethod
+    def damage(data, kind, at):
+        f = bytearray(data)
+        at = at % len(f) if f else 0
+        if kind == "drop":
+            del f[at]
+        elif kind == "duplicate":
+            f.insert(at, f[at])
+        elif kind == "corrupt":
+            f[at] ^= 0x41
+        elif kind == "extra":
+            f.insert(at, SYNC_BYTE)
+        elif kind == "noise":
+            f[:0] = bytes([0x00, SYNC_BYTE, 0x12])
+        return bytes(f)
+
+    def line_in(self, data):
+        kind = self.faults.get(self.nw)
+        self.nw += 1
+        return self.damage(data, kind, self.at) if kind else data
+
+    def line_out(self, data):
+        if not data:
+            return data
+        kind = self.reply_faults.get(self.nr)
+        self.nr += 1
+        return self.damage(data, kind, 1) if kind else data
 
 
 def _build_dir(tmp_path, net, scores):
@@ -73,13 +127,86 @@ def test_run_timeout_is_a_board_error(tmp_path):
         def read(self, n):
             return b""
 
-    with pytest.raises(BoardError, match="answered 0 of 1"):
-        run_on_board(tmp_path, x=random_x(net, 2), serial_port=Silent(net, False, 1))
+    with pytest.raises(BoardError, match="no valid reply in 3 tries .*answered 0 of 3 bytes"):
+        run_on_board(tmp_path, x=random_x(net, 2), serial_port=Silent(net, False, 1), retries=2, idle_wait=0)
 
 
 def test_framing_roundtrip():
-    assert frame_bytes([1, 2, 300], 10) == bytes([0xA5, 1, 0, 2, 0, 44, 1])
+    body = bytes([0xA5, 1, 0, 2, 0, 44, 1])
+    assert frame_bytes([1, 2, 300], 10) == body + bytes([crc8(body)])
     assert parse_reply(bytes([2, 5, 0, 7, 1]), 2, 9, True) == (2, [5, 263])
+    assert crc8(b"123456789") == 0xF4  # CRC-8/SMBUS check value
+    assert reply_bytes(b"\x02") == bytes([ACK_BYTE, 2, crc8(bytes([ACK_BYTE, 2]))])
+
+
+def test_crc8_matrix_matches_the_bytewise_crc():
+    """The board's byte-parallel CRC update (xor rows of crc ^ byte) equals crc8 on every (crc, byte) pair."""
+    rows = crc8_matrix()
+    for c in range(256):
+        for byte in range(0, 256, 7):
+            xx = c ^ byte
+            got = sum((sum((xx >> k) & 1 for k in row) & 1) << j for j, row in enumerate(rows))
+            assert got == crc8(bytes([byte]), c)
+
+
+@pytest.mark.parametrize("faults,reply_faults", [
+    ({0: "drop"}, {}), ({1: "duplicate"}, {}), ({2: "corrupt"}, {}), ({0: "extra"}, {}), ({3: "noise"}, {}),
+    ({0: "drop", 1: "corrupt", 2: "duplicate"}, {}),  # three damaged tries of one sample: the fourth works
+    ({}, {0: "corrupt"}), ({}, {1: "drop"}), ({}, {2: "duplicate"}),
+])
+def test_run_survives_lost_extra_and_corrupted_bytes(tmp_path, faults, reply_faults):
+    """Every damaged exchange is detected (NAK, timeout or check byte) and retried: the answers stay exact."""
+    net = random_net(seed=2)
+    sb = _build_dir(tmp_path, net, True)
+    x = random_x(net, 6)
+    port = FaultySerial(net, True, sb, faults=faults, reply_faults=reply_faults)
+    res = run_on_board(tmp_path, x=x, y=np.argmax(reference_counts(net, x), 1), serial_port=port, idle_wait=0)
+    assert res["agreement_with_model"] == 1.0 and res["accuracy"] == 1.0
+    assert res["retries"] == len(faults) + len(reply_faults) > 0
+    assert port.model.frames == 6 + len(reply_faults)  # a garbled reply's sample was computed twice
+
+
+def test_run_gives_up_after_the_retries(tmp_path):
+    net = random_net(seed=2)
+    _build_dir(tmp_path, net, False)
+    port = FaultySerial(net, False, 1, faults={k: "corrupt" for k in range(10)})
+    with pytest.raises(BoardError, match="sample 0: no valid reply in 4 tries .*NAK"):
+        run_on_board(tmp_path, x=random_x(net, 3), serial_port=port, idle_wait=0)
+    assert len(port.writes) == 4
+
+
+def test_run_waits_past_the_idle_timeout_and_flushes_before_a_retry(tmp_path, monkeypatch):
+    """The default wait is twice the board's idle timeout at the build's rate; stale input is discarded."""
+    import warpc.fpga.host as host
+
+    net = random_net(seed=2)
+    _build_dir(tmp_path, net, False)
+    slept = []
+    monkeypatch.setattr(host.time, "sleep", slept.append)
+    port = FaultySerial(net, False, 1, reply_faults={0: "duplicate"})
+    port.out += b"\x99"  # stale byte before the first reply: a bad start, retried
+    res = run_on_board(tmp_path, x=random_x(net, 2), serial_port=port)
+    assert res["agreement_with_model"] == 1.0
+    assert slept and all(s == pytest.approx(2 * idle_timeout_s(115200)) for s in slept)
+    assert idle_timeout_s(115200) == pytest.approx(320 / 115200) and idle_timeout_s(3_000_000) == 0.002
+
+
+def test_run_uses_the_builds_baud_and_refuses_another(tmp_path, monkeypatch):
+    import warpc.fpga.host as host
+    from warpc.errors import ConfigError
+
+    net = random_net(seed=1)
+    _build_dir(tmp_path, net, False)
+    rep = json.loads((tmp_path / "report.json").read_text())
+    rep["options"] = {"baud": 1_000_000}
+    (tmp_path / "report.json").write_text(json.dumps(rep))
+    opened = []
+    monkeypatch.setattr(host, "open_port", lambda port, baud, timeout: opened.append(baud) or FakeSerial(net, False, 1))
+    run_on_board(tmp_path, port="/dev/ttyX", x=random_x(net, 2))
+    run_on_board(tmp_path, port="/dev/ttyX", x=random_x(net, 2), baud=1_010_000)  # within 2 %
+    assert opened == [1_000_000, 1_010_000]
+    with pytest.raises(ConfigError, match="--baud 115200 cannot talk to this build: its UART runs at 1000000"):
+        run_on_board(tmp_path, port="/dev/ttyX", x=random_x(net, 2), baud=115200)
 
 
 def _flashable(tmp_path):

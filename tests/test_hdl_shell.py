@@ -5,7 +5,7 @@ from amaranth.sim import Simulator
 
 from _backend_nets import random_net, random_x
 from reference_eval import reference_counts
-from warpc.fpga.protocol import frame_bytes, parse_reply, reply_length
+from warpc.fpga.protocol import ACK_BYTE, NAK_BYTE, crc8, frame_bytes, parse_reply, reply_length
 from warpc.hdl.shell import UartShell
 from warpc.hdl.uart import UARTRx, UARTTx
 
@@ -65,6 +65,55 @@ def test_uart_loopback():
     assert got == data
 
 
+def _run_shell(shell, script):
+    """Run `script(ctx, got)` (an async testbench) against the shell while a background receiver appends every
+    byte the shell sends to `got`; returns what the script returns."""
+    out, got = {}, []
+
+    async def bench(ctx):
+        ctx.set(shell.rx, 1)
+        await ctx.tick().repeat(3)
+        out["r"] = await script(ctx, got)
+
+    async def receiver(ctx):
+        while True:
+            got.append(await recv_byte(ctx, shell.tx, timeout=10**9))
+
+    sim = Simulator(shell)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.add_testbench(receiver, background=True)
+    sim.run()
+    return out["r"]
+
+
+async def send(ctx, shell, data):
+    for b in data:
+        await send_byte(ctx, shell.rx, b)
+
+
+async def recv_reply(ctx, got, n_payload, timeout=100000):
+    """Wait for the next reply in `got` (ACK + payload + check, or a lone NAK) and take it out."""
+    for _ in range(timeout):
+        if got and (got[0] == NAK_BYTE or len(got) >= n_payload + 2):
+            break
+        await ctx.tick()
+    else:
+        raise TimeoutError(f"no reply (got {bytes(got).hex()})")
+    n = 1 if got[0] == NAK_BYTE else n_payload + 2
+    r = bytes(got[:n])
+    del got[:n]
+    return r
+
+
+def _check_ok(reply, net, sb, scores, ref_row):
+    assert reply[0] == ACK_BYTE and crc8(reply[:-1]) == reply[-1], reply.hex()
+    cls, sc = parse_reply(reply[1:-1], net.classes, sb, scores)
+    assert cls == int(np.argmax(ref_row))
+    if scores:
+        assert sc == ref_row.tolist()
+
+
 @pytest.mark.parametrize("scores,input_bits,n_features", [(True, 8, 3), (False, 10, 3), (True, 8, 40)])
 def test_shell_answers_like_reference(scores, input_bits, n_features):
     net = random_net(seed=3, n_features=n_features, widths=(12, 6), classes=3, input_bits=input_bits)
@@ -72,24 +121,90 @@ def test_shell_answers_like_reference(scores, input_bits, n_features):
     ref = reference_counts(net, x)
     shell = UartShell(net, divisor=DIV, pipeline=1, scores=scores)
     sb = shell.core.shape.score_bits
-    n_reply = reply_length(net.classes, sb, scores)
-    replies = []
+    n_payload = reply_length(net.classes, sb, scores)
+    assert shell.reply_bytes == n_payload + 2 and shell.request_bytes == len(frame_bytes(x[0], input_bits))
 
-    async def bench(ctx):
-        ctx.set(shell.rx, 1)
-        await ctx.tick().repeat(3)
+    async def script(ctx, got):
+        replies = []
         await send_byte(ctx, shell.rx, 0x17)  # garbage before the sync byte is ignored
         for row in x:
-            for b in frame_bytes(row, input_bits):
-                await send_byte(ctx, shell.rx, b)
-            replies.append(bytes([await recv_byte(ctx, shell.tx) for _ in range(n_reply)]))
+            await send(ctx, shell, frame_bytes(row, input_bits))
+            replies.append(await recv_reply(ctx, got, n_payload))
+        return replies
 
-    sim = Simulator(shell)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    for i, r in enumerate(replies):
-        cls, sc = parse_reply(r, net.classes, sb, scores)
-        assert cls == int(np.argmax(ref[i]))
-        if scores:
-            assert sc == ref[i].tolist()
+    for i, r in enumerate(_run_shell(shell, script)):
+        _check_ok(r, net, sb, scores, ref[i])
+
+
+IDLE = 30 * DIV * 10  # a short idle timeout for the simulations (30 byte times)
+
+
+def _faulty(frame, fault, at):
+    f = bytearray(frame)
+    if fault == "drop":
+        del f[at]
+    elif fault == "duplicate":
+        f.insert(at, f[at])
+    elif fault == "corrupt":
+        f[at] ^= 0x10
+    elif fault == "extra-sync":
+        f.insert(at, 0xA5)
+    return bytes(f)
+
+
+@pytest.mark.parametrize("fault,at", [("drop", 3), ("drop", -1), ("duplicate", 2), ("corrupt", 1),
+                                      ("corrupt", -1), ("extra-sync", 4)])
+def test_shell_rejects_a_damaged_frame_and_recovers(fault, at):
+    """A frame with a lost, extra or corrupted byte gets a NAK (a lost byte: after the idle timeout), never a
+    wrong answer; after the host waits out the idle timeout, the same frame resent gets the right answer."""
+    net = random_net(seed=4, n_features=5, widths=(10, 6), classes=3, input_bits=8)
+    x = random_x(net, 2, seed=7)
+    ref = reference_counts(net, x)
+    shell = UartShell(net, divisor=DIV, pipeline=1, scores=True, idle_cycles=IDLE)
+    sb = shell.core.shape.score_bits
+    n_payload = reply_length(net.classes, sb, True)
+    frame = frame_bytes(x[0], 8)
+    bad = _faulty(frame, fault, at % len(frame))
+
+    async def script(ctx, got):
+        await send(ctx, shell, bad)
+        first = await recv_reply(ctx, got, n_payload, timeout=3 * IDLE)
+        await ctx.tick().repeat(2 * IDLE)  # the host's wait: past the idle timeout, then its input discarded
+        got.clear()
+        await send(ctx, shell, frame)
+        second = await recv_reply(ctx, got, n_payload)
+        await send(ctx, shell, frame_bytes(x[1], 8))
+        third = await recv_reply(ctx, got, n_payload)
+        return first, second, third
+
+    first, second, third = _run_shell(shell, script)
+    assert first == bytes([NAK_BYTE])
+    _check_ok(second, net, sb, True, ref[0])
+    _check_ok(third, net, sb, True, ref[1])
+
+
+def test_shell_idle_timeout_abandons_a_short_frame():
+    """The stale frame is not completed by the next frame's bytes: the NAK comes after about the idle timeout."""
+    net = random_net(seed=4, n_features=4, widths=(8, 6), classes=3, input_bits=8)
+    shell = UartShell(net, divisor=DIV, pipeline=1, idle_cycles=IDLE)
+    x = random_x(net, 1, seed=2)
+
+    async def script(ctx, got):
+        await send(ctx, shell, frame_bytes(x[0], 8)[:3])
+        waited = 0
+        while ctx.get(shell.tx):
+            await ctx.tick()
+            waited += 1
+        assert ctx.get(shell.busy) == 1
+        nak = await recv_reply(ctx, got, 1)
+        return waited, nak, ctx.get(shell.busy)
+
+    waited, nak, busy = _run_shell(shell, script)
+    assert nak == bytes([NAK_BYTE]) and IDLE - 10 <= waited <= IDLE + 20 and busy == 0
+
+
+def test_idle_timeout_shorter_than_a_byte_is_refused():
+    from warpc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="idle timeout"):
+        UartShell(random_net(seed=1), divisor=DIV, idle_cycles=DIV * 10)

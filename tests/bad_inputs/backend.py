@@ -68,6 +68,16 @@ def _build_copy(d, fx, change_netlist=None):
     return b
 
 
+def _uart_build(d, fx):
+    """A build copy whose report records its UART (115200 baud, as a real build does)."""
+    b = _build_copy(d, fx)
+    rep = json.loads((b / "report.json").read_text())
+    rep.update(options={"baud": 115200}, uart={"baud": 115200, "feature_bytes": 1, "scores": False,
+                                                "score_bits": 5})
+    (b / "report.json").write_text(json.dumps(rep))
+    return b
+
+
 def _set(**kw):
     return lambda doc: doc.update(kw)
 
@@ -98,6 +108,17 @@ CASES: list[Case] = [
          lambda d, fx: ["synth", fx.netlist, "--router2-timeout", "-5", "-o", d / "b"], ("--router2-timeout",)),
     Case("synth-seed-negative",
          lambda d, fx: ["synth", fx.netlist, "--seed", "-1", "-o", d / "b"], ("--seed",)),
+    Case("synth-baud-0", lambda d, fx: ["synth", fx.netlist, "--baud", "0", "-o", _user_folder(d)], ("--baud",)),
+    Case("synth-baud-negative",
+         lambda d, fx: ["synth", fx.netlist, "--baud", "-115200", "-o", d / "b"], ("--baud",)),
+    Case("synth-baud-not-an-integer",
+         lambda d, fx: ["synth", fx.netlist, "--baud", "115k", "-o", d / "b"], ("--baud",), exit_code=2),
+    Case("synth-baud-unreachable",
+         lambda d, fx: ["synth", fx.netlist, "--baud", "2500000", "-o", _user_folder(d)],
+         ("--baud", "2500000", "2 %", "supported rates", "3000000")),
+    Case("synth-baud-too-fast",
+         lambda d, fx: ["synth", fx.netlist, "--baud", "4000000", "-o", d / "b"],
+         ("--baud", "too fast", "supported rates")),
     # --- boards ----------------------------------------------------------------------------------------------
     Case("synth-unknown-board", lambda d, fx: ["synth", fx.ckpt, "--board", "nosuchboard", "-o", d / "b"],
          ("nosuchboard",)),
@@ -162,6 +183,22 @@ CASES: list[Case] = [
          ("--limit",)),
     Case("run-baud-0", lambda d, fx: ["run", "--build", _build_copy(d, fx), "--port", "/dev/null", "--baud", "0"],
          ("--baud",)),
+    Case("run-baud-negative",
+         lambda d, fx: ["run", "--build", _build_copy(d, fx), "--port", "/dev/null", "--baud", "-9600"], ("--baud",)),
+    Case("run-baud-not-an-integer",
+         lambda d, fx: ["run", "--build", _build_copy(d, fx), "--port", "/dev/null", "--baud", "115200.5"],
+         ("--baud",), exit_code=2),
+    Case("run-baud-not-the-builds",
+         lambda d, fx: ["run", "--build", _uart_build(d, fx), "--port", "/dev/null", "--baud", "230400"],
+         ("--baud 230400", "115200")),
+    Case("run-baud-unreachable",
+         lambda d, fx: ["run", "--build", _uart_build(d, fx), "--port", "/dev/null", "--baud", "2500000"],
+         ("--baud 2500000", "115200")),
+    Case("run-baud-too-fast",
+         lambda d, fx: ["run", "--build", _uart_build(d, fx), "--port", "/dev/null", "--baud", "4000000"],
+         ("--baud 4000000",)),
+    Case("run-retries-negative",
+         lambda d, fx: ["run", "--build", _uart_build(d, fx), "--simulate", "--retries", "-1"], ("--retries",)),
     Case("run-missing-build-folder", lambda d, fx: ["run", "--build", d / "nothing", "--simulate"],
          ("no build folder",)),
     Case("run-simulate-incomplete-report",

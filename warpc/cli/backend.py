@@ -70,6 +70,9 @@ def hdl_cmd(source, out, pipeline, interval, lut_cells, lut_size, name, toolchai
 @click.option("--lut-cells", type=click.Choice(["sb_lut4", "portable"]), default=None,
               show_default="the board's", help="LUT network as SB_LUT4 instances or portable logic for ABC to map")
 @click.option("--scores/--no-scores", default=False, show_default=True, help="UART reply carries class scores")
+@click.option("--baud", type=int, default=None, show_default="the board's (115200 on the iCEBreaker)",
+              help="UART rate in bits/s; at 12 MHz up to 3000000 (e.g. 115200, 230400, 460800, 921600, 1000000, "
+                   "1500000, 2000000, 3000000); refused when the clock cannot make it within 2 %")
 @click.option("--router", type=click.Choice(["auto", "router1", "router2"]), default="auto", show_default=True,
               help="nextpnr router; auto: router2 above 3,500 LUTs, router1 below")
 @click.option("--router2-timeout", default=300.0, show_default=True,
@@ -88,7 +91,7 @@ def hdl_cmd(source, out, pipeline, interval, lut_cells, lut_size, name, toolchai
 @click.option("--allow-timing-fail", is_flag=True, show_default="off",
               help="keep the bitstream even if Fmax < the board clock")
 @click.option("--json", "as_json", is_flag=True, show_default="off", help="print the report as JSON")
-def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scores, router, router2_timeout, seed, no_equiv,
+def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scores, baud, router, router2_timeout, seed, no_equiv,
               no_formal, formal_timeout, dataset, data_dir, max_vectors, allow_timing_fail, as_json):
     """Checkpoint (or netlist JSON) -> bitstream OUT/top.bin, OUT/report.json, with equivalence checks.
     Progress goes to stderr, the report to stdout."""
@@ -98,7 +101,8 @@ def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scor
     rep = build(source, board=board, out=out, dataset=dataset, data_dir=data_dir, progress=_echo_err,
                 pipeline=pipeline, interval=interval, toolchain=toolchain, lut_cells=lut_cells, scores=scores, seed=seed,
                 router=router, equivalence=not no_equiv, formal=not no_formal, formal_timeout=formal_timeout,
-                max_vectors=max_vectors, allow_timing_fail=allow_timing_fail, router2_timeout=router2_timeout)
+                max_vectors=max_vectors, allow_timing_fail=allow_timing_fail, router2_timeout=router2_timeout,
+                baud=baud)
     click.echo(json.dumps(rep, indent=1, default=str) if as_json else format_report(rep))
 
 
@@ -136,16 +140,19 @@ def flash_cmd(build_dir, sram, tool):
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, show_default=DATA_DIR_DEFAULT,
               help=DATA_DIR_HELP)
 @click.option("--limit", type=int, default=None, show_default="all", help="stream only the first N samples")
-@click.option("--baud", type=int, default=None, show_default="the build's", help="UART baud rate")
+@click.option("--baud", type=int, default=None, show_default="the build's rate",
+              help="UART baud rate; must be the rate the build was synthesised for")
 @click.option("--simulate", is_flag=True, show_default="off",
               help="no board: answer with the bit-exact simulated post-synthesis design")
 @click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for each reply")
+@click.option("--retries", default=3, show_default=True,
+              help="resend a sample this many times after a rejected (NAK), lost or garbled exchange")
 @click.option("--json", "as_json", is_flag=True, show_default="off", help="print the result as JSON (for programs)")
-def run_cmd(port, build_dir, dataset, data_dir, limit, baud, simulate, timeout, as_json):
+def run_cmd(port, build_dir, dataset, data_dir, limit, baud, simulate, timeout, retries, as_json):
     """Stream samples through the board over UART (or the simulated design); report accuracy, agreement with
     the model and throughput."""
     from ..fpga.host import format_run, run_on_board
 
     res = run_on_board(build_dir, port=port, dataset=dataset, data_dir=data_dir, limit=limit, baud=baud,
-                       simulate=simulate, timeout=timeout, progress=_echo_err)
+                       simulate=simulate, timeout=timeout, retries=retries, progress=_echo_err)
     click.echo(json.dumps(res, indent=1) if as_json else format_run(res))

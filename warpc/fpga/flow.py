@@ -16,7 +16,7 @@ import json
 import math
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -63,6 +63,7 @@ class BuildOptions:
     formal_timeout: float = 120.0     # seconds per block
     max_vectors: int | None = None    # check only the first N vectors
     allow_timing_fail: bool = False   # keep the bitstream even if Fmax < the board clock
+    baud: int | None = None           # UART rate (bits/s); None = the board's (uart.baud in its .json)
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "BuildOptions":
@@ -84,6 +85,8 @@ class BuildOptions:
         integer("pipeline", 0)
         integer("interval", 1)
         integer("seed", 0)
+        if self.baud is not None:
+            integer("baud", 1)
         if self.max_vectors is not None:
             integer("max_vectors", 1)
         for name in ("router2_timeout", "formal_timeout"):
@@ -218,6 +221,9 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
     toolchain's executables, the output path, the source (compiled here), the samples (shape and labels)."""
     brd = load_board(board)
     platform_for(brd)
+    from ..hdl.uart import uart_divisor
+
+    uart_divisor(brd.clock_hz, opts.baud or brd.baud)  # ConfigError: too fast, or > 2 % off at this clock
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out} is a file, not a folder; give a folder for the build")
@@ -249,7 +255,7 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
     b = Build(out=out, board=brd, board_arg=str(board), opts=opts, lut_cells=lut_cells, net=net, src_info=src_info,
               x=xs, y=ys, data_name=name, say=say, exe=exe)
     b.stages["compile_s"] = compile_s
-    b.options = {"board": brd.name, "pipeline": opts.pipeline, "interval": opts.interval, "toolchain": opts.toolchain, "lut_cells": lut_cells,
+    b.options = {"board": brd.name, "pipeline": opts.pipeline, "interval": opts.interval, "baud": opts.baud or brd.baud, "toolchain": opts.toolchain, "lut_cells": lut_cells,
                  "scores": opts.scores, "seed": opts.seed, "router": opts.router}
     b.stamp = stamp(net, b.options)
     return b
@@ -265,14 +271,20 @@ def stamp(net: Netlist, options: dict) -> dict:
 
 def elaborate(b: Build) -> None:
     """The board design in memory (Amaranth elaboration, RTLIL, the synthesis script); nothing is written."""
+    from ..hdl.framing import idle_cycles
     from ..hdl.shell import BoardTop, UartShell, block_modules
+    from ..hdl.uart import uart_divisor
 
     t = time.perf_counter()
     b.say(f"[elaborate] UART shell + core, pipeline {b.opts.pipeline}, interval {b.opts.interval}, {b.lut_cells} "
           f"cells; build {b.stamp['id']}")
     tools.yosys_env(b.opts.toolchain)
-    b.shell = UartShell(b.net, divisor=b.board.uart_divisor, pipeline=b.opts.pipeline, lut_cells=b.lut_cells,
-                        scores=b.opts.scores, interval=b.opts.interval)
+    baud = b.opts.baud or b.board.baud
+    divisor = uart_divisor(b.board.clock_hz, baud)
+    b.board = replace(b.board, baud=baud)  # the report's uart section describes the line as built
+    b.shell = UartShell(b.net, divisor=divisor, pipeline=b.opts.pipeline, lut_cells=b.lut_cells,
+                        scores=b.opts.scores, interval=b.opts.interval,
+                        idle_cycles=idle_cycles(b.board.clock_hz, divisor))
     b.blocks = block_modules(TOP)
     b.plan = platform_for(b.board).build(
         BoardTop(b.shell), name=TOP, do_build=False,

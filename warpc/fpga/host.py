@@ -16,7 +16,7 @@ from ..ir.emulate import argmax_lowest, emulate_counts
 from ..ir.netlist import Netlist
 from ..ir.source import sample_data
 from .boards import PROGRAMMERS, load_board
-from .protocol import SYNC_BYTE, frame_bytes, parse_reply, reply_length
+from .protocol import MAX_RATE_ERROR, BoardModel, frame_bytes, idle_timeout_s, parse_reply, read_reply, reply_length
 from .report import load_report, report_field
 
 
@@ -54,7 +54,8 @@ def flash(build_dir: str | Path, sram: bool = False, tool: str | None = None) ->
 
 class SimulatedBoard:
     """A serial-port-like object (write / read / reset_input_buffer / close) running the build's post-synthesis
-    encoder and core netlists per frame, with the shell's framing."""
+    encoder and core netlists per frame, behind the shell's protocol (protocol.BoardModel). A read that finds a
+    frame unfinished waits out the board's idle timeout: the model abandons the frame and answers NAK."""
 
     def __init__(self, build_dir: str | Path, net: Netlist, rep: dict) -> None:
         from .netsim import NetSim
@@ -65,7 +66,8 @@ class SimulatedBoard:
         self.net, self.latency = net, int(rep["Latency_cycles"])
         u = rep["uart"]
         self.fb, self.scores, self.score_bits = int(u["feature_bytes"]), bool(u["scores"]), int(u["score_bits"])
-        self._in, self._out, self.timeout = bytearray(), bytearray(), 0
+        self.model = BoardModel(net.n_features, net.input_bits, self._answer)
+        self._out, self.timeout = bytearray(), 0
 
     @staticmethod
     def _module(d: Path, rep: dict, label: str) -> dict:
@@ -92,21 +94,8 @@ class SimulatedBoard:
             return json.loads((Path(tmp) / f"eq_{label}_gate.json").read_text())
 
     def write(self, data: bytes) -> int:
-        self._in += data
-        need = 1 + self.net.n_features * self.fb
-        while True:
-            k = self._in.find(bytes([SYNC_BYTE]))
-            if k < 0:
-                self._in.clear()
-                return len(data)
-            del self._in[:k]
-            if len(self._in) < need:
-                return len(data)
-            raw = bytes(self._in[1:need])
-            del self._in[:need]
-            x = np.array([int.from_bytes(raw[i * self.fb:(i + 1) * self.fb], "little") & ((1 << self.net.input_bits) - 1)
-                          for i in range(self.net.n_features)], dtype=np.int64)
-            self._out += self._answer(x)
+        self._out += self.model.feed(data)
+        return len(data)
 
     def _answer(self, x: np.ndarray) -> bytes:
         from .netsim import bits_of, value_of
@@ -129,6 +118,8 @@ class SimulatedBoard:
         return reply
 
     def read(self, n: int) -> bytes:
+        if len(self._out) < n:
+            self._out += self.model.idle()
         got = bytes(self._out[:n])
         del self._out[:n]
         return got
@@ -151,17 +142,28 @@ def open_port(port: str, baud: int, timeout: float):
         raise BoardError(f"cannot open {port}: {e} (is the board connected?)") from None
 
 
+def build_baud(rep: dict, d: Path) -> int:
+    """The UART rate the build's bitstream runs at: report options.baud (builds with --baud), else uart.baud."""
+    b = (rep.get("options") or {}).get("baud")
+    return int(b) if isinstance(b, int) and not isinstance(b, bool) and b > 0 else report_field(rep, "uart.baud", d)
+
+
 def run_on_board(build_dir: str | Path, port: str | None = None, dataset: str | None = None, data_dir=None,
                  limit: int | None = None, baud: int | None = None, simulate: bool = False, timeout: float = 2.0,
-                 x=None, y=None, serial_port=None, progress=None) -> dict:
+                 x=None, y=None, serial_port=None, progress=None, retries: int = 3, idle_wait: float | None = None
+                 ) -> dict:
     """Send each sample, read the class, and report accuracy (vs labels), agreement with the IR emulator and
-    throughput. `serial_port` may be any object with write/read (tests pass a fake)."""
+    throughput. `serial_port` may be any object with write/read (tests pass a fake). A rejected or garbled
+    exchange (NAK, timeout, bad reply) is retried up to `retries` times after waiting `idle_wait` seconds (default:
+    twice the board's idle timeout) and discarding the input, as warpc.hdl.shell documents."""
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ConfigError(f"--limit must be at least 1 sample, got {limit!r}")
-    if baud is not None and (not isinstance(baud, int) or baud < 1):
+    if baud is not None and (not isinstance(baud, int) or isinstance(baud, bool) or baud < 1):
         raise ConfigError(f"--baud must be a positive number of bits per second, got {baud!r}")
     if not timeout > 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout!r}")
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ConfigError(f"--retries must be an integer >= 0, got {retries!r}")
     if serial_port is None and not port and not simulate:
         raise ConfigError("give --port (the board's serial port, e.g. /dev/ttyUSB1) or --simulate")
     if port and simulate:
@@ -174,13 +176,18 @@ def run_on_board(build_dir: str | Path, port: str | None = None, dataset: str | 
     samples = sample_data(net, x=x, y=y, dataset=dataset, data_dir=data_dir)  # shapes and labels vs the netlist
     if samples is None:
         raise DatasetError("the build's model records no dataset; pass --dataset")
+    built = build_baud(rep, d)
+    if baud is not None and abs(baud / built - 1) > MAX_RATE_ERROR:
+        raise ConfigError(f"--baud {baud} cannot talk to this build: its UART runs at {built} baud (a build's rate "
+                          f"is fixed at synthesis: `warpc synth --baud`); leave --baud out to use it")
     sb = report_field(rep, "uart.score_bits", d)
     scores = report_field(rep, "uart.scores", d, bool)
-    line_baud = baud or report_field(rep, "uart.baud", d)
+    line_baud = baud or built
+    wait = 2 * idle_timeout_s(line_baud) if idle_wait is None else idle_wait
     x, y = samples.x, samples.y
     if limit:
         x, y = x[:limit], (None if y is None else y[:limit])
-    n_reply = reply_length(net.classes, sb, scores)
+    n_payload = reply_length(net.classes, sb, scores)
     own = serial_port is None
     if serial_port is None:
         if simulate:
@@ -190,14 +197,24 @@ def run_on_board(build_dir: str | Path, port: str | None = None, dataset: str | 
                 progress(f"[run] loading the post-synthesis netlists of {d} into the simulator")
         serial_port = SimulatedBoard(d, net, rep) if simulate else open_port(port, line_baud, timeout)
     preds = np.zeros(len(x), dtype=np.int64)
+    problems: dict[str, int] = {}
     t0 = time.perf_counter()
     try:
         for i, row in enumerate(x):
-            serial_port.write(frame_bytes(row, net.input_bits))
-            got = serial_port.read(n_reply)
-            if len(got) != n_reply:
-                raise BoardError(f"sample {i}: the board answered {len(got)} of {n_reply} bytes within the timeout "
-                                 "(wrong bitstream, port or baud rate?)")
+            frame = frame_bytes(row, net.input_bits)
+            for attempt in range(retries + 1):
+                if attempt:
+                    time.sleep(wait)  # past the board's idle timeout: any frame it was in is abandoned
+                    _flush(serial_port)
+                serial_port.write(frame)
+                status, got = read_reply(serial_port, n_payload)
+                if status == "ok":
+                    break
+                problems[status] = problems.get(status, 0) + 1
+            else:
+                raise BoardError(
+                    f"sample {i}: no valid reply in {retries + 1} tries (last: {_problem_text(status, got, n_payload)}"
+                    f"; wrong bitstream, port or baud rate? this build talks at {built} baud)")
             preds[i], _ = parse_reply(got, net.classes, sb, scores)
     finally:
         if own:
@@ -209,13 +226,28 @@ def run_on_board(build_dir: str | Path, port: str | None = None, dataset: str | 
            "speed_of": "the simulator on this computer, not the board" if simulate
            else f"the board over the UART at {line_baud} baud",
            "agreement_with_model": float((preds == ref).mean()),
-           "mode": "simulated post-synthesis netlist" if simulate else f"board on {port}"}
+           "mode": "simulated post-synthesis netlist" if simulate else f"board on {port}",
+           "retries": int(sum(problems.values())), "retried_for": problems}
     if y is not None:
         res["accuracy"] = float((preds == np.asarray(y)).mean())
     mism = np.flatnonzero(preds != ref)
     if len(mism):
         res["first_disagreement"] = int(mism[0])
     return res
+
+
+def _flush(port) -> None:
+    """Drop whatever the port has received (pyserial: reset_input_buffer; a fake may not have it)."""
+    fn = getattr(port, "reset_input_buffer", None)
+    if fn is not None:
+        fn()
+
+
+def _problem_text(status: str, got: bytes, n_payload: int) -> str:
+    return {"timeout": f"the board answered {len(got)} of {n_payload + 2} bytes within the timeout",
+            "nak": "the board rejected the frame (NAK)",
+            "bad start": f"the reply started with 0x{got[0]:02X}, neither ACK nor NAK" if got else "bad reply",
+            "bad check": "the reply's check byte did not match"}.get(status, status)
 
 
 def format_run(res: dict) -> str:
@@ -230,4 +262,7 @@ def format_run(res: dict) -> str:
     speed = "simulator speed" if res["mode"].startswith("simulated") else "board throughput"
     lines.append(f"{speed}:{' ' * (21 - len(speed))}{res['samples_per_s']} samples/s in {res['seconds']} s "
                  f"({res.get('speed_of', '')})")
+    if res.get("retries"):
+        why = ", ".join(f"{v} {k}" for k, v in sorted(res.get("retried_for", {}).items()))
+        lines.append(f"retried exchanges:    {res['retries']} ({why})")
     return "\n".join(lines)

@@ -1,9 +1,27 @@
-"""UART board shell around the core.
+"""UART board shell around the core, and the host <-> board protocol (8N1 bytes; warpc.fpga.protocol is the
+host's side, warpc.hdl.framing holds the constants).
 
-Framing (host -> board): one sync byte (framing.SYNC_BYTE), then the sample's raw features, feature 0 first,
-each as ceil(input_bits / 8) little-endian bytes. Board -> host: the class index byte, then, when the shell was built
-with scores, every class score as ceil(score_bits / 8) little-endian bytes. Bytes outside a frame are ignored
-until the next sync byte, so a host resynchronises by sending it again after a timeout.
+Host -> board, one frame per sample:
+    SYNC (0xA5) | features | CHECK
+  features: feature 0 first, each as ceil(input_bits / 8) little-endian bytes;
+  CHECK: CRC-8/SMBUS (poly 0x07, init 0, no reflection, no final xor) of every byte before it, SYNC included.
+Board -> host, one reply per frame:
+    ACK (0x06) | class | scores | CHECK   when CHECK matched: class index byte, then (when the shell was built with
+                                        scores) every class score as ceil(score_bits / 8) little-endian bytes,
+                                        then the CRC-8 of every reply byte before it, ACK included;
+    NAK (0x15)                          when the frame was rejected: a wrong check byte, or no byte arrived for
+                                        the idle timeout in the middle of a frame (a lost byte).
+Bytes outside a frame are ignored until the next SYNC, and so are bytes that arrive while the board computes or
+answers. The idle timeout is framing.idle_cycles(clock, divisor) = max(IDLE_BYTES = 32 byte times, 2 ms); a
+frame abandoned by it is answered with a NAK, and the board waits for SYNC again.
+
+What the host does (warpc.fpga.host.run_on_board): write a frame, read the reply; on a NAK, a wrong or missing
+ACK, a short reply (its read timeout) or a wrong reply check byte, it waits twice the idle timeout (so that a
+frame the board is still in has been abandoned and its NAK sent), discards its input, and sends the frame again,
+up to `retries` times; then it gives up with a BoardError. A lost byte thus costs one idle timeout, and an extra or
+corrupted byte is caught by CHECK (CRC-8 detects every 1- or 2-bit error and every error burst up to 8 bits; a
+frame shifted by a duplicated or lost byte passes it with probability 1/256 at most, and the board only ever
+answers a full-length frame). Computing the same sample twice is harmless, so resending is always safe.
 
 The features are encoded while they arrive (SerialEncoder): each feature byte is compared with the thresholds
 the net uses and only those bits are stored, instead of buffering n_features * input_bits raw bits (Fashion-MNIST:
@@ -11,89 +29,225 @@ the net uses and only those bits are stored, instead of buffering n_features * i
 """
 from __future__ import annotations
 
-from amaranth.hdl import Const, Elaboratable, Module, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Instance, Module, Signal
 
+from ..errors import ConfigError
 from ..ir.netlist import Netlist
-from .core import WarpCore, _bits_for, ge_const
-from .framing import SYNC_BYTE
+from .core import LUT_CELLS, WarpCore, _bits_for, lut4_init
+from .framing import ACK_BYTE, IDLE_BYTES, NAK_BYTE, SYNC_BYTE, crc8, crc8_matrix
 from .uart import UARTRx, UARTTx
 
 
-class SerialEncoder(Elaboratable):
-    """One feature per `strobe`: stores [value >= t] for the used (index, t) input bits in `bits`.
+class _EncoderPlan:
+    """The serial encoder as a list of LUT gates (at most 4 inputs each) plus one flip-flop per used input bit,
+    computed from the netlist alone: `SerialEncoder` builds it, `SerialEncoder.cells` counts it.
 
-    Cost, measured by why: a stored bit needs its flip-flop (1 LC). Comparators are shared per distinct threshold.
-    The feature decode is split into two one-hot predecoders (index low 5 bits with the strobe, and the high bits),
-    so each used feature costs one 2-input AND for its enable instead of a full index compare (~3 LUT4s)."""
+    A gate input is ("strobe",), ("index", k), ("value", k), ("gate", g) or ("q", i) (the stored bit i itself);
+    `table` is the truth table over the inputs, input 0 the least significant address bit."""
 
-    LOW = 5
-
-    def __init__(self, net: Netlist) -> None:
+    def __init__(self, net: Netlist, low: int | None = None) -> None:
         self.net = net
+        self.iw = _bits_for(net.n_features - 1)
+        self.used = net.used_inputs()
+        feats = sorted({net.inputs[i].feature for i in self.used})
+        best = None
+        for lw in ([low] if low is not None else range(self.iw + 1)):
+            self.gates, self._memo = [], {}
+            dec = {f: self._decode(f, lw) for f in feats}
+            cost = len(self.gates)
+            if best is None or cost < best[0]:
+                best = (cost, lw, self.gates, self._memo, dec)
+        _, self.low, self.gates, self._memo, self.decode = best
+        self.ge: dict[int, object] = {}
+        self.bit_gate: dict[int, tuple] = {}  # stored bit -> its gate
+        self.same: dict[int, int] = {}        # a used bit -> the stored bit with the same (feature, threshold)
+        first: dict[tuple[int, int], int] = {}
+        for i in self.used:
+            b = net.inputs[i]
+            self.same[i] = first.setdefault((b.feature, b.threshold), i)
+            if self.same[i] != i:
+                continue
+            lo, hi = self.decode[b.feature]
+            ge = self._ge(b.threshold)
+            ins = [s for s in (lo, hi, ge) if not isinstance(s, int)] + [("q", i)]
+            # (lo & hi) ? ge : q, with constant inputs folded into the table
+            def f(bits, lo=lo, hi=hi, ge=ge, ins=ins, q=("q", i)):
+                val = dict(zip(ins, bits))
+                get = lambda s: s if isinstance(s, int) else val[s]
+                return get(ge) if (get(lo) and get(hi)) else val[q]
+            self.bit_gate[i] = self._gate(ins, f, memo=False)
+
+    def _gate(self, ins: list, fn, memo: bool = True) -> tuple:
+        key = (tuple(ins), tuple(fn([(c >> j) & 1 for j in range(len(ins))]) for c in range(1 << len(ins))))
+        if memo and key in self._memo:
+            return self._memo[key]
+        table = sum(int(bool(v)) << c for c, v in enumerate(key[1]))
+        self.gates.append((list(ins), table))
+        g = ("gate", len(self.gates) - 1)
+        if memo:
+            self._memo[key] = g
+        return g
+
+    def _conj(self, lits: list) -> object:
+        """AND of (signal, wanted value) literals as a chain of LUT4s; the low-order prefix is built first and
+        shared (memoised) between every conjunction that starts with it. Returns a signal or the int 1."""
+        if not lits:
+            return 1
+        if len(lits) == 1 and lits[0][1] == 1:
+            return lits[0][0]
+        if len(lits) <= 4:
+            pre, rest = [], lits
+        else:
+            pre, rest = [(self._conj(lits[:-3]), 1)], lits[-3:]
+        alll = pre + rest
+        return self._gate([s for s, _ in alll], lambda bits: all(b == w for b, (_, w) in zip(bits, alll)))
+
+    def _decode(self, f: int, lw: int) -> tuple:
+        """(lo, hi) for feature f: lo = strobe & index[:lw] == f's low bits, hi = index[lw:] == its high bits."""
+        lo = self._conj([(("strobe",), 1)] + [(("index", k), (f >> k) & 1) for k in range(lw)])
+        hi = self._conj([(("index", k), (f >> k) & 1) for k in range(lw, self.iw)])
+        return lo, hi
+
+    def _ge(self, t: int) -> object:
+        """[value >= t]: 1 / 0 for thresholds outside the value range, else the LSB-first chain
+        ge_i = t_i ? (v_i & ge_(i-1)) : (v_i | ge_(i-1)) from t's lowest set bit, 3 bits per LUT4 after the first 4
+        (prefixes shared between thresholds with the same low bits)."""
+        w = self.net.input_bits
+        if t <= 0:
+            return 1
+        if t >= 1 << w:
+            return 0
+        if t not in self.ge:
+            self.ge[t] = self._ge_bits(t, (t & -t).bit_length() - 1, w)
+        return self.ge[t]
+
+    def _ge_bits(self, t: int, lo: int, hi: int) -> object:
+        """[value[lo:hi] >= t[lo:hi]] given t[lo] = 1 (so the bits below lo do not matter)."""
+        n = hi - lo
+        if n == 1:
+            return ("value", lo)
+        if n <= 4:
+            pre, first = None, lo
+        else:
+            pre, first = self._ge_bits(t, lo, hi - 3), hi - 3
+        ins = ([pre] if pre is not None else []) + [("value", k) for k in range(first, hi)]
+
+        def fn(bits):
+            res = bits[0] if pre is not None else None
+            vb = bits[1:] if pre is not None else bits
+            for j, k in enumerate(range(first, hi)):
+                v = vb[j]
+                if res is None:  # the lowest relevant bit: t has a 1 there
+                    res = v
+                elif (t >> k) & 1:
+                    res = v & res
+                else:
+                    res = v | res
+            return res
+        return self._gate(ins, fn)
+
+
+class SerialEncoder(Elaboratable):
+    """One feature per `strobe` (any cadence): stores [value >= t] for the used (index, t) input bits in `bits`
+(bits the net repeats with the same feature and threshold are stored once).
+
+    Every stored bit is one 4-input LUT and its flip-flop: the LUT computes `(lo & hi) ? ge : q` from the feature's
+    low-index predecode (which includes the strobe), its high-index predecode, the shared comparator
+    [value >= t] and the bit's own output q, and feeds the flip-flop; nextpnr packs the two into one logic cell
+    (LC). The shared part is small: the two predecoders (one LUT chain per distinct low / high index value; the
+    split point minimises their total) and one comparator per distinct threshold (a chain of LUT4s, prefixes
+    shared), `cells()` counts them exactly. With lut_cells="sb_lut4" every LUT is an explicit SB_LUT4 (so the
+    count is exact, and the RTL and the synthesised netlist are the same cells: the formal proof is immediate);
+    "portable" writes the same truth tables as plain Amaranth logic for any toolchain (ABC maps them, usually to
+    the same count).
+
+    Why 1 LC per stored bit is the bound of this architecture: an iCE40 flip-flop's D input comes only from the
+    LUT of its own LC (there is no LUT bypass into another LC's flip-flop), so every bit that is stored in a
+    flip-flop costs one LC, and its LUT is then free to compute the bit's next value: the cost above is already
+    that bound plus the shared part. Doing better means not keeping the bits in flip-flops at all, e.g. writing
+    them into block RAM and reading them out over several cycles into a core that consumes them a slice at a time
+    (folded execution), which changes the core, not the encoder.
+
+    Measured (digits, 371 used bits, sb_lut4, synth_ice40): 466 LUT + 371 FF before (a separate enable AND per
+    feature and ABC-mapped comparators) -> 417 LUT + 371 FF, = 371 + 46 shared (see tests/test_hdl_encoder.py)."""
+
+    def __init__(self, net: Netlist, lut_cells: str = "portable") -> None:
+        if lut_cells not in LUT_CELLS:
+            raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose one of {', '.join(LUT_CELLS)}")
+        self.net, self.lut_cells = net, lut_cells
         self.value = Signal(net.input_bits)
         self.index = Signal(_bits_for(net.n_features - 1))
         self.strobe = Signal()
         self.bits = Signal(max(1, len(net.inputs)))
 
+    @classmethod
+    def cells(cls, net: Netlist, lut_cells: str = "sb_lut4") -> dict[str, int]:
+        """The cells the encoder instantiates, without elaborating it: one LUT per gate of its plan, one flip-flop
+        per used input bit, no carries (exact for sb_lut4; for portable it is the logic ABC is handed)."""
+        plan = _EncoderPlan(net)
+        return {"lut": len(plan.gates), "carry": 0, "ff": len(plan.bit_gate)}
+
     def elaborate(self, platform) -> Module:
         m = Module()
-        net, top = self.net, (1 << self.net.input_bits) - 1
-        lw = min(self.LOW, len(self.index))
-        lo_idx, hi_idx = self.index[:lw], self.index[lw:]
-        lo: dict[int, Signal] = {}
-        hi: dict[int, object] = {}
-        ge: dict[int, object] = {}
-        hit: dict[int, Signal] = {}
-        for i in net.used_inputs():
-            b = net.inputs[i]
-            t, f = b.threshold, b.feature
-            if t not in ge:
-                if t <= 0:
-                    ge[t] = Const(1, 1)
-                elif t > top:
-                    ge[t] = Const(0, 1)
-                else:
-                    g = Signal(name=f"ge{t}")
-                    m.d.comb += g.eq(ge_const(self.value, t))
-                    ge[t] = g
-            if f not in hit:
-                fl, fh = f & ((1 << lw) - 1), f >> lw
-                if fl not in lo:
-                    lo[fl] = Signal(name=f"lo{fl}")
-                    m.d.comb += lo[fl].eq(self.strobe & (lo_idx == fl))
-                if fh not in hi:
-                    if len(hi_idx):
-                        hi[fh] = Signal(name=f"hi{fh}")
-                        m.d.comb += hi[fh].eq(hi_idx == fh)
-                    else:
-                        hi[fh] = Const(1, 1)
-                h = Signal(name=f"hit{f}")
-                m.d.comb += h.eq(lo[fl] & hi[fh])
-                hit[f] = h
-            with m.If(hit[f]):
-                m.d.sync += self.bits[i].eq(ge[t])
+        plan = _EncoderPlan(self.net)
+        outs: list[Signal] = []
+        per_bit = {g: i for i, g in plan.bit_gate.items()}
+        q = {i: Signal(name=f"q{i}") for i in plan.bit_gate}  # the stored bits (one per distinct input bit)
+
+        def sig(ref):
+            kind = ref[0]
+            if kind == "strobe":
+                return self.strobe
+            if kind == "gate":
+                return outs[ref[1]]
+            if kind == "q":
+                return q[ref[1]]
+            return {"index": self.index, "value": self.value}[kind][ref[1]]
+
+        for g, (ins, table) in enumerate(plan.gates):
+            o = Signal(name=f"d{per_bit[('gate', g)]}" if ("gate", g) in per_bit else f"g{g}")
+            srcs = [sig(r) for r in ins]
+            if self.lut_cells == "sb_lut4":
+                pads = srcs + [Const(0, 1)] * (4 - len(srcs))
+                m.submodules[f"lut_{g}"] = Instance(
+                    "SB_LUT4", p_LUT_INIT=Const(lut4_init(table, len(srcs)), 16),
+                    i_I0=pads[0], i_I1=pads[1], i_I2=pads[2], i_I3=pads[3], o_O=o)
+            else:
+                m.d.comb += o.eq(Const(table, 1 << len(srcs)).bit_select(Cat(*srcs), 1))
+            outs.append(o)
+        for i, (_, g) in plan.bit_gate.items():
+            m.d.sync += q[i].eq(outs[g])
+        for i, j in plan.same.items():
+            m.d.comb += self.bits[i].eq(q[j])
         return m
 
 
 class UartShell(Elaboratable):
-    """rx/tx UART lines <-> SerialEncoder -> WarpCore (encoder=False). Not board-specific: `BoardTop` connects
-    it to a platform's pins."""
+    """rx/tx UART lines <-> SerialEncoder -> WarpCore (encoder=False), with the framing in the module docstring.
+    Not board-specific: `BoardTop` connects it to a platform's pins. `idle_cycles`: the idle timeout in clock
+    cycles (framing.idle_cycles(clock_hz, divisor) on a board; default IDLE_BYTES byte times)."""
 
     ENCODER, CORE = "encoder", "core"  # submodule names: the synthesised hierarchy's module names derive from them
 
     def __init__(self, net: Netlist, *, divisor: int, pipeline: int = 1, lut_cells: str = "portable",
-                 scores: bool = False) -> None:
+                 scores: bool = False, interval: int = 1, idle_cycles: int | None = None) -> None:
+        self.idle_cycles = int(idle_cycles) if idle_cycles is not None else IDLE_BYTES * 10 * divisor
+        if self.idle_cycles < 12 * divisor:
+            raise ConfigError(f"idle timeout {self.idle_cycles} cycles is shorter than a byte ({10 * divisor})")
         self.net, self.divisor, self.with_scores = net, divisor, scores
         # the serial encoder's bit register is the core's input register (saves one FF per used input bit)
-        self.core = WarpCore(net, pipeline=pipeline, lut_cells=lut_cells, encoder=False, input_reg=pipeline == 0)
-        self.encoder = SerialEncoder(net)
+        self.core = WarpCore(net, pipeline=pipeline, lut_cells=lut_cells, encoder=False, input_reg=pipeline == 0,
+                             interval=interval, scores=scores)
+        self.encoder = SerialEncoder(net, lut_cells=lut_cells)
         self.rx = Signal(init=1)
         self.tx = Signal(init=1)
         self.busy = Signal()  # for an LED
         sh = self.core.shape
         self.feature_bytes = -(-net.input_bits // 8)
         self.score_bytes = -(-sh.score_bits // 8)
-        self.reply_bytes = 1 + (sh.classes * self.score_bytes if scores else 0)
+        self.payload_bytes = 1 + (sh.classes * self.score_bytes if scores else 0)  # class (+ scores)
+        self.request_bytes = 2 + net.n_features * self.feature_bytes               # sync + features + check
+        self.reply_bytes = 2 + self.payload_bytes                                   # ack + payload + check
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -108,52 +262,87 @@ class UartShell(Elaboratable):
         sub = Signal(range(fb + 1))
         acc = Signal(8 * fb)
         m.d.sync += [enc.strobe.eq(0), core.valid_in.eq(0)]
-        reply = Signal(8 * self.reply_bytes)
-        left = Signal(range(self.reply_bytes + 1))
+        # one CRC-8 register and byte update, shared by the request (receiving) and the reply (sending)
+        crc, crc_in = Signal(8), Signal(8)
+        x = crc ^ crc_in
+        crc_next = Cat(*[_xor([x[k] for k in row]) for row in crc8_matrix()])
+        idle = Signal(range(self.idle_cycles))
+        reply = Signal(8 * (1 + self.payload_bytes))
+        left = Signal(range(self.payload_bytes + 2))
+        checked = Signal()  # the reply in flight ends with its check byte (an ACK reply, not a NAK)
+
+        def nak():
+            m.d.sync += [reply.eq(NAK_BYTE), left.eq(1), checked.eq(0)]
+            m.next = "SEND"
+
         with m.FSM():
             with m.State("SYNC"):
                 with m.If(rx.rdy & (rx.data == SYNC_BYTE)):
-                    m.d.sync += [feat.eq(0), sub.eq(0)]
+                    m.d.sync += [feat.eq(0), sub.eq(0), crc.eq(crc8(bytes([SYNC_BYTE]))),
+                                 idle.eq(self.idle_cycles - 1)]
                     m.next = "RECV"
             with m.State("RECV"):
-                m.d.comb += self.busy.eq(1)
+                m.d.comb += [self.busy.eq(1), crc_in.eq(rx.data)]
                 with m.If(rx.rdy):
                     value = (acc >> 8) | (rx.data << (8 * (fb - 1))) if fb > 1 else rx.data
-                    m.d.sync += acc.eq(value)
+                    m.d.sync += [acc.eq(value), crc.eq(crc_next), idle.eq(self.idle_cycles - 1)]
                     with m.If(sub == fb - 1):
                         m.d.sync += [enc.value.eq(value[:ib]), enc.index.eq(feat), enc.strobe.eq(1),
                                      feat.eq(feat + 1), sub.eq(0)]
                         with m.If(feat == net.n_features - 1):
-                            m.next = "FIRE"
+                            m.next = "CHECK"
                     with m.Else():
                         m.d.sync += sub.eq(sub + 1)
-            with m.State("FIRE"):  # the last strobe is being stored this cycle; start the core next cycle
+                with m.Elif(idle == 0):
+                    nak()
+                with m.Else():
+                    m.d.sync += idle.eq(idle - 1)
+            with m.State("CHECK"):  # the check byte: the last feature's bits were stored by now
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += core.valid_in.eq(1)
-                m.next = "COMPUTE"
+                with m.If(rx.rdy):
+                    with m.If(rx.data == crc):
+                        m.d.sync += core.valid_in.eq(1)
+                        m.next = "COMPUTE"
+                    with m.Else():
+                        nak()
+                with m.Elif(idle == 0):
+                    nak()
+                with m.Else():
+                    m.d.sync += idle.eq(idle - 1)
             with m.State("COMPUTE"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(core.valid_out):
                     sb, sbits = self.score_bytes, core.shape.score_bits
-                    parts = [core.cls.as_unsigned()]
+                    parts = [Const(ACK_BYTE, 8), core.cls.as_unsigned()]
                     if self.with_scores:
                         for c in range(core.shape.classes):
                             parts.append(core.scores[c * sbits : (c + 1) * sbits].as_unsigned())
                     word = 0
                     for k, p in enumerate(parts):
-                        shift = 0 if k == 0 else 8 + (k - 1) * 8 * sb
+                        shift = 8 * k if k < 2 else 16 + (k - 2) * 8 * sb
                         word = word | (p << shift)
-                    m.d.sync += [reply.eq(word), left.eq(self.reply_bytes)]
+                    m.d.sync += [reply.eq(word), left.eq(1 + self.payload_bytes), checked.eq(1), crc.eq(0)]
                     m.next = "SEND"
             with m.State("SEND"):
-                m.d.comb += self.busy.eq(1)
+                m.d.comb += [self.busy.eq(1), crc_in.eq(reply[:8])]
                 with m.If(left == 0):
-                    m.next = "SYNC"
+                    with m.If(checked):
+                        with m.If(~tx.busy):
+                            m.d.comb += [tx.data.eq(crc), tx.start.eq(1)]
+                            m.next = "SYNC"
+                    with m.Else():
+                        m.next = "SYNC"
                 with m.Elif(~tx.busy):
-                    m.d.comb += [tx.data.eq(reply[:8])]
-                    m.d.sync += [reply.eq(reply >> 8), left.eq(left - 1)]
-                    m.d.comb += tx.start.eq(1)
+                    m.d.comb += [tx.data.eq(reply[:8]), tx.start.eq(1)]
+                    m.d.sync += [reply.eq(reply >> 8), left.eq(left - 1), crc.eq(crc_next)]
         return m
+
+
+def _xor(bits):
+    out = bits[0]
+    for b in bits[1:]:
+        out = out ^ b
+    return out
 
 
 class BoardTop(Elaboratable):
