@@ -1,0 +1,528 @@
+"""Class counting over N cycles per sample (initiation interval N > 1), and a sequential argmax.
+
+`SerialCounter` loads each class's counted bits into shift chains (one LUT + flip-flop per bit; a counted node
+of k <= 2 inputs is computed by its own chain LUT, `load ? table(a, b) : previous`, so it costs nothing extra)
+and adds the chain heads of a class (ceil(G / length) bits) into a small accumulator every cycle. Two variants,
+the cheaper (in iCE40 logic cells) chosen per class structure and N:
+
+- "A": chains of length N; the last step writes the adder's result into the score register while the
+  accumulator restarts at 0 (the adder output feeds two registers: ~3 LCs per accumulator bit).
+- "C": chains of length N - 1; the N-th step adds nothing, the score register copies the accumulator and the
+  adder's own LUTs clear it (~2 LCs per accumulator bit, but more heads per cycle).
+
+Step control is a shift register of the valid strobe (N + 1 flip-flops) or a counter, whichever is cheaper.
+
+Everything is built from a small cell graph (`_Cells`: LUT4s, carries, flip-flops, hash-consed as Yosys'
+opt_merge would), so `cells()` counts exactly what `elaborate` instantiates: with lut_cells="sb_lut4" the LUTs
+and carries are explicit SB_LUT4 / SB_CARRY instances (Yosys keeps them as they are); with "portable" the same
+functions are plain Amaranth logic (Yosys may then map them to fewer cells).
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Elaboratable, Instance, Module, Signal
+
+from ..errors import ConfigError
+from ..ir.netlist import Netlist
+
+ZERO = ("k", 0)
+
+
+def _bits_for(value: int) -> int:
+    return max(1, int(value).bit_length())
+
+
+class _Cells:
+    """A netlist of LUT4s, SB_CARRYs and D flip-flops (no enable / reset: those live in the LUTs, where they
+    cost no logic cell because a LUT that drives only one flip-flop shares its cell)."""
+
+    def __init__(self) -> None:
+        self.luts: list[tuple[int, tuple]] = []   # (init, (i0, i1, i2, i3))
+        self.carries: list[tuple] = []            # (i0, i1, ci)
+        self.ffs: list = []                       # d (None until set)
+        self.memo: dict = {}
+
+    # --- construction -------------------------------------------------------------------------------------
+    def lut(self, fn, ins) -> tuple:
+        """A LUT4 computing fn(*bits of ins); ins are refs (constants allowed, padded to 4 with 0)."""
+        n = len(ins)
+        assert n <= 4
+        ins = list(ins) + [ZERO] * (4 - n)
+        init = 0
+        for idx in range(16):
+            bits = [(idx >> i) & 1 for i in range(4)]
+            # constant inputs: only the index with the constant's value matters; replicate for the rest
+            eff = [ins[i][1] if ins[i][0] == "k" else bits[i] for i in range(4)]
+            init |= (int(bool(fn(*eff[:n]))) & 1) << idx
+        key = ("L", init, tuple(ins))
+        if key not in self.memo:
+            self.luts.append((init, tuple(ins)))
+            self.memo[key] = ("L", len(self.luts) - 1)
+        return self.memo[key]
+
+    def carry(self, i0, i1, ci) -> tuple:
+        key = ("C", i0, i1, ci)
+        if key not in self.memo:
+            self.carries.append((i0, i1, ci))
+            self.memo[key] = ("C", len(self.carries) - 1)
+        return self.memo[key]
+
+    def ff(self, d=None) -> tuple:
+        """A flip-flop; with d given it is shared with any other flip-flop of the same d (as opt_merge does)."""
+        if d is not None and ("F", d) in self.memo:
+            return self.memo[("F", d)]
+        self.ffs.append(d)
+        ref = ("F", len(self.ffs) - 1)
+        if d is not None:
+            self.memo[("F", d)] = ref
+        return ref
+
+    def set_d(self, q, d) -> None:
+        assert self.ffs[q[1]] is None
+        self.ffs[q[1]] = d
+
+    def logic(self, fn, ins) -> tuple:
+        """Any function of len(ins) inputs: one LUT up to 4, else Shannon expansion on the extra inputs."""
+        ins = list(ins)
+        if len(ins) <= 4:
+            return self.lut(fn, ins)
+        x = ins[-1]
+        f0 = self.logic(lambda *v: fn(*v, 0), ins[:-1])
+        f1 = self.logic(lambda *v: fn(*v, 1), ins[:-1])
+        return self.lut(lambda s, a, b: b if s else a, [x, f0, f1])
+
+    def and_tree(self, lits) -> tuple:
+        """AND of (ref, polarity) literals with LUT4s."""
+        refs = list(lits)
+        if len(refs) == 1 and refs[0][1]:
+            return refs[0][0]
+        while True:
+            grp, refs = refs[:4], refs[4:]
+            pol = [p for _, p in grp]
+            out = self.lut(lambda *v, pol=pol: all(bool(v[i]) == bool(pol[i]) for i in range(len(pol))),
+                           [r for r, _ in grp])
+            if not refs:
+                return out
+            refs.append((out, True))
+
+    # --- analysis ------------------------------------------------------------------------------------------
+    def live(self, roots) -> tuple[set, set, set]:
+        luts, carries, ffs = set(), set(), set()
+        todo = list(roots)
+        while todo:
+            r = todo.pop()
+            kind = r[0]
+            if kind == "L" and r[1] not in luts:
+                luts.add(r[1])
+                todo += self.luts[r[1]][1]
+            elif kind == "C" and r[1] not in carries:
+                carries.add(r[1])
+                todo += self.carries[r[1]]
+            elif kind == "F" and r[1] not in ffs:
+                ffs.add(r[1])
+                todo.append(self.ffs[r[1]])
+        return luts, carries, ffs
+
+    def count(self, roots) -> dict[str, int]:
+        luts, carries, ffs = self.live(roots)
+        # logic-cell estimate: a LUT packs with the flip-flop it alone drives, a carry with its adder LUT
+        fanout: dict = {}
+        for r in roots:
+            fanout[r] = fanout.get(r, 0) + 1
+        for i in luts:
+            for s in self.luts[i][1]:
+                fanout[s] = fanout.get(s, 0) + 1
+        for i in carries:
+            for s in self.carries[i]:
+                fanout[s] = fanout.get(s, 0) + 1
+        for i in ffs:
+            fanout[self.ffs[i]] = fanout.get(self.ffs[i], 0) + 1
+        packed = sum(1 for i in ffs if self.ffs[i][0] == "L" and fanout.get(self.ffs[i], 0) == 1)
+        partners = {self.luts[i][1][1:] for i in luts}
+        lone = sum(1 for i in carries if self.carries[i] not in partners)
+        return {"lut": len(luts), "carry": len(carries), "ff": len(ffs),
+                "lc": len(luts) + len(ffs) - packed + lone}
+
+    # --- Amaranth -------------------------------------------------------------------------------------------
+    def emit(self, m: Module, roots, inputs: dict, lut_cells: str, prefix: str) -> dict:
+        """Instantiate the live cells; returns ref -> Amaranth value (inputs: ("i", port, idx) -> value)."""
+        luts, carries, ffs = self.live(roots)
+        val: dict = {("k", 0): Const(0, 1), ("k", 1): Const(1, 1)}
+        for i in sorted(ffs):
+            val[("F", i)] = Signal(name=f"{prefix}ff{i}", reset_less=True)
+        for i in sorted(luts):
+            val[("L", i)] = Signal(name=f"{prefix}lut{i}")
+        for i in sorted(carries):
+            val[("C", i)] = Signal(name=f"{prefix}co{i}")
+
+        def v(r):
+            return inputs[r] if r[0] == "i" else val[r]
+
+        for i in sorted(luts):
+            init, ins = self.luts[i]
+            o, a = val[("L", i)], [v(s) for s in ins]
+            if lut_cells == "sb_lut4":
+                m.submodules[f"{prefix}lut{i}"] = Instance(
+                    "SB_LUT4", p_LUT_INIT=Const(init, 16), i_I0=a[0], i_I1=a[1], i_I2=a[2], i_I3=a[3], o_O=o)
+            else:
+                m.d.comb += o.eq(Const(init, 16).bit_select(Cat(*a), 1))
+        for i in sorted(carries):
+            i0, i1, ci = (v(s) for s in self.carries[i])
+            o = val[("C", i)]
+            if lut_cells == "sb_lut4":
+                m.submodules[f"{prefix}carry{i}"] = Instance("SB_CARRY", i_I0=i0, i_I1=i1, i_CI=ci, o_CO=o)
+            else:
+                m.d.comb += o.eq((i0 & i1) | ((i0 | i1) & ci))
+        for i in sorted(ffs):
+            m.d.sync += val[("F", i)].eq(v(self.ffs[i]))
+        return val
+
+
+def _xor3(a, b, c):
+    return a ^ b ^ c
+
+
+def _maj3(a, b, c):
+    return (a & b) | (a & c) | (b & c)
+
+
+def _control(b: _Cells, load, steps: int, style: str):
+    """first (step 1), last (step `steps`), valid_out (one cycle after last) for a sample loaded when `load`."""
+    if style == "sr":
+        v = [load]
+        for _ in range(steps + 1):
+            v.append(b.ff(v[-1]))
+        return v[1], v[steps], v[steps + 1]
+    # a counter c (= step - 1 while running), cleared by load, and a running flag
+    w = _bits_for(steps - 1)
+    c = [b.ff() for _ in range(w)]
+    run = b.ff()
+    ci = None
+    for j in range(w):
+        if j == 0:
+            b.set_d(c[0], b.lut(lambda vi, c0: (not vi) and not c0, [load, c[0]]))
+            continue
+        cin = c[0] if j == 1 else ci
+        d = b.lut(lambda vi, x, y, z: (not vi) and (x ^ y ^ z), [load, c[j], cin, ZERO] if j == 1
+                  else [load, c[j], ZERO, cin])
+        b.set_d(c[j], d)
+        if j < w - 1:
+            ci = b.carry(c[j], cin, ZERO) if j == 1 else b.carry(c[j], ZERO, cin)
+    last = b.and_tree([(run, True)] + [(c[j], bool(((steps - 1) >> j) & 1)) for j in range(w)])
+    b.set_d(run, b.lut(lambda vi, r, la: vi or (r and not la), [load, run, last]))
+    return b.ff(load), last, b.ff(last)
+
+
+def _gate(b: _Cells, ref, g):
+    """The LUT `ref` (with a constant-0 input slot) recomputed as ~g & ref."""
+    assert ref[0] == "L", ref
+    init, ins = b.luts[ref[1]]
+    slot = next(i for i in range(4) if ins[i] == ZERO)
+    new = list(ins)
+    new[slot] = g
+    return b.lut(lambda *v: (not v[slot]) and ((init >> sum(v[i] << i for i in range(4) if i != slot)) & 1), new)
+
+
+def _class_entries(net: Netlist, group, fused: set):
+    ones, entries = 0, []
+    for s in group:
+        if s == 1:
+            ones += 1
+        elif s == 0:
+            continue
+        elif s in fused and net.nodes[s - net.first_node].k == 0:
+            ones += net.nodes[s - net.first_node].table & 1
+        else:
+            entries.append(s)
+    return ones, entries
+
+
+def _build_counter(net: Netlist, out_signals, fused: list[int], interval: int, variant: str, ctrl: str):
+    """The cell graph of a SerialCounter; returns (cells, roots, scores: list per class of bit refs, valid_out)."""
+    N = interval
+    b = _Cells()
+    load = ("i", "valid_in", 0)
+    index = {s: i for i, s in enumerate(out_signals)}
+    fpos, pos = {}, 0
+    for s in fused:
+        fpos[s] = pos
+        pos += net.nodes[s - net.first_node].k
+    fset = set(fused)
+    first, last, valid_out = _control(b, load, N, ctrl)
+    length = N if variant == "A" else N - 1
+    scores = []
+    roots = [valid_out]
+
+    def cell(s, prev):
+        if s in fset:
+            node = net.nodes[s - net.first_node]
+            fi = [("i", "fanins", fpos[s] + t) for t in range(node.k)]
+            tab, k = node.table, node.k
+
+            def f(ld, p, *x):
+                return ((tab >> sum(x[t] << t for t in range(k))) & 1) if ld else p
+            return b.lut(f, [load, prev if prev is not None else ZERO] + fi)
+        x = ("i", "values", index[s])
+        return b.lut(lambda ld, xv, p: xv if ld else p, [load, x, prev if prev is not None else ZERO])
+
+    for group in net.outputs:
+        ones, entries = _class_entries(net, group, fset)
+        if not entries:
+            scores.append([("k", (ones >> j) & 1) for j in range(_bits_for(ones))])
+            continue
+        w = _bits_for(ones + len(entries))
+        H = -(-len(entries) // length)
+        heads = []
+        for h in range(H):
+            prev = None
+            for s in reversed(entries[h::H]):
+                prev = b.ff(cell(s, prev))
+            heads.append(prev)
+        acc = [b.ff() for _ in range(w)]
+        cols = [[acc[j]] for j in range(w)]
+        cols[0] = heads + cols[0]
+        for j in range(w):
+            if (ones >> j) & 1:
+                cols[j].insert(0, first)
+        for j in range(w):  # full adders until every column holds at most two bits
+            while len(cols[j]) >= 3:
+                x, y, z = cols[j][:3]
+                del cols[j][:3]
+                cols[j].append(b.lut(_xor3, [x, y, z]))
+                if j + 1 < w:
+                    cols[j + 1].append(b.lut(_maj3, [x, y, z]))
+        res, ci = [], None
+        for j in range(w):  # one ripple-carry adder from the first column with two bits
+            col = cols[j]
+            if ci is None and len(col) == 1:
+                res.append(_gate(b, col[0], last) if variant == "C" else col[0])
+                continue
+            x = col[0]
+            y = col[1] if len(col) > 1 else ZERO
+            c_in = ci if ci is not None else ZERO
+            if variant == "C":
+                res.append(b.lut(lambda g, p, q, r: (not g) and (p ^ q ^ r), [last, x, y, c_in]))
+            else:
+                res.append(b.lut(lambda g, p, q, r: p ^ q ^ r, [ZERO, x, y, c_in]))
+            nonconst = sum(1 for t in (x, y, c_in) if t[0] != "k")
+            ci = b.carry(x, y, c_in) if j < w - 1 and nonconst >= 2 else None
+        sc = []
+        for j in range(w):
+            s = b.ff()
+            if variant == "A":
+                b.set_d(acc[j], b.lut(lambda g, r: (not g) and r, [last, res[j]]))
+                b.set_d(s, b.lut(lambda g, r, q: r if g else q, [last, res[j], s]))
+            else:
+                b.set_d(acc[j], res[j])
+                b.set_d(s, b.lut(lambda g, r, q: r if g else q, [last, acc[j], s]))
+            sc.append(s)
+        scores.append(sc)
+        roots += sc
+    return b, roots, scores, valid_out
+
+
+def _fused_of(net: Netlist, out_signals, fuse: bool) -> list[int]:
+    if not fuse:
+        return []
+    return [s for s in out_signals if net.is_node(s) and net.nodes[s - net.first_node].k <= 2]
+
+
+def _check_interval(net: Netlist, interval) -> int:
+    widest = max(len(g) for g in net.outputs)
+    if isinstance(interval, bool) or not isinstance(interval, int) or not 2 <= interval <= max(2, widest):
+        raise ConfigError(f"SerialCounter interval must be an integer 2..{max(2, widest)} (the largest class "
+                          f"counts {widest} bits), got {interval!r}")
+    return interval
+
+
+def _choose(net, out_signals, fused, interval):
+    """(variant, control) with the fewest estimated logic cells (then LUTs)."""
+    best = None
+    for variant in ("A", "C"):
+        for ctrl in ("sr", "cnt"):
+            b, roots, _, _ = _build_counter(net, out_signals, fused, interval, variant, ctrl)
+            n = b.count(roots)
+            key = (n["lc"], n["lut"], n["ff"])
+            if best is None or key < best[0]:
+                best = (key, variant, ctrl, n)
+    return best[1], best[2], best[3]
+
+
+class SerialCounter(Elaboratable):
+    """Class counting at one sample per `interval` cycles (see the module docstring).
+
+    Ports: `values` (in: the out_signals' values, valid only in the cycle valid_in is high; fused entries are
+    ignored), `fanins` (in: each fused node's fanin values, fused order, fanin[0] first), `valid_in`, `scores`
+    (out, registered, class c at [c*score_bits, (c+1)*score_bits), held until the next valid_out), `valid_out`
+    (high `latency` = interval + 1 cycles after valid_in)."""
+
+    def __init__(self, net: Netlist, out_signals: list[int], *, interval: int, lut_cells: str = "portable",
+                 fuse: bool = True) -> None:
+        self._MustUse__silence = True  # until the arguments are checked: a refused block is no unused one
+        if lut_cells not in ("portable", "sb_lut4"):
+            raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose portable or sb_lut4")
+        self.net, self.out_signals, self.lut_cells = net, [int(s) for s in out_signals], lut_cells
+        self.interval = _check_interval(net, interval)
+        self.latency = self.interval + 1
+        self.score_bits = _bits_for(max(len(g) for g in net.outputs))
+        self.fused = _fused_of(net, self.out_signals, fuse)
+        self.variant, self.control, self._cells = _choose(net, self.out_signals, self.fused, self.interval)
+        self._MustUse__silence = False
+        self.values = Signal(max(1, len(self.out_signals)))
+        self.fanins = Signal(max(1, sum(net.nodes[s - net.first_node].k for s in self.fused)))
+        self.valid_in = Signal()
+        self.scores = Signal(net.classes * self.score_bits)
+        self.valid_out = Signal()
+
+    @classmethod
+    def cells(cls, net: Netlist, out_signals: list[int], *, interval: int, lut_cells: str = "portable",
+              fuse: bool = True) -> dict[str, int]:
+        """SB_LUT4 / SB_CARRY / flip-flops instantiated (exact for sb_lut4; the portable logic has the same
+        structure, which Yosys may map to fewer cells)."""
+        n = cls.estimate(net, out_signals, interval=interval, fuse=fuse)
+        return {k: n[k] for k in ("lut", "carry", "ff")}
+
+    @classmethod
+    def estimate(cls, net: Netlist, out_signals: list[int], *, interval: int, fuse: bool = True) -> dict:
+        """cells() plus `lc` (iCE40 logic cells after packing, estimated) and the chosen variant/control."""
+        out_signals = [int(s) for s in out_signals]
+        interval = _check_interval(net, interval)
+        variant, ctrl, n = _choose(net, out_signals, _fused_of(net, out_signals, fuse), interval)
+        return dict(n, variant=variant, control=ctrl)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        b, roots, scores, valid_out = _build_counter(self.net, self.out_signals, self.fused, self.interval,
+                                                     self.variant, self.control)
+        inputs = {("i", "valid_in", 0): self.valid_in}
+        for i in range(len(self.values)):
+            inputs[("i", "values", i)] = self.values[i]
+        for i in range(len(self.fanins)):
+            inputs[("i", "fanins", i)] = self.fanins[i]
+        val = b.emit(m, roots, inputs, self.lut_cells, "sc_")
+        sb = self.score_bits
+        for c, bits in enumerate(scores):
+            for j in range(sb):
+                m.d.comb += self.scores[c * sb + j].eq(val[bits[j]] if j < len(bits) else 0)
+        m.d.comb += self.valid_out.eq(val[valid_out])
+        return m
+
+
+def _mux(b: _Cells, items, sels):
+    """items[sel] for a binary select (sel < len(items)): 4:1 muxes of two LUT4s, 3:1 and 2:1 of fewer."""
+    while len(items) > 1:
+        if len(sels) >= 2 and len(items) > 2:
+            s0, s1 = sels[0], sels[1]
+            nxt = []
+            for g in range(0, len(items), 4):
+                grp = items[g:g + 4]
+                if len(grp) == 1:
+                    nxt.append(grp[0])
+                elif len(grp) == 2:
+                    nxt.append(b.lut(lambda s, p, q: q if s else p, [s0, grp[0], grp[1]]))
+                elif len(grp) == 3:
+                    l1 = b.lut(lambda s, p, q: q if s else p, [s0, grp[0], grp[1]])
+                    nxt.append(b.lut(lambda s, p, q: q if s else p, [s1, l1, grp[2]]))
+                else:
+                    l1 = b.lut(lambda a0, a1, p, q: a0 if a1 else (q if a0 else p), [s0, s1, grp[0], grp[1]])
+                    nxt.append(b.lut(lambda l, a1, p, q: (q if l else p) if a1 else l, [l1, s1, grp[2], grp[3]]))
+            items, sels = nxt, sels[2:]
+        else:
+            s0 = sels[0]
+            nxt = []
+            for g in range(0, len(items), 2):
+                grp = items[g:g + 2]
+                nxt.append(grp[0] if len(grp) == 1 else b.lut(lambda s, p, q: q if s else p, [s0, grp[0], grp[1]]))
+            items, sels = nxt, sels[1:]
+    return items[0]
+
+
+def _build_argmax(classes: int, score_bits: int):
+    b = _Cells()
+    vi = ("i", "valid_in", 0)
+    w = _bits_for(classes - 1)
+    c = [b.ff() for _ in range(w)]
+    last = b.and_tree([(c[j], bool(((classes - 1) >> j) & 1)) for j in range(w)])
+    # advance while a sample runs: from c = 0 only when valid_in, up to classes - 1, then back to 0 (idle)
+    top = classes - 1
+    en = b.logic(lambda v, *cb: (v or sum(x << i for i, x in enumerate(cb)) != 0)
+                 and sum(x << i for i, x in enumerate(cb)) != top, [vi] + c)
+    ci = None
+    for j in range(w):
+        if j == 0:
+            b.set_d(c[0], b.lut(lambda e, c0: e and not c0, [en, c[0]]))
+            continue
+        cin = c[0] if j == 1 else ci
+        ins = [en, c[j], cin, ZERO] if j == 1 else [en, c[j], ZERO, cin]
+        b.set_d(c[j], b.lut(lambda e, x, y, z: e and (x ^ y ^ z), ins))
+        if j < w - 1:
+            ci = b.carry(c[j], cin, ZERO) if j == 1 else b.carry(c[j], ZERO, cin)
+    sb = score_bits
+    sel = [_mux(b, [("i", "scores", k * sb + j) for k in range(classes)], c) for j in range(sb)]
+    nb = [b.ff() for _ in range(sb)]  # the best score so far, inverted: sel > best <=> carry out of sel + ~best
+    co = ZERO
+    for j in range(sb):
+        co = b.carry(sel[j], nb[j], co)
+    take = b.lut(lambda v, z1, z2, g: v or g, [vi, ZERO, ZERO, co])
+    for j in range(sb):
+        b.set_d(nb[j], b.lut(lambda t, s, q: (not s) if t else q, [take, sel[j], nb[j]]))
+    cls = []
+    for j in range(w):
+        idx = b.ff()
+        nxt = b.lut(lambda t, x, q: x if t else q, [take, c[j], idx])
+        b.set_d(idx, nxt)
+        o = b.ff()
+        b.set_d(o, b.lut(lambda g, x, q: x if g else q, [last, nxt, o]))
+        cls.append(o)
+    valid_out = b.ff(last)
+    return b, cls + [valid_out], cls, valid_out
+
+
+class SerialArgmax(Elaboratable):
+    """One comparator stepping through the classes, one per cycle, from the cycle valid_in is high (ties go to
+    the lowest class index: a later class replaces the best only when strictly greater). `scores` must stay
+    stable from valid_in for `classes` cycles (until the next valid_in); `cls` is registered and held until the
+    next valid_out, which comes `latency` = classes cycles after valid_in. Needs interval >= classes (`fits`)."""
+
+    def __init__(self, classes: int, score_bits: int, *, interval: int, lut_cells: str = "portable") -> None:
+        self._MustUse__silence = True
+        if classes < 2 or score_bits < 1:
+            raise ConfigError(f"SerialArgmax needs >= 2 classes and >= 1 score bit, got {classes}, {score_bits}")
+        if not self.fits(classes, interval):
+            raise ConfigError(f"a sequential argmax over {classes} classes needs an interval >= {classes}, "
+                              f"got {interval}")
+        if lut_cells not in ("portable", "sb_lut4"):
+            raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose portable or sb_lut4")
+        self.classes, self.score_bits, self.interval, self.lut_cells = classes, score_bits, interval, lut_cells
+        self._MustUse__silence = False
+        self.latency = classes
+        self.scores = Signal(classes * score_bits)
+        self.valid_in = Signal()
+        self.cls = Signal(_bits_for(classes - 1))
+        self.valid_out = Signal()
+
+    @classmethod
+    def fits(cls, classes: int, interval: int) -> bool:
+        return interval >= classes
+
+    @classmethod
+    def cells(cls, classes: int, score_bits: int, *, interval: int = 0, lut_cells: str = "portable"
+              ) -> dict[str, int]:
+        n = cls.estimate(classes, score_bits)
+        return {k: n[k] for k in ("lut", "carry", "ff")}
+
+    @classmethod
+    def estimate(cls, classes: int, score_bits: int, **_) -> dict:
+        b, roots, _, _ = _build_argmax(classes, score_bits)
+        return b.count(roots)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        b, roots, cls, valid_out = _build_argmax(self.classes, self.score_bits)
+        inputs = {("i", "valid_in", 0): self.valid_in}
+        for i in range(len(self.scores)):
+            inputs[("i", "scores", i)] = self.scores[i]
+        val = b.emit(m, roots, inputs, self.lut_cells, "am_")
+        for j, r in enumerate(cls):
+            m.d.comb += self.cls[j].eq(val[r])
+        m.d.comb += self.valid_out.eq(val[valid_out])
+        return m
