@@ -82,10 +82,10 @@ def _plan_argmax(classes: int, score_bits: int):
             sc2 = []
             if not final:
                 inv_out = bool(w)
-                for b_i, na_i, _ in chain_in:
-                    # pins: I0 = take, I1 = b_i, I2 = ~a_i (the carry's inputs: packs into the chain's LC)
-                    f = (lambda t, b, na, _x, iv=inv_out: (b if t else 1 - na) ^ iv)
-                    sc2.append(reg(plan.lut(_init(f, 4), [take, b_i, na_i, C0])))
+                for b_i, na_i, c_i in chain_in:
+                    # pins: I0 = take, I1 = b_i, I2 = ~a_i, I3 = CI (the carry's: packs into the chain's LC)
+                    f = (lambda t, b, na, _ci, iv=inv_out: (b if t else 1 - na) ^ iv)
+                    sc2.append(reg(plan.lut(_init(f, 4), [take, b_i, na_i, c_i])))
             else:
                 inv_out = False
             idx2 = []

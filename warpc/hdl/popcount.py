@@ -44,7 +44,7 @@ from amaranth.hdl import Elaboratable
 
 from ..ir.netlist import Netlist
 
-CHAIN_MAX = 12   # LCs per physical carry chain (ripple length of one pipeline stage)
+CHAIN_MAX = 16   # LCs per physical carry chain (ripple length of one pipeline stage)
 SEG_MAX = 10     # columns per segment
 
 C0, C1 = ("c", 0), ("c", 1)
@@ -162,6 +162,7 @@ def _compress_stage(plan: _Plan, heaps: list[list[list]], sb: int, first: bool) 
     new heaps (combinational refs, registered by the caller)."""
     outs = []
     segs: list[tuple[_Segment, list]] = []
+    left: list[tuple[list, int, tuple]] = []  # bits that wait a stage: (out heap, column, ref)
     for heap in heaps:
         avail = [list(col) for col in heap]
         out: list[list] = [[] for _ in range(sb)]
@@ -199,14 +200,21 @@ def _compress_stage(plan: _Plan, heaps: list[list[list]], sb: int, first: bool) 
                 lut_add(j0, [avail[j0].pop() for _ in range(min(3, len(avail[j0])))])
         for j in range(sb):
             for r in avail[j]:
-                put(j, r)
+                if _is_const(r):
+                    put(j, r)
+                else:
+                    left.append((out, j, r))
         outs.append(out)
-    _emit_chains(plan, segs)
+    _emit_chains(plan, segs, left)
+    for out, j, r in left:  # registered as they are (flip-flop only)
+        out[j].append(r)
     return outs
 
 
-def _emit_chains(plan: _Plan, segs: list) -> None:
-    """Pack segments into carry chains of <= CHAIN_MAX LCs (a segment's carry-out LC feeds the next one's cin)."""
+def _emit_chains(plan: _Plan, segs: list, left: list) -> None:
+    """Pack segments into carry chains of <= CHAIN_MAX LCs (a segment's carry-out LC feeds the next one's cin).
+    A chain that starts with a carry-in needs a feed-in LC (SB_CARRY(cin, cin, 0)). (Its LUT cannot usefully
+    carry one of the stage's waiting bits to its flip-flop: Yosys removes a buffer LUT and the flip-flop moves.)"""
     starters = [s for s in segs if s[0].cin is None]
     pending = sorted((s for s in segs if s[0].cin is not None), key=lambda s: s[0].carry_col is None)
     while starters or pending:
