@@ -132,11 +132,11 @@ def test_run_timeout_is_a_board_error(tmp_path):
 
 
 def test_framing_roundtrip():
-    body = bytes([0xA5, 1, 0, 2, 0, 44, 1])
-    assert frame_bytes([1, 2, 300], 10) == body + bytes([crc8(body)])
+    feats = bytes([1, 0, 2, 0, 44, 1])
+    assert frame_bytes([1, 2, 300], 10) == bytes([0xA5]) + feats + bytes([crc8(feats)])
     assert parse_reply(bytes([2, 5, 0, 7, 1]), 2, 9, True) == (2, [5, 263])
     assert crc8(b"123456789") == 0xF4  # CRC-8/SMBUS check value
-    assert reply_bytes(b"\x02") == bytes([ACK_BYTE, 2, crc8(bytes([ACK_BYTE, 2]))])
+    assert reply_bytes(b"\x02") == bytes([ACK_BYTE, 2, crc8(b"\x02")])
 
 
 def test_crc8_matrix_matches_the_bytewise_crc():
@@ -188,7 +188,19 @@ def test_run_waits_past_the_idle_timeout_and_flushes_before_a_retry(tmp_path, mo
     res = run_on_board(tmp_path, x=random_x(net, 2), serial_port=port)
     assert res["agreement_with_model"] == 1.0
     assert slept and all(s == pytest.approx(2 * idle_timeout_s(115200)) for s in slept)
-    assert idle_timeout_s(115200) == pytest.approx(320 / 115200) and idle_timeout_s(3_000_000) == 0.002
+
+
+def test_host_idle_bound_covers_the_boards_timeout():
+    """idle_timeout_s(baud) bounds the board's idle timeout (framing.idle_cycles / clock) at every rate the
+    iCEBreaker's 12 MHz makes, and is not far above it."""
+    from warpc.hdl.framing import idle_cycles
+    from warpc.hdl.uart import supported_rates
+
+    rates = supported_rates(12_000_000)
+    assert {115200, 230400, 460800, 921600, 1_000_000, 2_000_000, 3_000_000} <= set(rates)
+    for baud in rates:
+        board = idle_cycles(12_000_000, round(12_000_000 / baud)) / 12e6
+        assert board <= idle_timeout_s(baud) <= 2.1 * board, baud
 
 
 def test_run_uses_the_builds_baud_and_refuses_another(tmp_path, monkeypatch):

@@ -13,13 +13,13 @@ __all__ = ["ACK_BYTE", "MAX_RATE_ERROR", "NAK_BYTE", "SYNC_BYTE", "crc8", "idle_
 
 
 def frame_bytes(x_row, input_bits: int) -> bytes:
-    """One sample's raw features -> SYNC_BYTE + each feature as ceil(input_bits/8) little-endian bytes + CRC-8."""
+    """One sample's raw features -> SYNC_BYTE + each feature as ceil(input_bits/8) little-endian bytes + CRC-8 of
+    the feature bytes."""
     fb = -(-input_bits // 8)
-    out = bytearray([SYNC_BYTE])
+    feats = bytearray()
     for v in np.asarray(x_row, dtype=np.int64).tolist():
-        out += int(v).to_bytes(fb, "little")
-    out.append(crc8(out))
-    return bytes(out)
+        feats += int(v).to_bytes(fb, "little")
+    return bytes([SYNC_BYTE]) + bytes(feats) + bytes([crc8(feats)])
 
 
 def reply_length(classes: int, score_bits: int, scores: bool) -> int:
@@ -36,9 +36,8 @@ def parse_reply(payload: bytes, classes: int, score_bits: int, scores: bool) -> 
 
 
 def reply_bytes(payload: bytes) -> bytes:
-    """What the board sends for an accepted frame: ACK + payload + CRC-8 of both."""
-    body = bytes([ACK_BYTE]) + bytes(payload)
-    return body + bytes([crc8(body)])
+    """What the board sends for an accepted frame: ACK + payload + CRC-8 of the payload."""
+    return bytes([ACK_BYTE]) + bytes(payload) + bytes([crc8(payload)])
 
 
 def read_reply(port, n_payload: int) -> tuple[str, bytes]:
@@ -55,7 +54,7 @@ def read_reply(port, n_payload: int) -> tuple[str, bytes]:
     got = first + rest
     if len(rest) < n_payload + 1:
         return "timeout", got
-    if crc8(got[:-1]) != got[-1]:
+    if crc8(got[1:-1]) != got[-1]:
         return "bad check", got
     return "ok", got[1:-1]
 
@@ -83,7 +82,7 @@ class BoardModel:
             self.frame.append(byte)
             if len(self.frame) == need:
                 f, self.frame = bytes(self.frame), None
-                if crc8(f[:-1]) != f[-1]:
+                if crc8(f[1:-1]) != f[-1]:
                     self.rejected += 1
                     out.append(NAK_BYTE)
                     continue

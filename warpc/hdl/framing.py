@@ -13,7 +13,8 @@ MAX_RATE_ERROR = 0.02  # |clock / divisor / baud - 1| the board's UART may have 
 CRC8_POLY = 0x07  # CRC-8/SMBUS: x^8 + x^2 + x + 1, init 0, not reflected, no final xor (check "123456789" = 0xF4)
 
 # The board abandons a frame when no byte arrives for IDLE_BYTES byte times (10 bits each), but never sooner than
-# IDLE_MIN_S: a USB serial adapter may pause between its packets for far longer than a byte time at MBaud rates.
+# IDLE_MIN_S (a USB serial adapter may pause between its packets far longer than a byte time at MBaud rates);
+# in clock cycles that is rounded up to a power of two (the board's timer then needs no comparator).
 IDLE_BYTES = 32
 IDLE_MIN_S = 0.002
 
@@ -40,11 +41,13 @@ def crc8_matrix() -> list[list[int]]:
     return [sorted(s) for s in state]
 
 
-def idle_timeout_s(baud: int) -> float:
-    """The board's idle timeout in seconds at `baud` (idle_cycles / clock)."""
-    return max(IDLE_BYTES * 10 / baud, IDLE_MIN_S)
-
-
 def idle_cycles(clock_hz: int, divisor: int) -> int:
     """The board's idle timeout in clock cycles for a UART of `divisor` clock cycles per bit."""
-    return max(IDLE_BYTES * 10 * divisor, math.ceil(clock_hz * IDLE_MIN_S))
+    need = max(IDLE_BYTES * 10 * divisor, math.ceil(clock_hz * IDLE_MIN_S))
+    return 1 << (need - 1).bit_length()
+
+
+def idle_timeout_s(baud: int) -> float:
+    """An upper bound of the board's idle timeout in seconds at `baud`, whatever its clock: the power-of-two
+    rounding at most doubles it, and the divisor is within MAX_RATE_ERROR of clock / baud."""
+    return 2 * max(IDLE_BYTES * 10 / baud / (1 - MAX_RATE_ERROR), IDLE_MIN_S)

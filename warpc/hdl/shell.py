@@ -4,20 +4,22 @@ host's side, warpc.hdl.framing holds the constants).
 Host -> board, one frame per sample:
     SYNC (0xA5) | features | CHECK
   features: feature 0 first, each as ceil(input_bits / 8) little-endian bytes;
-  CHECK: CRC-8/SMBUS (poly 0x07, init 0, no reflection, no final xor) of every byte before it, SYNC included.
+  CHECK: CRC-8/SMBUS (poly 0x07, init 0, no reflection, no final xor) of the feature bytes.
 Board -> host, one reply per frame:
     ACK (0x06) | class | scores | CHECK   when CHECK matched: class index byte, then (when the shell was built with
                                         scores) every class score as ceil(score_bits / 8) little-endian bytes,
-                                        then the CRC-8 of every reply byte before it, ACK included;
+                                        then the CRC-8 of class and scores;
     NAK (0x15)                          when the frame was rejected: a wrong check byte, or no byte arrived for
                                         the idle timeout in the middle of a frame (a lost byte).
 Bytes outside a frame are ignored until the next SYNC, and so are bytes that arrive while the board computes or
-answers. The idle timeout is framing.idle_cycles(clock, divisor) = max(IDLE_BYTES = 32 byte times, 2 ms); a
-frame abandoned by it is answered with a NAK, and the board waits for SYNC again.
+answers. The idle timeout is framing.idle_cycles(clock, divisor): max(IDLE_BYTES = 32 byte times, 2 ms) rounded
+up to a power of two cycles (iCEBreaker: 5.5 ms at 115200 baud, 2.7 ms from 230400 up); a frame abandoned by it is
+answered with a NAK, and the board waits for SYNC again.
 
 What the host does (warpc.fpga.host.run_on_board): write a frame, read the reply; on a NAK, a wrong or missing
-ACK, a short reply (its read timeout) or a wrong reply check byte, it waits twice the idle timeout (so that a
-frame the board is still in has been abandoned and its NAK sent), discards its input, and sends the frame again,
+ACK, a short reply (its read timeout) or a wrong reply check byte, it waits twice framing.idle_timeout_s (an
+upper bound of the idle timeout for any clock, so a frame the board is still in has been abandoned and its NAK
+sent by then), discards its input, and sends the frame again,
 up to `retries` times; then it gives up with a BoardError. A lost byte thus costs one idle timeout, and an extra or
 corrupted byte is caught by CHECK (CRC-8 detects every 1- or 2-bit error and every error burst up to 8 bits; a
 frame shifted by a duplicated or lost byte passes it with probability 1/256 at most, and the board only ever
@@ -29,12 +31,12 @@ the net uses and only those bits are stored, instead of buffering n_features * i
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Instance, Module, Mux, Signal
 
 from ..errors import ConfigError
 from ..ir.netlist import Netlist
 from .core import LUT_CELLS, WarpCore, _bits_for, lut4_init
-from .framing import ACK_BYTE, IDLE_BYTES, NAK_BYTE, SYNC_BYTE, crc8, crc8_matrix
+from .framing import ACK_BYTE, IDLE_BYTES, NAK_BYTE, SYNC_BYTE, crc8_matrix
 from .uart import UARTRx, UARTTx
 
 
@@ -225,13 +227,15 @@ class SerialEncoder(Elaboratable):
 class UartShell(Elaboratable):
     """rx/tx UART lines <-> SerialEncoder -> WarpCore (encoder=False), with the framing in the module docstring.
     Not board-specific: `BoardTop` connects it to a platform's pins. `idle_cycles`: the idle timeout in clock
-    cycles (framing.idle_cycles(clock_hz, divisor) on a board; default IDLE_BYTES byte times)."""
+    cycles, rounded up to a power of two (framing.idle_cycles(clock_hz, divisor) on a board; default IDLE_BYTES
+    byte times)."""
 
     ENCODER, CORE = "encoder", "core"  # submodule names: the synthesised hierarchy's module names derive from them
 
     def __init__(self, net: Netlist, *, divisor: int, pipeline: int = 1, lut_cells: str = "portable",
                  scores: bool = False, interval: int = 1, idle_cycles: int | None = None) -> None:
-        self.idle_cycles = int(idle_cycles) if idle_cycles is not None else IDLE_BYTES * 10 * divisor
+        cycles = int(idle_cycles) if idle_cycles is not None else IDLE_BYTES * 10 * divisor
+        self.idle_cycles = 1 << max(0, cycles - 1).bit_length()  # rounded up to a power of two
         if self.idle_cycles < 12 * divisor:
             raise ConfigError(f"idle timeout {self.idle_cycles} cycles is shorter than a byte ({10 * divisor})")
         self.net, self.divisor, self.with_scores = net, divisor, scores
@@ -262,30 +266,36 @@ class UartShell(Elaboratable):
         sub = Signal(range(fb + 1))
         acc = Signal(8 * fb)
         m.d.sync += [enc.strobe.eq(0), core.valid_in.eq(0)]
-        # one CRC-8 register and byte update, shared by the request (receiving) and the reply (sending)
-        crc, crc_in = Signal(8), Signal(8)
-        x = crc ^ crc_in
+        # One CRC-8 register, shared: it checks the request's features while receiving and computes the reply's
+        # check byte while the payload goes out; it restarts from 0 (the flip-flops' reset pin) in SYNC and COMPUTE.
+        crc = Signal(8)
+        sending = Signal()  # in PAYLOAD: the CRC takes the byte being sent, else the byte received
+        reply = Signal(8 * self.payload_bytes)
+        x = crc ^ Mux(sending, reply[:8], rx.data)
         crc_next = Cat(*[_xor([x[k] for k in row]) for row in crc8_matrix()])
-        idle = Signal(range(self.idle_cycles))
-        reply = Signal(8 * (1 + self.payload_bytes))
-        left = Signal(range(self.payload_bytes + 2))
-        checked = Signal()  # the reply in flight ends with its check byte (an ACK reply, not a NAK)
+        # idle timer: cycles without a received byte inside a frame; its top bit (idle_cycles, a power of two)
+        # is the timeout, so it needs no comparator
+        idle = Signal(self.idle_cycles.bit_length())
+        timeout = idle[-1]
+        left = Signal(range(self.payload_bytes + 1))
+        ok = Signal()  # the reply in flight is an ACK (payload and check byte follow), not a NAK
 
         def nak():
-            m.d.sync += [reply.eq(NAK_BYTE), left.eq(1), checked.eq(0)]
-            m.next = "SEND"
+            m.d.sync += ok.eq(0)
+            m.next = "HEAD"
 
         with m.FSM():
             with m.State("SYNC"):
                 with m.If(rx.rdy & (rx.data == SYNC_BYTE)):
-                    m.d.sync += [feat.eq(0), sub.eq(0), crc.eq(crc8(bytes([SYNC_BYTE]))),
-                                 idle.eq(self.idle_cycles - 1)]
+                    m.d.sync += [feat.eq(0), sub.eq(0)]
                     m.next = "RECV"
+                m.d.sync += [idle.eq(0), crc.eq(0)]
             with m.State("RECV"):
-                m.d.comb += [self.busy.eq(1), crc_in.eq(rx.data)]
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += idle.eq(Mux(rx.rdy, 0, idle + 1))
                 with m.If(rx.rdy):
                     value = (acc >> 8) | (rx.data << (8 * (fb - 1))) if fb > 1 else rx.data
-                    m.d.sync += [acc.eq(value), crc.eq(crc_next), idle.eq(self.idle_cycles - 1)]
+                    m.d.sync += [acc.eq(value), crc.eq(crc_next)]
                     with m.If(sub == fb - 1):
                         m.d.sync += [enc.value.eq(value[:ib]), enc.index.eq(feat), enc.strobe.eq(1),
                                      feat.eq(feat + 1), sub.eq(0)]
@@ -293,48 +303,50 @@ class UartShell(Elaboratable):
                             m.next = "CHECK"
                     with m.Else():
                         m.d.sync += sub.eq(sub + 1)
-                with m.Elif(idle == 0):
+                with m.Elif(timeout):
                     nak()
-                with m.Else():
-                    m.d.sync += idle.eq(idle - 1)
             with m.State("CHECK"):  # the check byte: the last feature's bits were stored by now
                 m.d.comb += self.busy.eq(1)
+                m.d.sync += idle.eq(idle + 1)
                 with m.If(rx.rdy):
                     with m.If(rx.data == crc):
                         m.d.sync += core.valid_in.eq(1)
                         m.next = "COMPUTE"
                     with m.Else():
                         nak()
-                with m.Elif(idle == 0):
+                with m.Elif(timeout):
                     nak()
-                with m.Else():
-                    m.d.sync += idle.eq(idle - 1)
             with m.State("COMPUTE"):
                 m.d.comb += self.busy.eq(1)
+                m.d.sync += crc.eq(0)
                 with m.If(core.valid_out):
                     sb, sbits = self.score_bytes, core.shape.score_bits
-                    parts = [Const(ACK_BYTE, 8), core.cls.as_unsigned()]
+                    word = core.cls.as_unsigned()
                     if self.with_scores:
                         for c in range(core.shape.classes):
-                            parts.append(core.scores[c * sbits : (c + 1) * sbits].as_unsigned())
-                    word = 0
-                    for k, p in enumerate(parts):
-                        shift = 8 * k if k < 2 else 16 + (k - 2) * 8 * sb
-                        word = word | (p << shift)
-                    m.d.sync += [reply.eq(word), left.eq(1 + self.payload_bytes), checked.eq(1), crc.eq(0)]
-                    m.next = "SEND"
-            with m.State("SEND"):
-                m.d.comb += [self.busy.eq(1), crc_in.eq(reply[:8])]
-                with m.If(left == 0):
-                    with m.If(checked):
-                        with m.If(~tx.busy):
-                            m.d.comb += [tx.data.eq(crc), tx.start.eq(1)]
-                            m.next = "SYNC"
+                            word = word | (core.scores[c * sbits : (c + 1) * sbits].as_unsigned() << (8 + 8 * c * sb))
+                    m.d.sync += [reply.eq(word), left.eq(self.payload_bytes), ok.eq(1)]
+                    m.next = "HEAD"
+            with m.State("HEAD"):  # ACK or NAK
+                m.d.comb += self.busy.eq(1)
+                with m.If(~tx.busy):
+                    m.d.comb += [tx.data.eq(Mux(ok, ACK_BYTE, NAK_BYTE)), tx.start.eq(1)]
+                    with m.If(ok):
+                        m.next = "PAYLOAD"
                     with m.Else():
                         m.next = "SYNC"
-                with m.Elif(~tx.busy):
+            with m.State("PAYLOAD"):
+                m.d.comb += [self.busy.eq(1), sending.eq(1)]
+                with m.If(~tx.busy):
                     m.d.comb += [tx.data.eq(reply[:8]), tx.start.eq(1)]
                     m.d.sync += [reply.eq(reply >> 8), left.eq(left - 1), crc.eq(crc_next)]
+                    with m.If(left == 1):
+                        m.next = "TAIL"
+            with m.State("TAIL"):  # the reply's check byte
+                m.d.comb += self.busy.eq(1)
+                with m.If(~tx.busy):
+                    m.d.comb += [tx.data.eq(crc), tx.start.eq(1)]
+                    m.next = "SYNC"
         return m
 
 
