@@ -86,8 +86,8 @@ def sim_portable(block, ins: dict, outs: list, T: int):
     return res
 
 
-def run_counter(net, out_signals, values, valid, style):
-    blk = TreeCounter(net, out_signals, lut_cells=style)
+def run_counter(net, out_signals, values, valid, style, **kw):
+    blk = TreeCounter(net, out_signals, lut_cells=style, **kw)
     T, sb = len(valid), blk.score_bits
     w = len(blk.values)
     if style == "portable":
@@ -151,6 +151,7 @@ SMALL_GROUPS = [
     [[2, 3, 4], [5, 6, 7, 8, 9, 10, 11], [2]],       # 3, 7, 1
     [[1, 1, 1, 2, 0, 3], [0, 0], [1], [2, 2, 2, 3]],  # constants, constant-only classes, repeats
     [[1] * 5 + [2, 3], [0, 4, 4, 5]],
+    [[1, 1, 1], [0], [1]],                           # no counted signal at all
 ]
 
 
@@ -181,6 +182,16 @@ def test_counter_wide_portable_stream():
     check_stream(valid, values, vo, scores, blk.latency, lambda v: ref_counts(net, outs, v[None])[0])
 
 
+def test_unknown_cell_style():
+    from warpc.errors import ConfigError
+
+    net, outs = count_net([[2], [3]], 2)
+    with pytest.raises(ConfigError):
+        TreeCounter(net, outs, lut_cells="lut6")
+    with pytest.raises(ConfigError):
+        TreeArgmax(3, 2, lut_cells="lut6")
+
+
 @needs_yosys
 @pytest.mark.parametrize("groups", SMALL_GROUPS[1:3])
 def test_counter_small_cells_stream(groups):
@@ -192,6 +203,23 @@ def test_counter_small_cells_stream(groups):
     values = rng.random((T, len(outs))) < 0.5
     blk, scores, vo = run_counter(net, outs, values, valid, "sb_lut4")
     check_stream(valid, values, vo, scores, blk.latency, lambda v: ref_counts(net, outs, v[None])[0])
+
+
+@pytest.mark.parametrize("style", ["portable", pytest.param("sb_lut4", marks=needs_yosys)])
+def test_counter_registered_inputs(style):
+    groups = [[1, 2, 3, 4, 5, 2], list(range(2, 20)), [0, 7]]
+    net, outs = count_net(groups, 18)
+    rng = np.random.default_rng(3)
+    T = 60
+    valid = stream(T, rng)
+    values = rng.random((T, len(outs))) < 0.5
+    blk = TreeCounter(net, outs, lut_cells=style, register_inputs=True)
+    assert blk.latency == TreeCounter(net, outs, lut_cells=style).latency + 1
+    blk._MustUse__silence = True
+    blk, scores, vo = run_counter(net, outs, values, valid, style, register_inputs=True)
+    check_stream(valid, values, vo, scores, blk.latency, lambda v: ref_counts(net, outs, v[None])[0])
+    c0, c1 = TreeCounter.cells(net, outs), TreeCounter.cells(net, outs, register_inputs=True)
+    assert c1["ff"] == c0["ff"] + len(outs) + 1 and c1["lut"] == c0["lut"]
 
 
 @needs_yosys

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Elaboratable
 
+from ..errors import ConfigError
 from ..ir.netlist import Netlist
 
 CHAIN_MAX = 16   # LCs per physical carry chain (ripple length of one pipeline stage)
@@ -253,8 +254,8 @@ def _score_bits(net: Netlist) -> int:
     return max(1, max(len(g) for g in net.outputs).bit_length())
 
 
-def _plan_counter(net: Netlist, out_signals: list[int]):
-    """The counter's cell plan: (plan, final heaps (<= 1 ref per column), stages)."""
+def _plan_counter(net: Netlist, out_signals: list[int], register_inputs: bool = False):
+    """The counter's cell plan: (plan, final heaps (<= 1 ref per column), latency, valid_out ref)."""
     sb = _score_bits(net)
     index: dict[int, int] = {}
     for i, s in enumerate(out_signals):
@@ -272,6 +273,12 @@ def _plan_counter(net: Netlist, out_signals: list[int]):
         heaps.append(heap)
     plan = _Plan()
     valid = ("x", "valid_in")
+    if register_inputs:  # one flip-flop per distinct counted signal (free behind a LUT that drives only it)
+        regs: dict[tuple, tuple] = {}
+        for r in sorted({r for h in heaps for col in h for r in col if not _is_const(r)}):
+            regs[r] = plan.ff(r)
+        heaps = [[[r if _is_const(r) else regs[r] for r in col] for col in h] for h in heaps]
+        valid = plan.ff(valid, reset=True)
     stage = 0
     stage_ffs: list[int] = []
     while stage == 0 or any(len(col) > 1 for h in heaps for col in h):
@@ -296,7 +303,7 @@ def _plan_counter(net: Netlist, out_signals: list[int]):
         valid = plan.ff(valid, reset=True)
     for k in stage_ffs:  # the last stage holds its value until the next sample
         plan.ffs[k][1] = prev_valid
-    return plan, heaps, stage, valid
+    return plan, heaps, stage + int(register_inputs), valid
 
 
 class TreeCounter(Elaboratable):
@@ -304,28 +311,37 @@ class TreeCounter(Elaboratable):
 
     Ports: `values` (in, the distinct non-constant counted signals in `out_signals` order, valid in the cycle
     `valid_in` is high), `valid_in`, `scores` (out, class c at bits [c*score_bits, (c+1)*score_bits),
-    registered, held until the next `valid_out`), `valid_out` (high `latency` cycles after `valid_in`)."""
+    registered, held until the next `valid_out`), `valid_out` (high `latency` cycles after `valid_in`).
+
+    `register_inputs=True` registers `values` first (one flip-flop per distinct signal, which an LC packs for
+    free behind a LUT that drives only it) so the counter's first LUT level does not lengthen the path of the
+    logic that computes `values`; latency + 1."""
 
     interval = 1
 
-    def __init__(self, net: Netlist, out_signals: list[int], *, lut_cells: str = "portable") -> None:
+    def __init__(self, net: Netlist, out_signals: list[int], *, lut_cells: str = "portable",
+                 register_inputs: bool = False) -> None:
         from amaranth.hdl import Signal
 
         if lut_cells not in ("sb_lut4", "portable"):
-            raise ValueError(f"unknown lut_cells {lut_cells!r}")
+            self._MustUse__silence = True  # not built: no "unused elaboratable" warning
+            raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose one of sb_lut4, portable")
         self.net, self.out_signals, self.lut_cells = net, list(out_signals), lut_cells
         self.score_bits = _score_bits(net)
-        self._plan, self._final, self.latency, self._valid = _plan_counter(net, self.out_signals)
+        self.register_inputs = bool(register_inputs)
+        self._plan, self._final, self.latency, self._valid = _plan_counter(net, self.out_signals,
+                                                                           self.register_inputs)
         self.values = Signal(max(1, len(self.out_signals)))
         self.valid_in = Signal()
         self.scores = Signal(net.classes * self.score_bits)
         self.valid_out = Signal()
 
     @staticmethod
-    def cells(net: Netlist, out_signals: list[int], lut_cells: str = "sb_lut4") -> dict:
+    def cells(net: Netlist, out_signals: list[int], lut_cells: str = "sb_lut4", register_inputs: bool = False
+              ) -> dict:
         """SB_LUT4 / SB_CARRY / flip-flop counts of the block (the same in both styles: portable logic maps to
         the same cells only approximately, so the numbers describe the sb_lut4 block)."""
-        return _plan_counter(net, list(out_signals))[0].counts()
+        return _plan_counter(net, list(out_signals), register_inputs)[0].counts()
 
     def elaborate(self, platform):
         from amaranth.hdl import Const, Module
