@@ -13,9 +13,12 @@ from warpc.ir import from_model
 from warpc.ir.netlist import InputBit, Netlist, Node
 
 
-def simulate_core(net, x, pipeline, gap=0):
-    """Stream x through a portable core (one sample per clock, or `gap` idle cycles between samples)."""
-    core = WarpCore(net, pipeline=pipeline, lut_cells="portable")
+def simulate_core(net, x, pipeline, gap=0, interval=1):
+    """Stream x through a portable core (one sample per interval, or `gap` idle cycles more between samples);
+    x is driven only in the cycle valid_in is high (garbage otherwise)."""
+    core = WarpCore(net, pipeline=pipeline, lut_cells="portable", interval=interval)
+    gap = max(gap, interval - 1)
+    rng = np.random.default_rng(5)
     sh = core.shape
     w = net.input_bits
     out, valid_trace = [], []
@@ -27,7 +30,10 @@ def simulate_core(net, x, pipeline, gap=0):
             sched += [None] * gap
         for i in range(len(sched) + core.latency + 1):
             row = sched[i] if i < len(sched) else None
-            if row is not None:
+            if row is None:
+                row_ = rng.integers(0, 1 << w, size=net.n_features)  # garbage between samples
+                ctx.set(core.x, int(sum(int(v) << (f * w) for f, v in enumerate(row_))))
+            else:
                 ctx.set(core.x, int(sum(int(v) << (f * w) for f, v in enumerate(row))))
             ctx.set(core.valid_in, row is not None)
             await ctx.delay(1e-9)
@@ -53,7 +59,11 @@ def test_random_net_matches_reference(pipeline):
     x = random_x(net, 40, seed=pipeline)
     ref = reference_counts(net, x)
     out, _, core = simulate_core(net, x, pipeline)
-    assert core.latency == (0 if pipeline == 0 else 3 + -(-net.depth() // pipeline))
+    if pipeline == 0:
+        assert core.latency == 0
+    else:  # input register + LUT stages after the first + the blocks' own latencies
+        stages = -(-net.depth() // pipeline)
+        assert core.latency == 1 + max(0, stages - 1) + core.counter.latency + core.argmax.latency
     assert out.shape == (len(x), net.classes + 1)
     assert (out[:, :-1] == ref).all()
     assert (out[:, -1] == np.argmax(ref, 1)).all()
@@ -150,6 +160,54 @@ def test_sb_lut4_instances_one_per_node():
     net = random_net(seed=4, widths=(10, 6), k=2, classes=2, extras=False)
     from amaranth.back import rtlil
 
-    core = WarpCore(net, pipeline=1, lut_cells="sb_lut4")
-    text = rtlil.convert(core, ports=core.ports())
+    from warpc.hdl.core import LutNetwork
+
+    lutnet = LutNetwork(net, pipeline=1, lut_cells="sb_lut4")
+    text = rtlil.convert(lutnet, ports=[lutnet.bits, lutnet.outputs])
     assert text.count("cell \\SB_LUT4") == sum(1 for n in net.nodes if n.k > 0)
+
+
+@pytest.mark.parametrize("pipeline,interval", [(1, 2), (1, 3), (2, 5), (1, 9), (3, 16)])
+def test_interval_core_matches_reference(pipeline, interval):
+    """II = N: one sample every N cycles, inputs valid only in their valid_in cycle, valid_out exactly latency
+    cycles later; scores and class equal the reference (serial counting, sequential or tree argmax)."""
+    net = random_net(seed=interval, widths=(20, 24, 48), k=2, classes=3)  # 16 bits per class
+    x = random_x(net, 30, seed=interval)
+    ref = reference_counts(net, x)
+    out, trace, core = simulate_core(net, x, pipeline, interval=interval)
+    assert core.interval == interval
+    assert (out[:, :-1] == ref).all()
+    assert (out[:, -1] == np.argmax(ref, 1)).all()
+    expect = [False] * len(trace)
+    for i in range(len(x)):
+        expect[i * interval + core.latency] = True
+    assert [bool(v) for v in trace] == expect
+
+
+def test_interval_checks():
+    net = random_net(seed=1, widths=(12, 6), classes=3)
+    widest = max(len(g) for g in net.outputs)
+    with pytest.raises(ConfigError, match="needs a pipelined core"):
+        WarpCore(net, pipeline=0, interval=2)
+    with pytest.raises(ConfigError, match="largest class"):
+        WarpCore(net, pipeline=1, interval=widest + 1)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="interval"):
+            WarpCore(net, pipeline=1, interval=bad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("interval", [1, 2, 5])
+def test_sb_lut4_core_streams_like_the_build_check(interval):
+    """The cell-based core (SB_LUT4/SB_CARRY instances, as on the board) through Yosys + NetSim, checked by the
+    very function the build uses (equiv._compare_core)."""
+    from _cellsim import cell_sim, needs_yosys  # noqa: F401
+    from warpc.fpga.equiv import _compare_core
+
+    net = random_net(seed=3, widths=(40, 30), k=2, classes=4)
+    x = random_x(net, 64, seed=3)
+    core = WarpCore(net, pipeline=1, lut_cells="sb_lut4", encoder=False, interval=interval)
+    sim = cell_sim(core, core.ports())
+    compared, _ = _compare_core(sim, net, x, reference_counts(net, x), core.latency, "core", 0, len(x),
+                                interval=interval)
+    assert compared == ["cls", "scores", "valid_out"]
