@@ -32,6 +32,7 @@ def hand_net() -> Netlist:
         [n[4]],                                                  # one bit
         [n[5], 0, 1],                                            # constant score (1)
         [n[2], n[3], n[4], n[6], I[1], I[2], I[3], I[4], n[6], n[6], n[1], 1, n[3]],  # 13 entries
+        [I[5]] * 5 + [n[2], n[3], n[2], 1, 1, 1],                # a signal 5 times (weight 101b), ones = 3
     ]
     return Netlist(1, inputs, nodes, outputs, input_bits=8).validate()
 

@@ -222,6 +222,137 @@ def _gate(b: _Cells, ref, g):
     return b.lut(lambda *v: (not v[slot]) and ((init >> sum(v[i] << i for i in range(4) if i != slot)) & 1), new)
 
 
+class _Ripples:
+    """Ripple-carry adders on the iCE40 carry chain, each with an optional carry-in bit. An adder whose top bit is
+    a pure carry-out leaves it "open": the next adder's first logic cell brings it into the fabric (LUT = CI) and
+    the same cell's carry injects that adder's carry-in (maj(x, x, CI) = x), so one chain runs through them."""
+
+    def __init__(self, b: _Cells, cap: int) -> None:
+        self.b, self.cap, self.open = b, cap, None
+
+    def close(self, inject=None):
+        b = self.b
+        if self.open is None:
+            return b.carry(inject, inject, ZERO) if inject is not None else None
+        co, res, k = self.open
+        self.open = None
+        x = inject if inject is not None else ZERO
+        res[k] = b.lut(lambda g, p, q, c: c, [ZERO, x, x, co])
+        return b.carry(x, x, co) if inject is not None else None
+
+    def add(self, A, B, cin=None, gate=None):
+        """(bits, max) numbers A + B + cin, at most `cap` bits; with `gate`, every result bit is ~gate & bit."""
+        b = self.b
+        maxv = A[1] + B[1] + (1 if cin is not None else 0)
+        width = min(self.cap, _bits_for(maxv))
+        a_free = not A[0] or A[0][0] == ZERO
+        b_free = not B[0] or B[0][0] == ZERO
+        ci = self.close(cin if cin is not None and not a_free and not b_free else None)  # fills A/B's open bit
+        abits, bbits = list(A[0]), list(B[0])
+        if cin is not None and a_free:
+            abits, cin = [cin] + abits[1:], None
+        elif cin is not None and b_free:
+            bbits, cin = [cin] + bbits[1:], None
+
+        def at(v, j):
+            return v[j] if j < len(v) else ZERO
+
+        res = []
+        for j in range(width):
+            x, y = at(abits, j), at(bbits, j)
+            if ci is None and (x == ZERO or y == ZERO):  # one bit (or none): passed through
+                v = y if x == ZERO else x
+                res.append(v if gate is None or v == ZERO else b.lut(lambda g, p: (not g) and p, [gate, v]))
+            elif x == ZERO and y == ZERO:  # only the carry: brought into the fabric
+                if j == width - 1 and gate is None:
+                    res.append(None)  # by the next adder's first cell
+                    self.open = (ci, res, j)
+                else:
+                    res.append(b.lut(lambda g, p, q, c: (not g) and c, [gate or ZERO, ZERO, ZERO, ci]))
+                ci = None
+            else:
+                c = ci if ci is not None else ZERO
+                if gate is None:
+                    res.append(b.lut(lambda g, p, q, r: p ^ q ^ r, [ZERO, x, y, c]))
+                else:
+                    res.append(b.lut(lambda g, p, q, r: (not g) and (p ^ q ^ r), [gate, x, y, c]))
+                live = sum(1 for t in (x, y, c) if t != ZERO)
+                ci = b.carry(x, y, c) if j < width - 1 and live >= 2 else None
+        return res, min(maxv, (1 << width) - 1)
+
+    def popcount(self, items):
+        if len(items) == 1:
+            return items[0]
+        items = list(items)
+        cin = _take_single(items) if len(items) >= 3 else None
+        if len(items) == 2:
+            return self.add(items[0], items[1], cin)
+        h = len(items) // 2  # odd halves of single bits: no half adders (a 2-input adder reduces nothing)
+        if all(mx == 1 for _, mx in items) and len(items) % 2 == 0 and h % 2 == 0:
+            h -= 1
+        left = self.popcount(items[:h])
+        right = self.popcount(items[h:])
+        return self.add(left, right, cin)
+
+
+def _take_single(items):
+    for i in range(len(items) - 1, -1, -1):
+        bits, mx = items[i]
+        if mx == 1 and len(bits) == 1:
+            return items.pop(i)[0][0]
+    return None
+
+
+def _tree_sum(b: _Cells, acc, top: int, heads, ones: int, first, gate):
+    """acc + heads (ref, multiplicity) + first * ones (mod 2^w) as a balanced tree of ripple-carry adders with carry-ins."""
+    w = len(acc)
+    r = _Ripples(b, w)
+    items = [([ZERO] * j + [h], 1 << j) for h, m in heads for j in range(w) if (m >> j) & 1] + [([ZERO] * j + [first], 1 << j) for j in range(w) if (ones >> j) & 1]
+    cin = _take_single(items)
+    x = r.popcount(items) if items else ([cin], 1)
+    if not items:
+        cin = None
+    res, _ = r.add((acc, top), x, cin, gate)
+    assert r.open is None and None not in res
+    return res
+
+
+def _fa_sum(b: _Cells, acc, heads, ones: int, first, gate):
+    """acc + heads (ref, multiplicity) + first * ones (mod 2^w) with LUT full adders, then one ripple-carry adder."""
+    w = len(acc)
+    cols = [[acc[j]] for j in range(w)]
+    for h, m in heads:
+        for j in range(w):
+            if (m >> j) & 1:
+                cols[j].insert(0, h)
+    for j in range(w):
+        if (ones >> j) & 1:
+            cols[j].insert(0, first)
+    for j in range(w):  # full adders until every column holds at most two bits
+        while len(cols[j]) >= 3:
+            x, y, z = cols[j][:3]
+            del cols[j][:3]
+            cols[j].append(b.lut(_xor3, [x, y, z]))
+            if j + 1 < w:
+                cols[j + 1].append(b.lut(_maj3, [x, y, z]))
+    res, ci = [], None
+    for j in range(w):  # one ripple-carry adder from the first column with two bits
+        col = cols[j]
+        if ci is None and len(col) == 1:
+            res.append(_gate(b, col[0], gate) if gate is not None else col[0])
+            continue
+        x = col[0]
+        y = col[1] if len(col) > 1 else ZERO
+        c_in = ci if ci is not None else ZERO
+        if gate is not None:
+            res.append(b.lut(lambda g, p, q, r: (not g) and (p ^ q ^ r), [gate, x, y, c_in]))
+        else:
+            res.append(b.lut(lambda g, p, q, r: p ^ q ^ r, [ZERO, x, y, c_in]))
+        nonconst = sum(1 for t in (x, y, c_in) if t[0] != "k")
+        ci = b.carry(x, y, c_in) if j < w - 1 and nonconst >= 2 else None
+    return res
+
+
 def _class_entries(net: Netlist, group, fused: set):
     ones, entries = 0, []
     for s in group:
@@ -236,7 +367,8 @@ def _class_entries(net: Netlist, group, fused: set):
     return ones, entries
 
 
-def _build_counter(net: Netlist, out_signals, fused: list[int], interval: int, variant: str, ctrl: str):
+def _build_counter(net: Netlist, out_signals, fused: list[int], interval: int, variant: str, ctrl: str,
+                   compress: str = "tree"):
     """The cell graph of a SerialCounter; returns (cells, roots, scores: list per class of bit refs, valid_out)."""
     N = interval
     b = _Cells()
@@ -277,34 +409,16 @@ def _build_counter(net: Netlist, out_signals, fused: list[int], interval: int, v
             for s in reversed(entries[h::H]):
                 prev = b.ff(cell(s, prev))
             heads.append(prev)
+        # identical chains share their cells (as Yosys would merge them): a head seen m times weighs m
+        mult: dict = {}
+        for h in heads:
+            mult[h] = mult.get(h, 0) + 1
+        heads = list(mult.items())
         acc = [b.ff() for _ in range(w)]
-        cols = [[acc[j]] for j in range(w)]
-        cols[0] = heads + cols[0]
-        for j in range(w):
-            if (ones >> j) & 1:
-                cols[j].insert(0, first)
-        for j in range(w):  # full adders until every column holds at most two bits
-            while len(cols[j]) >= 3:
-                x, y, z = cols[j][:3]
-                del cols[j][:3]
-                cols[j].append(b.lut(_xor3, [x, y, z]))
-                if j + 1 < w:
-                    cols[j + 1].append(b.lut(_maj3, [x, y, z]))
-        res, ci = [], None
-        for j in range(w):  # one ripple-carry adder from the first column with two bits
-            col = cols[j]
-            if ci is None and len(col) == 1:
-                res.append(_gate(b, col[0], last) if variant == "C" else col[0])
-                continue
-            x = col[0]
-            y = col[1] if len(col) > 1 else ZERO
-            c_in = ci if ci is not None else ZERO
-            if variant == "C":
-                res.append(b.lut(lambda g, p, q, r: (not g) and (p ^ q ^ r), [last, x, y, c_in]))
-            else:
-                res.append(b.lut(lambda g, p, q, r: p ^ q ^ r, [ZERO, x, y, c_in]))
-            nonconst = sum(1 for t in (x, y, c_in) if t[0] != "k")
-            ci = b.carry(x, y, c_in) if j < w - 1 and nonconst >= 2 else None
+        if compress == "tree":
+            res = _tree_sum(b, acc, ones + len(entries), heads, ones, first, last if variant == "C" else None)
+        else:
+            res = _fa_sum(b, acc, heads, ones, first, last if variant == "C" else None)
         sc = []
         for j in range(w):
             s = b.ff()
@@ -339,12 +453,13 @@ def _choose(net, out_signals, fused, interval):
     best = None
     for variant in ("A", "C"):
         for ctrl in ("sr", "cnt"):
-            b, roots, _, _ = _build_counter(net, out_signals, fused, interval, variant, ctrl)
-            n = b.count(roots)
-            key = (n["lc"], n["lut"], n["ff"])
-            if best is None or key < best[0]:
-                best = (key, variant, ctrl, n)
-    return best[1], best[2], best[3]
+            for compress in ("tree", "fa"):
+                b, roots, _, _ = _build_counter(net, out_signals, fused, interval, variant, ctrl, compress)
+                n = b.count(roots)
+                key = (n["lc"], n["lut"], n["ff"])
+                if best is None or key < best[0]:
+                    best = (key, (variant, ctrl, compress), n)
+    return best[1], best[2]
 
 
 class SerialCounter(Elaboratable):
@@ -365,7 +480,8 @@ class SerialCounter(Elaboratable):
         self.latency = self.interval + 1
         self.score_bits = _bits_for(max(len(g) for g in net.outputs))
         self.fused = _fused_of(net, self.out_signals, fuse)
-        self.variant, self.control, self._cells = _choose(net, self.out_signals, self.fused, self.interval)
+        self.structure, self._cells = _choose(net, self.out_signals, self.fused, self.interval)
+        self.variant, self.control, self.compress = self.structure
         self._MustUse__silence = False
         self.values = Signal(max(1, len(self.out_signals)))
         self.fanins = Signal(max(1, sum(net.nodes[s - net.first_node].k for s in self.fused)))
@@ -386,13 +502,13 @@ class SerialCounter(Elaboratable):
         """cells() plus `lc` (iCE40 logic cells after packing, estimated) and the chosen variant/control."""
         out_signals = [int(s) for s in out_signals]
         interval = _check_interval(net, interval)
-        variant, ctrl, n = _choose(net, out_signals, _fused_of(net, out_signals, fuse), interval)
-        return dict(n, variant=variant, control=ctrl)
+        (variant, ctrl, compress), n = _choose(net, out_signals, _fused_of(net, out_signals, fuse), interval)
+        return dict(n, variant=variant, control=ctrl, compress=compress)
 
     def elaborate(self, platform) -> Module:
         m = Module()
         b, roots, scores, valid_out = _build_counter(self.net, self.out_signals, self.fused, self.interval,
-                                                     self.variant, self.control)
+                                                     *self.structure)
         inputs = {("i", "valid_in", 0): self.valid_in}
         for i in range(len(self.values)):
             inputs[("i", "values", i)] = self.values[i]
