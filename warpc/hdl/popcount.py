@@ -236,10 +236,11 @@ def _emit_chains(plan: _Plan, segs: list, left: list) -> None:
         for idx, (seg, out) in enumerate(chain):
             if idx == 0 and seg.cin is not None:
                 ci = plan.carry(seg.cin, seg.cin, C0)  # feed-in LC
-            for j, a, b in seg.pos:
+            for p, (j, a, b) in enumerate(seg.pos):
                 s = plan.lut(_init(lambda i0, i1, i2, i3: i1 ^ i2 ^ i3, 4), [C0, a, b, ci])
-                ci = plan.carry(a, b, ci)
                 out[j].append(s)
+                if p + 1 < len(seg.pos) or seg.carry_col is not None:  # a carry of weight 2^sb is not built
+                    ci = plan.carry(a, b, ci)
             if seg.carry_col is not None:
                 j = seg.carry_col
                 if idx + 1 < len(chain):
