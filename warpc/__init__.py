@@ -47,6 +47,13 @@ def compile(source, K: int | None = 4, optimize: bool = True, depth=None, **kwar
     return _compile(source, K=K, optimize=optimize, depth=depth, **kwargs)
 
 
+def estimate(source, board: str = "icebreaker", **kwargs) -> dict:
+    """What a build of `source` on `board` will cost, without synthesis (see warpc.fpga.estimate.estimate)."""
+    from .fpga.estimate import estimate as _estimate
+
+    return _estimate(source, board=board, **kwargs)
+
+
 def build(source, board: str = "icebreaker", out="build", **kwargs) -> dict:
     """Netlist / CompiledNet / checkpoint -> bitstream in `out` + report dict (see warpc.fpga.flow.build)."""
     from .fpga.flow import build as _build

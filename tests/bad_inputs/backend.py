@@ -82,6 +82,18 @@ def _set(**kw):
     return lambda doc: doc.update(kw)
 
 
+def _over_capacity(d):
+    """A netlist that clearly cannot fit the UP5K (a 3,000-node chain whose input bits ride register chains
+    through every stage: ~12,000 LCs): synth refuses it from the estimate, before synthesis."""
+    from warpc.ir.netlist import InputBit, Netlist, Node
+
+    n = 3000
+    nodes = [Node((2, 3), 0b0110, 0)] + [Node((4 + j - 1, 2 + (j % 2)), 0b0110, j) for j in range(1, n)]
+    last = 4 + n - 1
+    net = Netlist(2, [InputBit(0, 128), InputBit(1, 64)], nodes, [[last, last - 1], [last - 2, 2]], input_bits=8)
+    return net.validate().save(d / "big.json")
+
+
 CASES: list[Case] = [
     # --- synth: the source, checked before the build folder is touched ---------------------------------------
     Case("synth-bad-ckpt-keeps-user-files",
@@ -145,6 +157,35 @@ CASES: list[Case] = [
     Case("synth-board-programmer-ls",
          _synth_board(_set(programmers=[{"tool": "ls", "flash": ["{bin}"]}])), ("programmers[0]",)),
     Case("synth-board-unknown-field", _synth_board(_set(pll=None)), ("unknown field", "pll")),
+    # --- synth: the pre-synthesis estimate (warpc.fpga.estimate) ----------------------------------------------
+    Case("synth-estimate-clearly-over-capacity-keeps-user-files",
+         lambda d, fx: ["synth", _over_capacity(d), "-o", _user_folder(d)],
+         ("does not fit", "needs ~", "5,280", "--no-estimate-check")),
+    Case("synth-estimate-over-capacity-new-folder-not-made",
+         lambda d, fx: ["synth", _over_capacity(d), "-o", d / "b", "--interval", "1"], ("needs ~",)),
+    Case("synth-no-estimate-check-takes-no-value",
+         lambda d, fx: ["synth", fx.netlist, "--no-estimate-check", "yes", "-o", d / "b"], ("yes",), exit_code=2),
+    # --- estimate --------------------------------------------------------------------------------------------
+    Case("estimate-bad-ckpt", lambda d, fx: ["estimate", _bad_ckpt(d)], ("model.safetensors",)),
+    Case("estimate-missing-source", lambda d, fx: ["estimate", d / "nope.json"], ("nope.json",), exit_code=2),
+    Case("estimate-netlist-no-nodes",
+         lambda d, fx: ["estimate", _netlist(d, fx, _set(nodes=[], outputs=[[1], [0], [1, 1]]))], ("0 lut nodes",)),
+    Case("estimate-netlist-0-input-bits",
+         lambda d, fx: ["estimate", _netlist(d, fx, _set(input_bits=0))], ("input",)),
+    Case("estimate-pipeline-negative", lambda d, fx: ["estimate", fx.netlist, "--pipeline", "-1"], ("--pipeline",)),
+    Case("estimate-interval-0", lambda d, fx: ["estimate", fx.netlist, "--interval", "0"], ("--interval",)),
+    Case("estimate-interval-over-class-size",
+         lambda d, fx: ["estimate", fx.netlist, "--interval", "100000"], ("--interval", "largest class")),
+    Case("estimate-interval-combinational",
+         lambda d, fx: ["estimate", fx.netlist, "--pipeline", "0", "--interval", "2"], ("--pipeline 0",)),
+    Case("estimate-interval-not-a-number",
+         lambda d, fx: ["estimate", fx.netlist, "--interval", "two"], ("--interval",), exit_code=2),
+    Case("estimate-lut-cells-unknown",
+         lambda d, fx: ["estimate", fx.netlist, "--lut-cells", "lut6"], ("--lut-cells",), exit_code=2),
+    Case("estimate-unknown-board",
+         lambda d, fx: ["estimate", fx.netlist, "--board", "nosuchboard"], ("nosuchboard",)),
+    Case("estimate-board-capacity-wrong-type",
+         lambda d, fx: ["estimate", fx.netlist, "--board", _board_file(d, fx, _set(capacity="5280"))], ("capacity",)),
     # --- hdl ---------------------------------------------------------------------------------------------------
     Case("hdl-out-is-a-file",
          lambda d, fx: ["hdl", fx.netlist, "-o", _write(d / "core.v", "module mine; endmodule")], ("core.v",),

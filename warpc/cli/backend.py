@@ -1,4 +1,4 @@
-"""backend commands of the warpc CLI: hdl, synth, report, flash, run."""
+"""backend commands of the warpc CLI: hdl, synth, estimate, report, flash, run."""
 from __future__ import annotations
 
 import json
@@ -90,9 +90,11 @@ def hdl_cmd(source, out, pipeline, interval, lut_cells, lut_size, name, toolchai
               show_default="all", help="check only the first N test vectors")
 @click.option("--allow-timing-fail", is_flag=True, show_default="off",
               help="keep the bitstream even if Fmax < the board clock")
+@click.option("--no-estimate-check", is_flag=True, show_default="off",
+              help="synthesise even when the pre-synthesis estimate is clearly over the device (> 110 % of its LCs)")
 @click.option("--json", "as_json", is_flag=True, show_default="off", help="print the report as JSON")
 def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scores, baud, router, router2_timeout, seed, no_equiv,
-              no_formal, formal_timeout, dataset, data_dir, max_vectors, allow_timing_fail, as_json):
+              no_formal, formal_timeout, dataset, data_dir, max_vectors, allow_timing_fail, as_json, no_estimate_check=False):
     """Checkpoint (or netlist JSON) -> bitstream OUT/top.bin, OUT/report.json, with equivalence checks.
     Progress goes to stderr, the report to stdout."""
     from ..fpga.flow import build
@@ -102,8 +104,29 @@ def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scor
                 pipeline=pipeline, interval=interval, toolchain=toolchain, lut_cells=lut_cells, scores=scores, seed=seed,
                 router=router, equivalence=not no_equiv, formal=not no_formal, formal_timeout=formal_timeout,
                 max_vectors=max_vectors, allow_timing_fail=allow_timing_fail, router2_timeout=router2_timeout,
-                baud=baud)
+                baud=baud, estimate_check=not no_estimate_check)
     click.echo(json.dumps(rep, indent=1, default=str) if as_json else format_report(rep))
+
+
+@_cmd
+@click.command("estimate")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.option("--board", default="icebreaker", show_default=True, help=_board_help())
+@click.option("--pipeline", default=1, show_default=True, help="LUT levels per pipeline stage (0 = combinational)")
+@click.option("--interval", default=1, show_default=True,
+              help="cycles per sample (II): 1 = a new sample every clock; N > 1 counts each class over N cycles "
+                   "in fewer LCs (1 .. the largest class's bit count)")
+@click.option("--lut-cells", type=click.Choice(["sb_lut4", "portable"]), default=None,
+              show_default="the board's", help="LUT network as SB_LUT4 instances or portable logic for ABC to map")
+@click.option("--scores/--no-scores", default=False, show_default=True, help="UART reply carries class scores")
+@click.option("--json", "as_json", is_flag=True, show_default="off", help="print the estimate as JSON")
+def estimate_cmd(source, board, pipeline, interval, lut_cells, scores, as_json):
+    """What `warpc synth` of SOURCE (checkpoint or netlist JSON) will cost, without synthesis: LCs per block and in
+    total, LUT4s, flip-flops, carries, BRAM, IO, whether it fits the board, and an Fmax class."""
+    from ..fpga.estimate import estimate, format_estimate
+
+    est = estimate(source, board=board, interval=interval, pipeline=pipeline, lut_cells=lut_cells, scores=scores)
+    click.echo(json.dumps(est, indent=1, default=str) if as_json else format_estimate(est))
 
 
 @_cmd

@@ -64,6 +64,7 @@ class BuildOptions:
     max_vectors: int | None = None    # check only the first N vectors
     allow_timing_fail: bool = False   # keep the bitstream even if Fmax < the board clock
     baud: int | None = None           # UART rate (bits/s); None = the board's (uart.baud in its .json)
+    estimate_check: bool = True       # refuse before synthesis when the estimate is clearly over the device
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "BuildOptions":
@@ -93,7 +94,7 @@ class BuildOptions:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not (0 < v < math.inf):
                 raise ConfigError(f"{flag(name)} must be a positive number of seconds, got {v!r}")
-        for name in ("scores", "equivalence", "formal", "allow_timing_fail"):
+        for name in ("scores", "equivalence", "formal", "allow_timing_fail", "estimate_check"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.router not in ROUTERS:
@@ -130,6 +131,7 @@ class Build:
     plan: Any = None
     stat: dict = field(default_factory=dict)
     eq: dict = field(default_factory=dict)
+    estimate: dict = field(default_factory=dict)  # warpc.fpga.estimate's prediction (checked before synthesis)
 
 
 def build(source, board: str | Path = "icebreaker", out: str | Path = "build", *, x=None, y=None,
@@ -240,6 +242,7 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
     compile_s = time.perf_counter() - t
     say(f"[compile] done in {compile_s:.1f} s: {len(net.nodes)} nodes, depth {net.depth()}, "
         f"{len(net.used_inputs())} input bits used, {net.classes} classes")
+    est = _estimate(net, brd, opts, lut_cells, say)
     if x is None and (dataset is not None or net.dataset):
         what = dataset if dataset is not None else "the model's dataset"
         say(f"[data] loading the test split of {what}")
@@ -255,10 +258,31 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
     b = Build(out=out, board=brd, board_arg=str(board), opts=opts, lut_cells=lut_cells, net=net, src_info=src_info,
               x=xs, y=ys, data_name=name, say=say, exe=exe)
     b.stages["compile_s"] = compile_s
+    b.estimate = est
     b.options = {"board": brd.name, "pipeline": opts.pipeline, "interval": opts.interval, "baud": opts.baud or brd.baud, "toolchain": opts.toolchain, "lut_cells": lut_cells,
                  "scores": opts.scores, "seed": opts.seed, "router": opts.router}
     b.stamp = stamp(net, b.options)
     return b
+
+
+def _estimate(net: Netlist, brd: Board, opts: BuildOptions, lut_cells: str, say: Progress) -> dict:
+    """The pre-synthesis estimate (warpc.fpga.estimate), said as one progress line; DoesNotFitError when it is
+    clearly over the device (unless opts.estimate_check is off). An estimator failure never stops a build."""
+    from ..errors import WarpcError
+    from .estimate import check_fits, estimate_line, estimate_net
+
+    try:
+        est = estimate_net(net, brd, interval=opts.interval, pipeline=opts.pipeline, lut_cells=lut_cells,
+                           scores=opts.scores)
+    except WarpcError:
+        raise
+    except Exception as e:  # a bug in the estimate must not cost the build
+        say(f"[estimate] unavailable ({type(e).__name__}: {e})")
+        return {}
+    say(estimate_line(est))
+    if opts.estimate_check:
+        check_fits(est)
+    return est
 
 
 def stamp(net: Netlist, options: dict) -> dict:
@@ -423,6 +447,9 @@ def make_report(b: Build, ref: np.ndarray) -> dict:
     report = summarize_build(b.out, b.board, b.net, b.shell, b.options, b.stamp, b.stages, eq, acc, b.src_info,
                              b.blocks)
     report["board_source"] = b.board_arg  # what `warpc flash` reloads the board's programmers from
+    if b.estimate:  # what `warpc estimate` predicted, beside the synthesised numbers (scripts/estimate_error.py)
+        report["estimate"] = {"LC": b.estimate["LC"], "Fmax_class": b.estimate["Fmax"]["class"],
+                              "blocks": {k: v["LC"] for k, v in b.estimate["blocks"].items()}}
     write_report(b.out, report)
     return report
 

@@ -296,9 +296,11 @@ class _Ripples:
 
 
 def _take_single(items):
+    """Pop a one-bit weight-1 item for a carry-in: one whose bit appears in no other item (Yosys simplifies a
+    carry-in cell that repeats a bit of the adder before it, which would break the exact cell count)."""
     for i in range(len(items) - 1, -1, -1):
         bits, mx = items[i]
-        if mx == 1 and len(bits) == 1:
+        if mx == 1 and len(bits) == 1 and not any(bits[0] in o for k, (o, _) in enumerate(items) if k != i):
             return items.pop(i)[0][0]
     return None
 
