@@ -13,6 +13,11 @@ options (board, pipeline, interval, lut_cells, scores), and writes
 
 plus, for the calibration table in warpc/fpga/estimate.py (SHELL), the shell's LC as the build's LC minus the
 estimated LCs of every other block. Target: |error| <= 5 % of the synthesised LC count.
+
+    python scripts/estimate_error.py --timing
+
+times the estimator (wall and CPU seconds, with the load average) on a Fashion-MNIST-size random netlist (784
+features x 3 thresholds, 3,000 + 1,100 LUT4 nodes, 10 classes) at several intervals; the target is < 2 s.
 """
 from __future__ import annotations
 
@@ -162,11 +167,58 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(L) + "\n"
 
 
+def fashion_size_net(seed: int = 0):
+    """784 features x 3 thresholds, layers of 3,000 and 1,100 4-input LUTs, 10 classes of 110 counted bits."""
+    import numpy as np
+
+    from warpc.ir.netlist import InputBit, Netlist, Node
+
+    rng = np.random.default_rng(seed)
+    inputs = [InputBit(f, int(t)) for f in range(784) for t in sorted(rng.integers(1, 256, 3))]
+    nodes, prev = [], [2 + i for i in range(len(inputs))]
+    for layer, width in enumerate((3000, 1100)):
+        first = 2 + len(inputs) + len(nodes)
+        for _ in range(width):
+            fanin = tuple(int(v) for v in rng.choice(prev, size=4, replace=False))
+            nodes.append(Node(fanin, int(rng.integers(1, 1 << 16)), layer))
+        prev = list(range(first, first + width))
+    outputs = [prev[c * 110:(c + 1) * 110] for c in range(10)]
+    return Netlist(784, inputs, nodes, outputs, input_bits=8).validate()
+
+
+def timing(intervals=(1, 2, 4, 16)) -> dict:
+    import os
+
+    from warpc.fpga.boards import load_board
+
+    net = fashion_size_net()
+    board = load_board("icebreaker")
+    rows = []
+    for ii in intervals:
+        w, c = time.perf_counter(), time.process_time()
+        est = estimate_net(net, board, interval=ii)
+        rows.append({"interval": ii, "LC": est["LC"], "wall_s": round(time.perf_counter() - w, 2),
+                     "cpu_s": round(time.process_time() - c, 2), "Fmax_class": est["Fmax"]["class"]})
+    return {"netlist": {"nodes": len(net.nodes), "inputs_used": len(net.used_inputs()), "classes": net.classes},
+            "load_average": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(), "rows": rows}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("paths", nargs="*", help="report.json files or build folders (default: scripts/results/builds)")
     ap.add_argument("--no-write", action="store_true", help="print only; do not write the results files")
+    ap.add_argument("--timing", action="store_true", help="time the estimator on a Fashion-MNIST-size netlist")
     a = ap.parse_args()
+    if a.timing:
+        t = timing()
+        for r in t["rows"]:
+            print(f"II {r['interval']:>2}: {r['LC']:,} LCs in {r['wall_s']} s wall, {r['cpu_s']} s CPU ({r['Fmax_class']})")
+        print(f"netlist {t['netlist']}; load average {t['load_average']} on {t['cpus']} CPUs")
+        if not a.no_write:
+            out = OUT_JSON.with_name("estimate_timing.json")
+            out.write_text(json.dumps(t, indent=1))
+            print(f"wrote {out.relative_to(ROOT)}")
+        return 0
     reports = find_reports(a.paths)
     if not reports:
         print(f"no build reports found under {', '.join(a.paths) or DEFAULT_DIR}", file=sys.stderr)
