@@ -39,6 +39,7 @@ class _Cells:
         self.luts: list[tuple[int, tuple]] = []   # (init, (i0, i1, i2, i3))
         self.carries: list[tuple] = []            # (i0, i1, ci)
         self.ffs: list = []                       # d (None until set)
+        self.ens: dict = {}                       # flip-flop index -> enable ref (else always enabled)
         self.memo: dict = {}
 
     # --- construction -------------------------------------------------------------------------------------
@@ -66,14 +67,17 @@ class _Cells:
             self.memo[key] = ("C", len(self.carries) - 1)
         return self.memo[key]
 
-    def ff(self, d=None) -> tuple:
-        """A flip-flop; with d given it is shared with any other flip-flop of the same d (as opt_merge does)."""
-        if d is not None and ("F", d) in self.memo:
-            return self.memo[("F", d)]
+    def ff(self, d=None, en=None) -> tuple:
+        """A flip-flop (with a clock enable: SB_DFFE); with d given it is shared with any other flip-flop of the
+        same d and enable (as opt_merge does)."""
+        if d is not None and ("F", d, en) in self.memo:
+            return self.memo[("F", d, en)]
         self.ffs.append(d)
         ref = ("F", len(self.ffs) - 1)
+        if en is not None:
+            self.ens[ref[1]] = en
         if d is not None:
-            self.memo[("F", d)] = ref
+            self.memo[("F", d, en)] = ref
         return ref
 
     def set_d(self, q, d) -> None:
@@ -120,6 +124,8 @@ class _Cells:
             elif kind == "F" and r[1] not in ffs:
                 ffs.add(r[1])
                 todo.append(self.ffs[r[1]])
+                if r[1] in self.ens:
+                    todo.append(self.ens[r[1]])
         return luts, carries, ffs
 
     def count(self, roots) -> dict[str, int]:
@@ -136,11 +142,14 @@ class _Cells:
                 fanout[s] = fanout.get(s, 0) + 1
         for i in ffs:
             fanout[self.ffs[i]] = fanout.get(self.ffs[i], 0) + 1
+            if i in self.ens:
+                fanout[self.ens[i]] = fanout.get(self.ens[i], 0) + 1
         packed = sum(1 for i in ffs if self.ffs[i][0] == "L" and fanout.get(self.ffs[i], 0) == 1)
         partners = {self.luts[i][1][1:] for i in luts}
         lone = sum(1 for i in carries if self.carries[i] not in partners)
+        on_values = sorted(self.ffs[i][2] for i in ffs if self.ffs[i][:2] == ("i", "values"))
         return {"lut": len(luts), "carry": len(carries), "ff": len(ffs),
-                "lc": len(luts) + len(ffs) - packed + lone}
+                "lc": len(luts) + len(ffs) - packed + lone, "ff_on_values": on_values}
 
     # --- Amaranth -------------------------------------------------------------------------------------------
     def emit(self, m: Module, roots, inputs: dict, lut_cells: str, prefix: str) -> dict:
@@ -173,7 +182,11 @@ class _Cells:
             else:
                 m.d.comb += o.eq((i0 & i1) | ((i0 | i1) & ci))
         for i in sorted(ffs):
-            m.d.sync += val[("F", i)].eq(v(self.ffs[i]))
+            if i in self.ens:
+                with m.If(v(self.ens[i])):
+                    m.d.sync += val[("F", i)].eq(v(self.ffs[i]))
+            else:
+                m.d.sync += val[("F", i)].eq(v(self.ffs[i]))
         return val
 
 
@@ -186,12 +199,14 @@ def _maj3(a, b, c):
 
 
 def _control(b: _Cells, load, steps: int, style: str):
-    """first (step 1), last (step `steps`), valid_out (one cycle after last) for a sample loaded when `load`."""
+    """For a sample loaded when `load`: first (step 1), last (step `steps`), valid_out (one cycle after last),
+    sel (the binary step - 1, or None) and idle (high outside steps 1..steps-1; a LUT, built on demand)."""
     if style == "sr":
         v = [load]
         for _ in range(steps + 1):
             v.append(b.ff(v[-1]))
-        return v[1], v[steps], v[steps + 1]
+        sel = [v[2]] if steps == 2 else None
+        return v[1], v[steps], v[steps + 1], sel, (lambda: b.lut(lambda x: not x, [v[1]])) if steps == 2 else None
     # a counter c (= step - 1 while running), cleared by load, and a running flag
     w = _bits_for(steps - 1)
     c = [b.ff() for _ in range(w)]
@@ -209,7 +224,7 @@ def _control(b: _Cells, load, steps: int, style: str):
             ci = b.carry(c[j], cin, ZERO) if j == 1 else b.carry(c[j], ZERO, cin)
     last = b.and_tree([(run, True)] + [(c[j], bool(((steps - 1) >> j) & 1)) for j in range(w)])
     b.set_d(run, b.lut(lambda vi, r, la: vi or (r and not la), [load, run, last]))
-    return b.ff(load), last, b.ff(last)
+    return b.ff(load), last, b.ff(last), c, lambda: b.lut(lambda r, la: (not r) or la, [run, last])
 
 
 def _gate(b: _Cells, ref, g):
@@ -370,7 +385,7 @@ def _class_entries(net: Netlist, group, fused: set):
 
 
 def _build_counter(net: Netlist, out_signals, fused: list[int], interval: int, variant: str, ctrl: str,
-                   compress: str = "tree"):
+                   compress: str = "tree", storage: str = "chain"):
     """The cell graph of a SerialCounter; returns (cells, roots, scores: list per class of bit refs, valid_out)."""
     N = interval
     b = _Cells()
@@ -381,7 +396,9 @@ def _build_counter(net: Netlist, out_signals, fused: list[int], interval: int, v
         fpos[s] = pos
         pos += net.nodes[s - net.first_node].k
     fset = set(fused)
-    first, last, valid_out = _control(b, load, N, ctrl)
+    first, last, valid_out, sel, idle = _control(b, load, N, ctrl)
+    if storage == "banks" and sel is None:
+        return None
     length = N if variant == "A" else N - 1
     scores = []
     roots = [valid_out]
@@ -404,28 +421,34 @@ def _build_counter(net: Netlist, out_signals, fused: list[int], interval: int, v
             scores.append([("k", (ones >> j) & 1) for j in range(_bits_for(ones))])
             continue
         w = _bits_for(ones + len(entries))
-        H = -(-len(entries) // length)
+        chained = [s for s in entries if storage == "chain" or s in fset]
+        banked = [s for s in entries if not (storage == "chain" or s in fset)]
+        H = -(-len(chained) // length)
         heads = []
         for h in range(H):
             prev = None
-            for s in reversed(entries[h::H]):
+            for s in reversed(chained[h::H]):
                 prev = b.ff(cell(s, prev))
             heads.append(prev)
+        for h in range(0, len(banked), length):  # banks: held in SB_DFFEs, one selected per step
+            lane = [b.ff(("i", "values", index[s]), en=load) for s in banked[h:h + length]]
+            heads.append(_mux(b, lane + [ZERO] * (length - len(lane)), sel))
         # identical chains share their cells (as Yosys would merge them): a head seen m times weighs m
         mult: dict = {}
         for h in heads:
             mult[h] = mult.get(h, 0) + 1
         heads = list(mult.items())
         acc = [b.ff() for _ in range(w)]
+        gate = idle() if banked else last  # banks do not drain: outside the steps the sum is discarded
         if compress == "tree":
-            res = _tree_sum(b, acc, ones + len(entries), heads, ones, first, last if variant == "C" else None)
+            res = _tree_sum(b, acc, ones + len(entries), heads, ones, first, gate if variant == "C" else None)
         else:
-            res = _fa_sum(b, acc, heads, ones, first, last if variant == "C" else None)
+            res = _fa_sum(b, acc, heads, ones, first, gate if variant == "C" else None)
         sc = []
         for j in range(w):
             s = b.ff()
             if variant == "A":
-                b.set_d(acc[j], b.lut(lambda g, r: (not g) and r, [last, res[j]]))
+                b.set_d(acc[j], b.lut(lambda g, r: (not g) and r, [gate, res[j]]))
                 b.set_d(s, b.lut(lambda g, r, q: r if g else q, [last, res[j], s]))
             else:
                 b.set_d(acc[j], res[j])
@@ -450,17 +473,31 @@ def _check_interval(net: Netlist, interval) -> int:
     return interval
 
 
+def _net_credit(net: Netlist, out_signals, ff_on_values) -> int:
+    """Flip-flops on `values` that an iCE40 LC packs behind the LUT-network LUT computing the value (a node of
+    k >= 1 that no other node reads, so that its LUT drives only this flip-flop): no logic cell of their own."""
+    read = {f for node in net.nodes for f in node.fanin}
+    return sum(1 for i in ff_on_values if net.is_node(out_signals[i]) and out_signals[i] not in read
+               and net.nodes[out_signals[i] - net.first_node].k >= 1)
+
+
 def _choose(net, out_signals, fused, interval):
-    """(variant, control) with the fewest estimated logic cells (then LUTs)."""
+    """(variant, control, compress, storage) with the fewest estimated logic cells (then LUTs), counting the
+    bank flip-flops that pack behind the LUT network's own LUTs as free."""
     best = None
     for variant in ("A", "C"):
         for ctrl in ("sr", "cnt"):
             for compress in ("tree", "fa"):
-                b, roots, _, _ = _build_counter(net, out_signals, fused, interval, variant, ctrl, compress)
-                n = b.count(roots)
-                key = (n["lc"], n["lut"], n["ff"])
-                if best is None or key < best[0]:
-                    best = (key, (variant, ctrl, compress), n)
+                for storage in ("chain", "banks"):
+                    built = _build_counter(net, out_signals, fused, interval, variant, ctrl, compress, storage)
+                    if built is None:
+                        continue
+                    b, roots, _, _ = built
+                    n = b.count(roots)
+                    n["lc_net_credit"] = _net_credit(net, out_signals, n.pop("ff_on_values"))
+                    key = (n["lc"] - n["lc_net_credit"], n["lut"], n["ff"])
+                    if best is None or key < best[0]:
+                        best = (key, (variant, ctrl, compress, storage), n)
     return best[1], best[2]
 
 
@@ -473,7 +510,7 @@ class SerialCounter(Elaboratable):
     (high `latency` = interval + 1 cycles after valid_in)."""
 
     def __init__(self, net: Netlist, out_signals: list[int], *, interval: int, lut_cells: str = "portable",
-                 fuse: bool = True) -> None:
+                 fuse: bool = True, structure: tuple | None = None) -> None:
         self._MustUse__silence = True  # until the arguments are checked: a refused block is no unused one
         if lut_cells not in ("portable", "sb_lut4"):
             raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose portable or sb_lut4")
@@ -482,8 +519,12 @@ class SerialCounter(Elaboratable):
         self.latency = self.interval + 1
         self.score_bits = _bits_for(max(len(g) for g in net.outputs))
         self.fused = _fused_of(net, self.out_signals, fuse)
-        self.structure, self._cells = _choose(net, self.out_signals, self.fused, self.interval)
-        self.variant, self.control, self.compress = self.structure
+        if structure is None:  # (variant, control, compress, storage); forced only by tests and benchmarks
+            structure, _ = _choose(net, self.out_signals, self.fused, self.interval)
+        elif _build_counter(net, self.out_signals, self.fused, self.interval, *structure) is None:
+            raise ConfigError(f"structure {structure} is not available at interval {self.interval}")
+        self.structure = tuple(structure)
+        self.variant, self.control, self.compress, self.storage = self.structure
         self._MustUse__silence = False
         self.values = Signal(max(1, len(self.out_signals)))
         self.fanins = Signal(max(1, sum(net.nodes[s - net.first_node].k for s in self.fused)))
@@ -504,8 +545,9 @@ class SerialCounter(Elaboratable):
         """cells() plus `lc` (iCE40 logic cells after packing, estimated) and the chosen variant/control."""
         out_signals = [int(s) for s in out_signals]
         interval = _check_interval(net, interval)
-        (variant, ctrl, compress), n = _choose(net, out_signals, _fused_of(net, out_signals, fuse), interval)
-        return dict(n, variant=variant, control=ctrl, compress=compress)
+        (variant, ctrl, compress, storage), n = _choose(net, out_signals, _fused_of(net, out_signals, fuse),
+                                                        interval)
+        return dict(n, variant=variant, control=ctrl, compress=compress, storage=storage)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -533,7 +575,9 @@ def _mux(b: _Cells, items, sels):
             nxt = []
             for g in range(0, len(items), 4):
                 grp = items[g:g + 4]
-                if len(grp) == 1:
+                if all(x == ZERO for x in grp):
+                    nxt.append(ZERO)
+                elif len(grp) == 1:
                     nxt.append(grp[0])
                 elif len(grp) == 2:
                     nxt.append(b.lut(lambda s, p, q: q if s else p, [s0, grp[0], grp[1]]))
@@ -549,7 +593,7 @@ def _mux(b: _Cells, items, sels):
             nxt = []
             for g in range(0, len(items), 2):
                 grp = items[g:g + 2]
-                nxt.append(grp[0] if len(grp) == 1 else b.lut(lambda s, p, q: q if s else p, [s0, grp[0], grp[1]]))
+                nxt.append(grp[0] if len(grp) == 1 or grp == [ZERO, ZERO] else b.lut(lambda s, p, q: q if s else p, [s0, grp[0], grp[1]]))
             items, sels = nxt, sels[1:]
     return items[0]
 
@@ -631,7 +675,9 @@ class SerialArgmax(Elaboratable):
     @classmethod
     def estimate(cls, classes: int, score_bits: int, **_) -> dict:
         b, roots, _, _ = _build_argmax(classes, score_bits)
-        return b.count(roots)
+        n = b.count(roots)
+        n.pop("ff_on_values")
+        return n
 
     def elaborate(self, platform) -> Module:
         m = Module()
