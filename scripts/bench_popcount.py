@@ -72,7 +72,8 @@ def synth(block, ports, pnr: bool = False, freq: float = 48.0) -> dict:
         log, t_pnr = run(args, dp)
         m = re.findall(r"ICESTORM_LC:\s+(\d+)/", log)
         res["LC"] = int(m[-1]) if m else None
-        for key, pat in (("lc_dff_only", r"(\d+) LCs used as DFF only"), ("lc_carry_only", r"(\d+) LCs used as CARRY only"),
+        for key, pat in (("lc_dff_only", r"(\d+) LCs used as DFF only"),
+                         ("lc_carry_only", r"(\d+) LCs used as CARRY only"),
                          ("lc_legalise", r"(\d+) LCs used to legalise carry chains")):
             mm = re.search(pat, log)
             res[key] = int(mm.group(1)) if mm else None
@@ -129,10 +130,12 @@ def main() -> None:
         row["tree_counter"] = synth(new, [new.values, new.valid_in, new.scores, new.valid_out])
         row["tree_counter"]["latency"] = new.latency
         row["tree_counter"]["cells_predicted"] = TreeCounter.cells(net, outs, "sb_lut4")
+        row["tree_counter"]["LC_predicted"] = TreeCounter.lc_estimate(net, outs)
         am = TreeArgmax(classes, sb, lut_cells="sb_lut4")
         row["tree_argmax"] = synth(am, [am.scores, am.valid_in, am.cls, am.valid_out])
         row["tree_argmax"]["latency"] = am.latency
         row["tree_argmax"]["cells_predicted"] = TreeArgmax.cells(classes, sb, "sb_lut4")
+        row["tree_argmax"]["LC_predicted"] = TreeArgmax.lc_estimate(classes, sb)
         for k in ("popcount_old", "tree_counter"):
             row[k]["lc_per_bit"] = round(row[k]["LC"] / n, 3) if row[k]["LC"] else None
         if a.pnr and 2 * n + row["tree_counter"]["LC"] < 5000:

