@@ -468,9 +468,11 @@ def _block_entry(block, get_cells, kind: str, value_lut, fallback) -> dict:
     got = _plan_of(block)
     if got is not None:
         p = pack_plan(got[0], got[1], value_lut)
-        return {**p, "exact_cells": True,
+        cells_style = getattr(block, "lut_cells", "sb_lut4")
+        return {**p, "exact_cells": cells_style == "sb_lut4",
                 "model": "nextpnr packing of the block's cell plan (LUT + lone FF + carry-only - merged + "
-                         "chain feed-in/out)"}
+                         "chain feed-in/out)" + ("" if cells_style == "sb_lut4" else
+                                                 f"; {cells_style} logic: Yosys/ABC maps it, counts approximate")}
     cells = get_cells()
     exact = cells is not None
     cells = cells if exact else fallback()
@@ -507,9 +509,12 @@ def _blocks(net: Netlist, *, pipeline: int, interval: int, lut_cells: str, score
             facts["latency"] = sh.last_stage + counter.latency + argmax.latency
 
     ln = lutnet_lcs(net, pipeline, fused)
+    portable = lut_cells != "sb_lut4"
     blocks["lutnet"] = {"lut": ln["lut"], "ff": ln["ff"], "carry": 0, "lc": ln["lut"] + ln["lone_ff"],
-                        "lone_ff": ln["lone_ff"], "exact_cells": True,
-                        "model": "LC = LUT + register-chain flip-flops that cannot pack with their LUT"}
+                        "lone_ff": ln["lone_ff"], "exact_cells": not portable,
+                        "model": "LC = LUT + register-chain flip-flops that cannot pack with their LUT"
+                                 + ("; portable cells: one LUT per node, which ABC may map to fewer (or, for nodes "
+                                    "of more than 4 inputs, more) LUT4s" if portable else "")}
 
     # counter and argmax: exact packing of their cell plans when the blocks expose them
     val_ns = None
