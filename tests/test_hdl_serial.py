@@ -97,9 +97,9 @@ def run_cells(blk, stim, outs, T):
     return {o: (out[o][:, 0, :].astype(np.int64) << np.arange(out[o].shape[2])).sum(1) for o in outs}
 
 
-def check_counter(net, interval, style, gaps=(0,), n_samples=5, fuse=True, seed=0):
+def check_counter(net, interval, style, gaps=(0,), n_samples=5, fuse=True, seed=0, structure=None):
     out_signals = out_signals_of(net)
-    blk = SerialCounter(net, out_signals, interval=interval, lut_cells=style, fuse=fuse)
+    blk = SerialCounter(net, out_signals, interval=interval, lut_cells=style, fuse=fuse, structure=structure)
     starts, T = schedule(n_samples, interval, gaps, blk.latency + 2)
     stim, want = counter_stimuli(net, blk, n_samples, starts, T, seed)
     res = (run_amaranth if style == "portable" else run_cells)(blk, stim, ["scores", "valid_out"], T)
@@ -123,6 +123,37 @@ def test_counter_portable_hand_net(interval):
     assert {8, 9, 10, 12, 13} <= set(blk.fused) and 11 not in blk.fused  # k <= 2 nodes fused, k = 3 not
 
 
+STRUCTURES = [(v, c, comp, st) for v in "AC" for c in ("sr", "cnt") for comp in ("tree", "fa")
+              for st in ("chain", "banks")]
+
+
+@pytest.mark.parametrize("interval,structure", [
+    (2, ("A", "sr", "tree", "banks")), (2, ("C", "sr", "fa", "banks")), (5, ("A", "cnt", "fa", "chain")),
+    (5, ("C", "cnt", "tree", "banks")), (4, ("A", "sr", "tree", "chain")), (13, ("A", "cnt", "tree", "banks"))])
+def test_counter_portable_structures(interval, structure):
+    check_counter(hand_net(), interval, "portable", gaps=(0, 3, 0, 1), n_samples=5, structure=structure)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("interval", [2, 3, 6])
+def test_counter_portable_every_structure(interval):
+    for st in STRUCTURES:
+        if st[1] == "sr" and st[3] == "banks" and interval != 2:
+            with pytest.raises(ConfigError):
+                SerialCounter(hand_net(), out_signals_of(hand_net()), interval=interval, structure=st)
+            continue
+        check_counter(hand_net(), interval, "portable", gaps=(0, 2), n_samples=4, structure=st, seed=interval)
+        check_counter(big_net(), interval, "portable", gaps=(1,), n_samples=3, structure=st, seed=interval)
+
+
+@needs_yosys
+@pytest.mark.parametrize("interval,structure", [(2, ("A", "sr", "tree", "banks")),
+                                                pytest.param(6, ("C", "cnt", "tree", "banks"),
+                                                             marks=pytest.mark.slow)])
+def test_counter_cells_banks(interval, structure):
+    check_counter(hand_net(), interval, "sb_lut4", gaps=(0, 2), n_samples=4, structure=structure)
+
+
 def test_counter_portable_unfused_and_random():
     check_counter(hand_net(), 3, "portable", gaps=(1,), fuse=False)
     net = big_net()
@@ -132,7 +163,8 @@ def test_counter_portable_unfused_and_random():
 
 
 @needs_yosys
-@pytest.mark.parametrize("interval", [2, 3, 7, 9, 13])
+@pytest.mark.parametrize("interval", [2, pytest.param(3, marks=pytest.mark.slow), 7,
+                                      pytest.param(9, marks=pytest.mark.slow), 13])
 def test_counter_cells_hand_net(interval):  # N = 9: one chain for every class but the largest; 13: N = G
     check_counter(hand_net(), interval, "sb_lut4", gaps=(0, 1, 0, 4), n_samples=6, seed=interval)
 
@@ -155,11 +187,11 @@ def test_counter_rejects_bad_interval():
 
 
 def test_counter_chooses_cheaper_structures():
-    net = random_net(seed=1, widths=(64, 300), k=2, classes=3, extras=False)
-    lcs = [SerialCounter.estimate(net, out_signals_of(net), interval=n)["lc"] for n in (2, 4, 16, 64)]
+    net = random_net(seed=1, widths=(64, 150), k=2, classes=3, extras=False)
+    lcs = [SerialCounter.estimate(net, out_signals_of(net), interval=n)["lc"] for n in (2, 8, 50)]
     assert lcs == sorted(lcs, reverse=True)
-    est = SerialCounter.estimate(net, out_signals_of(net), interval=64)
-    assert est["lc"] < 300 + 3 * 40  # one cell per counted bit, plus a few per class
+    est = SerialCounter.estimate(net, out_signals_of(net), interval=50)
+    assert est["lc"] < 150 + 3 * 30  # one cell per counted bit (k = 2 nodes: the node itself), a few per class
 
 
 # --- cells() vs Yosys ----------------------------------------------------------------------------------------
@@ -232,7 +264,8 @@ def test_argmax_portable(classes, sb, interval):
 
 
 @needs_yosys
-@pytest.mark.parametrize("classes,sb,interval", [(2, 2, 2), (10, 7, 10), (7, 5, 9)])
+@pytest.mark.parametrize("classes,sb,interval", [pytest.param(2, 2, 2, marks=pytest.mark.slow), (10, 7, 10),
+                                                pytest.param(7, 5, 9, marks=pytest.mark.slow)])
 def test_argmax_cells(classes, sb, interval):
     check_argmax(classes, sb, interval, "sb_lut4", gaps=(0, 2))
 

@@ -486,8 +486,8 @@ def _choose(net, out_signals, fused, interval):
     bank flip-flops that pack behind the LUT network's own LUTs as free."""
     best = None
     for variant in ("A", "C"):
-        for ctrl in ("sr", "cnt"):
-            for compress in ("tree", "fa"):
+        for ctrl in ("sr", "cnt") if interval <= 6 else ("cnt",):  # N + 1 flip-flops vs ~log2(N) + 4 LCs
+            for compress in ("tree",):  # the LUT full adders ("fa") never came out cheaper; kept for tests
                 for storage in ("chain", "banks"):
                     built = _build_counter(net, out_signals, fused, interval, variant, ctrl, compress, storage)
                     if built is None:
