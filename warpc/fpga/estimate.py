@@ -51,11 +51,11 @@ FIT_MARGIN = 1.10  # `warpc synth` refuses when the estimated LCs exceed capacit
 # pack-only builds of the digits netlist (64 features: a 7-bit feature counter) on the current shell (yosys stat
 # 194 LUT, 120 FF, 41 CARRY; nextpnr LC minus the other blocks' estimates: 240), written as a base for <= 8
 # features plus terms per further feature-counter bit (from the iris / digits difference) and per reply bit with
-# --scores (3 classes x 1 byte: +68 LUT, +25 FF, +66 LC for 24 bits: the reply register and its byte muxes).
+# --scores (digits, 10 scores x 1 byte: +81 LUT, +76 FF, +82 LC for 80 bits: the reply register).
 SHELL = {"lut": 184, "ff": 112, "carry": 37, "lc": 229,
          "lut_per_feature_bit": 2.5, "ff_per_feature_bit": 2.0, "carry_per_feature_bit": 1.0,
          "lc_per_feature_bit": 2.75,
-         "lut_per_reply_bit": 2.8, "ff_per_reply_bit": 1.0, "lc_per_reply_bit": 2.75}
+         "lut_per_reply_bit": 1.0, "ff_per_reply_bit": 1.0, "lc_per_reply_bit": 1.0}
 # pipeline 0 (combinational core, Yosys maps the arithmetic): the recorded build's adder trees and tournament
 COMB_POPCOUNT = {"lut_per_bit": 1.9, "carry_per_class": 6}
 # fraction of a block's flip-flops / carries that take an LC of their own (the rest pack with a LUT)
