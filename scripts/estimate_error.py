@@ -208,6 +208,7 @@ def main() -> int:
     ap.add_argument("paths", nargs="*", help="report.json files or build folders (default: scripts/results/builds)")
     ap.add_argument("--no-write", action="store_true", help="print only; do not write the results files")
     ap.add_argument("--timing", action="store_true", help="time the estimator on a Fashion-MNIST-size netlist")
+    ap.add_argument("--note", default="", help="a line for the markdown file (which builds these are)")
     a = ap.parse_args()
     if a.timing:
         t = timing()
@@ -234,8 +235,8 @@ def main() -> int:
     print(md)
     if not a.no_write:
         OUT_JSON.write_text(json.dumps({"target_pct": TARGET_PCT, "rows": rows}, indent=1, default=str))
-        OUT_MD.write_text("# warpc estimate vs synthesised builds\n\nMade by `python scripts/estimate_error.py`.\n\n"
-                          + md)
+        OUT_MD.write_text("# warpc estimate vs synthesised builds\n\nMade by `python scripts/estimate_error.py`"
+                          + (f" ({a.note})" if a.note else "") + ".\n\n" + md)
         print(f"wrote {OUT_JSON.relative_to(ROOT)} and {OUT_MD.relative_to(ROOT)}")
     return 0
 

@@ -26,8 +26,10 @@ fabric cost feed-in / pass-out LCs. So LC = LUT + lone FFs + carry-only LCs - me
            share an enable with fewer than 8 others); a block without a plan: LUT + PACKING fractions of cells().
   core     its delay lines' flip-flops (fed by flip-flops): one LC each.
   shell    the calibrated constant SHELL.
-Measured (digits netlist, 877 LUT nodes, UP5K, nextpnr LC after packing): II 1: 3,395 estimated / 3,395 built,
-II 10: 2,727 / 2,741; scripts/estimate_error.py compares every recorded build.
+Measured (scripts/results/estimate_error.md; UP5K, nextpnr's LC count): digits (877 LUT nodes) II 1 / 4 / 10:
+3,395 / 2,761 / 2,566 estimated vs 3,395 / 2,761 / 2,586 built; P2 II2 --scores 3,517 vs 3,519; a 4-level net with
+skip connections (register chains) at P1 / P2: 2,254 / 1,920 vs 2,253 / 1,922; iris 318 vs 310. Re-run
+scripts/estimate_error.py on new builds (it also prints the shell LC the builds imply, for SHELL).
 
 Fmax class: the longest register-to-register path: inside the counter and argmax plans (LUT and carry delays,
 the counter's inputs arriving after the LUT network's last stage), a LUT-network stage (`pipeline` levels) and the
