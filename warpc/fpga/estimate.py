@@ -85,7 +85,7 @@ def _bits(v: int) -> int:
 
 
 def _fallback_counter(net: Netlist, n_values: int, score_bits: int, interval: int) -> dict[str, int]:
-    """TEMPORARY (until popcount.py / serial.py give cells()): rough counter costs."""
+    """Fallback when the counter's module or cells() cannot be used (an unknown signature): rough costs."""
     if interval == 1:  # compressor tree: ~2 LUTs per counted bit, registered levels
         return {"lut": 2 * n_values, "carry": 0, "ff": n_values}
     per_class = net.classes * score_bits
@@ -93,7 +93,7 @@ def _fallback_counter(net: Netlist, n_values: int, score_bits: int, interval: in
 
 
 def _fallback_argmax(classes: int, score_bits: int, class_bits: int) -> dict[str, int]:
-    """TEMPORARY (until argmax.py gives cells()): a pipelined tournament, one comparator + mux per match."""
+    """Fallback when the argmax's module or cells() cannot be used: a tournament, a comparator + mux per match."""
     m = max(0, classes - 1)
     return {"lut": m * (score_bits + class_bits + 1), "carry": m * score_bits, "ff": m * (score_bits + class_bits)}
 
@@ -370,7 +370,7 @@ def _packed(cells: dict, kind: str) -> int:
 
 def _core_blocks(net: Netlist, out_signals, sh, interval: int, lut_cells: str):
     """The counter and argmax WarpCore would build (core.make_counter / make_argmax; not elaborated), each None
-    when its module is missing (TEMPORARY: while serial.py is not there, II = 1 takes the tree blocks directly)."""
+    when its module is missing (at II = 1 the tree argmax is taken directly if serial.py cannot be imported)."""
     from ..hdl import core as hc
 
     try:
@@ -466,7 +466,7 @@ def _block_cells(block, call):
 
 def _block_entry(block, get_cells, kind: str, value_lut, fallback) -> dict:
     """A counter / argmax block's numbers: exact packing of its cell plan (the same cells its cells() counts),
-    else LUT + PACKING fractions of its cells() (or of the TEMPORARY fallback formula without cells())."""
+    else LUT + PACKING fractions of its cells() (or of the fallback formula without cells())."""
     got = _plan_of(block)
     if got is not None:
         p = pack_plan(got[0], got[1], value_lut)
@@ -496,7 +496,7 @@ def _blocks(net: Netlist, *, pipeline: int, interval: int, lut_cells: str, score
 
         enc = dict(SerialEncoder.cells(net, lut_cells="sb_lut4" if lut_cells == "sb_lut4" else "portable"))
         exact = True
-    except (ImportError, AttributeError):  # TEMPORARY fallback
+    except (ImportError, AttributeError):  # fallback: an encoder without cells()
         used = len(net.used_inputs())
         enc, exact = {"lut": used + 40, "carry": 0, "ff": used}, False
     blocks["encoder"] = {**enc, "lc": _packed(enc, "encoder"), "exact_cells": exact,
