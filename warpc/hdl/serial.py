@@ -1,21 +1,40 @@
 """Class counting over N cycles per sample (initiation interval N > 1), and a sequential argmax.
 
-`SerialCounter` loads each class's counted bits into shift chains (one LUT + flip-flop per bit; a counted node
-of k <= 2 inputs is computed by its own chain LUT, `load ? table(a, b) : previous`, so it costs nothing extra)
-and adds the chain heads of a class (ceil(G / length) bits) into a small accumulator every cycle. Two variants,
-the cheaper (in iCE40 logic cells) chosen per class structure and N:
+`SerialCounter` stores each class's counted bits when valid_in is high and, in each of the next N cycles
+(steps), adds one bit of every storage lane (ceil(G / length) "heads" per class) into a small per-class
+accumulator. Storage, one of two per class entry:
 
-- "A": chains of length N; the last step writes the adder's result into the score register while the
-  accumulator restarts at 0 (the adder output feeds two registers: ~3 LCs per accumulator bit).
-- "C": chains of length N - 1; the N-th step adds nothing, the score register copies the accumulator and the
-  adder's own LUTs clear it (~2 LCs per accumulator bit, but more heads per cycle).
+- shift chains: one LUT + flip-flop per bit, `load ? value : next_in_chain`; a counted node of k <= 2 inputs is
+  computed by its own chain LUT (`load ? table(a, b) : next`), so the LUT network does not build it: the
+  node costs nothing. Chains drain to 0 after the sample.
+- banks (storage="banks": k <= 2 nodes still go to chains, every other value to a bank): the value is held in
+  an SB_DFFE (enable = valid_in) right behind the LUT-network LUT that computes it; an iCE40 LC packs the two
+  (the LUT drives only that flip-flop), so storing costs no LC; a mux on the step count picks one bit of each
+  lane of `length` bits per step (2 LUTs per 4 bits). `estimate()["lc_net_credit"]` counts those packable
+  flip-flops (counted nodes of k >= 1 that no other node reads; it assumes they come from the last LUT stage).
 
-Step control is a shift register of the valid strobe (N + 1 flip-flops) or a counter, whichever is cheaper.
+The heads of a class (plus `first` at the bits of its constant-1 count, at step 1) and the accumulator are
+summed by a balanced tree of carry-chain adders, each with a carry-in bit (~1.4 LCs per head); the cell that
+brings an adder's carry-out into the fabric also injects the next adder's carry-in. Two timing variants:
+
+- "A": lanes of N bits, steps 1..N add; at step N the adder's result goes to the score register while the
+  accumulator is cleared (the adder output feeds two registers: ~3 LCs per accumulator bit).
+- "C": lanes of N - 1 bits; at step N the score register copies the accumulator and the adder's own LUTs
+  clear it (~2 LCs per accumulator bit, but more heads per step).
+
+Step control is a shift register of the valid strobe (N + 1 flip-flops) or a step counter. Every combination
+is built and the one with the fewest logic cells (less the packing credit) is used: `SerialCounter.estimate`.
+latency = N + 1 (valid_in -> valid_out); scores are registered and held until the next valid_out.
 
 Everything is built from a small cell graph (`_Cells`: LUT4s, carries, flip-flops, hash-consed as Yosys'
 opt_merge would), so `cells()` counts exactly what `elaborate` instantiates: with lut_cells="sb_lut4" the LUTs
 and carries are explicit SB_LUT4 / SB_CARRY instances (Yosys keeps them as they are); with "portable" the same
-functions are plain Amaranth logic (Yosys may then map them to fewer cells).
+functions are plain Amaranth logic (Yosys may then map them to fewer cells). The LC estimate (`lc`) matches
+nextpnr's packer (`--pack-only`, less its 2 constant-driver LCs) on the tested blocks.
+
+`SerialArgmax` steps one comparator (a carry chain against the inverted best score) through the classes, one
+per cycle from the cycle valid_in is high, selecting the scores with a binary mux; latency = classes, and it
+needs interval >= classes (`fits`).
 """
 from __future__ import annotations
 
@@ -29,6 +48,24 @@ ZERO = ("k", 0)
 
 def _bits_for(value: int) -> int:
     return max(1, int(value).bit_length())
+
+
+_INIT_CACHE: dict = {}
+
+
+def _fn_key(fn):
+    """A hashable identity of a LUT function (its code and the values it closes over), or None."""
+    vals = []
+    for c in fn.__closure__ or ():
+        v = c.cell_contents
+        if isinstance(v, list):
+            v = tuple(v)
+        if callable(v) or not isinstance(v, (int, tuple, str, type(None))):
+            return None
+        vals.append(v)
+    dflt = tuple(tuple(x) if isinstance(x, list) else x for x in (fn.__defaults__ or ()))
+    kw = tuple(sorted((k, tuple(x) if isinstance(x, list) else x) for k, x in (fn.__kwdefaults__ or {}).items()))
+    return fn.__code__, tuple(vals), dflt, kw
 
 
 class _Cells:
@@ -48,12 +85,17 @@ class _Cells:
         n = len(ins)
         assert n <= 4
         ins = list(ins) + [ZERO] * (4 - n)
-        init = 0
-        for idx in range(16):
-            bits = [(idx >> i) & 1 for i in range(4)]
-            # constant inputs: only the index with the constant's value matters; replicate for the rest
-            eff = [ins[i][1] if ins[i][0] == "k" else bits[i] for i in range(4)]
-            init |= (int(bool(fn(*eff[:n]))) & 1) << idx
+        consts = tuple(r[1] if r[0] == "k" else None for r in ins)
+        fkey = _fn_key(fn)
+        init = _INIT_CACHE.get((fkey, n, consts)) if fkey is not None else None
+        if init is None:
+            init = 0
+            for idx in range(16):
+                # constant inputs: only the index with the constant's value matters; replicate for the rest
+                eff = [consts[i] if consts[i] is not None else (idx >> i) & 1 for i in range(n)]
+                init |= (int(bool(fn(*eff))) & 1) << idx
+            if fkey is not None:
+                _INIT_CACHE[(fkey, n, consts)] = init
         key = ("L", init, tuple(ins))
         if key not in self.memo:
             self.luts.append((init, tuple(ins)))
@@ -313,9 +355,13 @@ class _Ripples:
 def _take_single(items):
     """Pop a one-bit weight-1 item for a carry-in: one whose bit appears in no other item (Yosys simplifies a
     carry-in cell that repeats a bit of the adder before it, which would break the exact cell count)."""
+    uses: dict = {}
+    for bits, _ in items:
+        for r in bits:
+            uses[r] = uses.get(r, 0) + 1
     for i in range(len(items) - 1, -1, -1):
         bits, mx = items[i]
-        if mx == 1 and len(bits) == 1 and not any(bits[0] in o for k, (o, _) in enumerate(items) if k != i):
+        if mx == 1 and len(bits) == 1 and uses[bits[0]] == 1:
             return items.pop(i)[0][0]
     return None
 
@@ -486,18 +532,20 @@ def _choose(net, out_signals, fused, interval):
     bank flip-flops that pack behind the LUT network's own LUTs as free."""
     best = None
     for variant in ("A", "C"):
-        for ctrl in ("sr", "cnt") if interval <= 6 else ("cnt",):  # N + 1 flip-flops vs ~log2(N) + 4 LCs
-            for compress in ("tree",):  # the LUT full adders ("fa") never came out cheaper; kept for tests
-                for storage in ("chain", "banks"):
-                    built = _build_counter(net, out_signals, fused, interval, variant, ctrl, compress, storage)
-                    if built is None:
-                        continue
-                    b, roots, _, _ = built
-                    n = b.count(roots)
-                    n["lc_net_credit"] = _net_credit(net, out_signals, n.pop("ff_on_values"))
-                    key = (n["lc"] - n["lc_net_credit"], n["lut"], n["ff"])
-                    if best is None or key < best[0]:
-                        best = (key, (variant, ctrl, compress, storage), n)
+        for storage in ("chain", "banks"):
+            # control: a shift register (N + 1 flip-flops; its step select exists only for N = 2) or a counter
+            # (~log2(N) + 4 LCs): the cheaper one, without building both
+            ctrl = "sr" if interval <= 5 and (storage == "chain" or interval == 2) else "cnt"
+            for compress in ("tree",):  # LUT full adders ("fa") never came out cheaper; kept for tests
+                built = _build_counter(net, out_signals, fused, interval, variant, ctrl, compress, storage)
+                if built is None:
+                    continue
+                b, roots, _, _ = built
+                n = b.count(roots)
+                n["lc_net_credit"] = _net_credit(net, out_signals, n.pop("ff_on_values"))
+                key = (n["lc"] - n["lc_net_credit"], n["lut"], n["ff"])
+                if best is None or key < best[0]:
+                    best = (key, (variant, ctrl, compress, storage), n)
     return best[1], best[2]
 
 
