@@ -72,8 +72,10 @@ PACKING = {
 # timing (iCE40UP5K, nextpnr-ice40; ns): clock-to-out + setup, one routed hop between cells, a LUT's logic, one
 # carry step (CI -> CO inside a chain; a carry-out read on the I3 of the LC it enters needs no route)
 # (iris P1 build: the shell's FSM -> feature register path, 4 LUTs + 5 routes = 4.5 + 19.3 ns: 1.1 ns per LUT,
-# ~3.9 ns per (high-fanout) route)
-TIMING = {"base_ns": 1.5, "route_ns": 3.0, "lut_ns": 1.1, "carry_ns": 0.3, "congested_over_pct": 80,
+# ~3.9 ns per high-fanout route: the shell has its own SHELL_PATH_NS; inside the blocks routes are local: digits
+# II 4, whose serial counter sums its chain heads through ~20 LUTs and ~30 carries in one cycle, was estimated by
+# nextpnr at 23.2 MHz after placement, which route_ns 2.2 puts at 20.4 MHz)
+TIMING = {"base_ns": 1.5, "route_ns": 2.2, "lut_ns": 1.1, "carry_ns": 0.3, "congested_over_pct": 80,
           "congestion": 1.25}
 SHELL_PATH_NS = 22.3  # the shell's longest path without base_ns (iris P1 build: 23.85 ns, 41.9 MHz)
 FMAX_CLASSES = ((48.0, "≥ 48 MHz likely"), (30.0, "~30-48 MHz"), (20.0, "~20-30 MHz"), (12.0, "~12-20 MHz"),
