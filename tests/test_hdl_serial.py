@@ -163,7 +163,7 @@ def test_counter_portable_unfused_and_random():
 
 
 @needs_yosys
-@pytest.mark.parametrize("interval", [2, pytest.param(3, marks=pytest.mark.slow), 7,
+@pytest.mark.parametrize("interval", [2, pytest.param(3, marks=pytest.mark.slow), pytest.param(7, marks=pytest.mark.slow),
                                       pytest.param(9, marks=pytest.mark.slow), 13])
 def test_counter_cells_hand_net(interval):  # N = 9: one chain for every class but the largest; 13: N = G
     check_counter(hand_net(), interval, "sb_lut4", gaps=(0, 1, 0, 4), n_samples=6, seed=interval)
