@@ -169,7 +169,7 @@ def test_shell_rejects_a_damaged_frame_and_recovers(fault, at):
     async def script(ctx, got):
         await send(ctx, shell, bad)
         first = await recv_reply(ctx, got, n_payload, timeout=3 * shell.idle_cycles)
-        await ctx.tick().repeat(2 * shell.idle_cycles)  # the host's wait: past the idle timeout, then its input discarded
+        await ctx.tick().repeat(2 * shell.idle_cycles)  # the host waits past the idle timeout, drops its input
         got.clear()
         await send(ctx, shell, frame)
         second = await recv_reply(ctx, got, n_payload)

@@ -8,8 +8,8 @@ import numpy as np
 
 from ..hdl.framing import ACK_BYTE, MAX_RATE_ERROR, NAK_BYTE, SYNC_BYTE, crc8, idle_timeout_s
 
-__all__ = ["ACK_BYTE", "MAX_RATE_ERROR", "NAK_BYTE", "SYNC_BYTE", "crc8", "idle_timeout_s", "frame_bytes", "reply_length",
-           "parse_reply", "reply_bytes", "read_reply", "BoardModel"]
+__all__ = ["ACK_BYTE", "MAX_RATE_ERROR", "NAK_BYTE", "SYNC_BYTE", "crc8", "idle_timeout_s", "frame_bytes",
+           "reply_length", "parse_reply", "reply_bytes", "read_reply", "BoardModel"]
 
 
 def frame_bytes(x_row, input_bits: int) -> bytes:
