@@ -282,13 +282,17 @@ def _gate(b: _Cells, ref, g):
 class _Ripples:
     """Ripple-carry adders on the iCE40 carry chain, each with an optional carry-in bit. An adder whose top bit is
     a pure carry-out leaves it "open": the next adder's first logic cell brings it into the fabric (LUT = CI) and
-    the same cell's carry injects that adder's carry-in (maj(x, x, CI) = x), so one chain runs through them."""
+    the same cell's carry injects that adder's carry-in (maj(x, x, CI) = x), so one chain runs through them --
+    only when the open adder's result is an operand of the next one (that adder waits for it anyway; chaining
+    unrelated adders would put a long false path through the carry chain in the timing analysis)."""
 
     def __init__(self, b: _Cells, cap: int) -> None:
         self.b, self.cap, self.open = b, cap, None
 
-    def close(self, inject=None):
+    def close(self, inject=None, operands=()):
         b = self.b
+        if self.open is not None and inject is not None and not any(self.open[1] is o for o in operands):
+            self.close()  # unrelated: brought out on its own
         if self.open is None:
             return b.carry(inject, inject, ZERO) if inject is not None else None
         co, res, k = self.open
@@ -304,7 +308,8 @@ class _Ripples:
         width = min(self.cap, _bits_for(maxv))
         a_free = not A[0] or A[0][0] == ZERO
         b_free = not B[0] or B[0][0] == ZERO
-        ci = self.close(cin if cin is not None and not a_free and not b_free else None)  # fills A/B's open bit
+        ci = self.close(cin if cin is not None and not a_free and not b_free else None, (A[0], B[0]))  # fills
+        # the open bit of A or B (if one is open) before they are read
         abits, bbits = list(A[0]), list(B[0])
         if cin is not None and a_free:
             abits, cin = [cin] + abits[1:], None
@@ -340,6 +345,12 @@ class _Ripples:
     def popcount(self, items):
         if len(items) == 1:
             return items[0]
+        if len(items) <= 3 and all(mx == 1 and len(bits) == 1 for bits, mx in items):
+            # leaves: a LUT full / half adder (2 LUTs, one level, no carry chain to inject into)
+            x = [bits[0] for bits, _ in items]
+            if len(x) == 3:
+                return [self.b.lut(_xor3, x), self.b.lut(_maj3, x)], 3
+            return [self.b.lut(lambda p, q: p ^ q, x), self.b.lut(lambda p, q: p & q, x)], 2
         items = list(items)
         cin = _take_single(items) if len(items) >= 3 else None
         if len(items) == 2:
