@@ -303,3 +303,27 @@ def test_lut_init_cache_matches_direct_evaluation(monkeypatch):
         assert (a is None) == (b is None)
         if a is not None:
             assert a[0].luts == b[0].luts
+
+
+@pytest.mark.slow
+def test_carry_chains_stay_short():
+    """Adders share a carry chain only with the adder that reads their result: no chain runs through a whole
+    class's tree (timing analysis would see every CI -> CO hop), even at II = 2 on a 300-bit class."""
+    import warpc.hdl.serial as S
+
+    net = random_net(seed=1, widths=(64, 900), k=4, classes=3, extras=False)
+    os_ = out_signals_of(net)
+    for n in (2, 3, 8):
+        blk = SerialCounter(net, os_, interval=n)
+        b, roots, _, _ = S._build_counter(net, os_, blk.fused, n, *blk.structure)
+        _, carries, _ = b.live(roots)
+        length: dict = {}
+
+        def chain(i):
+            if i not in length:
+                ci = b.carries[i][2]
+                length[i] = 1 + (chain(ci[1]) if ci[0] == "C" else 0)
+            return length[i]
+
+        # at most the adders along one path of the class's tree (widths 2, 3, ..., score_bits)
+        assert max(chain(i) for i in carries) <= blk.score_bits * (blk.score_bits + 1) // 2, n
