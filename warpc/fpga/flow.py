@@ -34,10 +34,10 @@ from .outdir import BuildDir
 from .report import parse_stat, summarize_build, write_report
 
 TOP = "top"  # the design's name: top.il, top.json, top.bin and the hierarchy's root module
-# Measured (docs/backend.md, README): router1 is quicker with higher Fmax on small designs; at ~3,300 LUTs it took
-# 32-186 s (quiet / loaded) while router2 took 84 s on one design and never converged on another (4 overused
-# wires for 9+ min). Above this size router2 routed every Fashion-MNIST build; a stuck run falls back to router1.
-ROUTER2_ABOVE_LUTS = 3500
+# Measured (docs/backend.md): on the combinational-popcount designs router1 was quicker below ~3,500 LUTs; on the
+# pipelined cell-based counters router1 stalled for 6+ minutes on the default digits design (14,423 arcs left,
+# no progress) while router2 routed it in 50 s. Router2 first; a run that does not converge falls back to router1.
+ROUTER2_ABOVE_LUTS = 0
 ROUTERS = ("auto", "router1", "router2")
 RANDOM_VECTORS = 1000  # equivalence vectors when no test set is known
 # what the tool stages write (the elaborated plan's files and the equivalence files are added per build)
@@ -350,8 +350,8 @@ def synthesize(b: Build) -> None:
 
 
 def place_and_route(b: Build) -> None:
-    """nextpnr; with router auto, router2 above ROUTER2_ABOVE_LUTS, and router1 when router2 does not converge
-    within router2_timeout (seen: router2 cycling on 4 overused wires for 9+ minutes)."""
+    """nextpnr; with router auto, router2 (above ROUTER2_ABOVE_LUTS), and router1 when router2 does not converge
+    within router2_timeout (seen once: router2 cycling on 4 overused wires for 9+ minutes)."""
     o = b.opts
     n_lut = int((b.stat.get("design") or {}).get("num_cells_by_type", {}).get("SB_LUT4", 0))
     rt = o.router if o.router != "auto" else ("router2" if n_lut > ROUTER2_ABOVE_LUTS else "router1")

@@ -113,8 +113,7 @@ def summarize_build(out: Path, board, net, shell, options: dict, stamp: dict, st
                  "reply_bytes": shell.reply_bytes, "scores": shell.with_scores,
                  "score_bits": core.shape.score_bits,
                  # 10 bits per byte on the line; host and board alternate, so this bounds `warpc run`
-                 "max_samples_per_s": round(board.baud / 10 / (1 + net.n_features * shell.feature_bytes
-                                                                          + shell.reply_bytes), 1)},
+                 "max_samples_per_s": round(board.baud / 10 / (shell.request_bytes + shell.reply_bytes), 1)},
         "files": {"bitstream": "top.bin", "asc": "top.asc", "netlist": "netlist.json",
                   "logs": ["yosys.log", "nextpnr.log", "icepack.log"]},
     }

@@ -392,7 +392,7 @@ def make_argmax(classes: int, score_bits: int, *, interval: int, lut_cells: str)
     from .serial import SerialArgmax
 
     if interval > 1 and SerialArgmax.fits(classes, interval):
-        return SerialArgmax(classes, score_bits, interval=interval)
+        return SerialArgmax(classes, score_bits, interval=interval, lut_cells=lut_cells)
     from .argmax import TreeArgmax
 
     return TreeArgmax(classes, score_bits, lut_cells=lut_cells)

@@ -148,7 +148,7 @@ class _Plan:
     def build(self, m, lut_cells: str, sigs: dict, name: str = "p"):
         """Instantiate into Amaranth module m; sigs maps ("v", i) / ("x", name) to Amaranth values. Returns a
         resolver ref -> Amaranth value."""
-        from amaranth.hdl import Cat, Const, Instance, Signal
+        from amaranth.hdl import Cat, ClockSignal, Const, Instance, ResetSignal, Signal
 
         lut_o = [Signal(name=f"{name}_l{k}") for k in range(len(self.luts))]
         car_o = [Signal(name=f"{name}_k{k}") for k in range(len(self.carries))]
@@ -182,8 +182,19 @@ class _Plan:
                 m.submodules[f"{name}_carry{k}"] = Instance("SB_CARRY", i_I0=a, i_I1=b, i_CI=c, o_CO=car_o[k])
             else:
                 m.d.comb += car_o[k].eq((a & b) | ((a | b) & c))
-        for k, (d, en, _) in enumerate(self.ffs):
-            if en is None:
+        for k, (d, en, rs) in enumerate(self.ffs):
+            if lut_cells == "sb_lut4":
+                # explicit flip-flops too: the formal check then pairs RTL and netlist cell by cell (equiv_struct)
+                # instead of proving a 1,000-bit adder tree by SAT; SB_DFF(E)(SR) = Amaranth's sync semantics
+                # (SB_DFFESR resets only while enabled: the block's only reset flip-flops have no enable)
+                kind = "SB_DFF" + ("E" if en is not None else "") + ("SR" if rs else "")
+                ports = {"i_C": ClockSignal("sync"), "i_D": val(d), "o_Q": ff_o[k]}
+                if en is not None:
+                    ports["i_E"] = val(en)
+                if rs:
+                    ports["i_R"] = ResetSignal("sync")
+                m.submodules[f"{name}_ff{k}"] = Instance(kind, **ports)
+            elif en is None:
                 m.d.sync += ff_o[k].eq(val(d))
             else:
                 with m.If(val(en)):

@@ -38,7 +38,7 @@ needs interval >= classes (`fits`).
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Instance, Module, Signal
 
 from ..errors import ConfigError
 from ..ir.netlist import Netlist
@@ -224,7 +224,13 @@ class _Cells:
             else:
                 m.d.comb += o.eq((i0 & i1) | ((i0 | i1) & ci))
         for i in sorted(ffs):
-            if i in self.ens:
+            if lut_cells == "sb_lut4":
+                # explicit flip-flops: the build's formal check pairs RTL and netlist cell by cell (equiv_struct)
+                ports = {"i_C": ClockSignal("sync"), "i_D": v(self.ffs[i]), "o_Q": val[("F", i)]}
+                if i in self.ens:
+                    ports["i_E"] = v(self.ens[i])
+                m.submodules[f"{prefix}dff{i}"] = Instance("SB_DFFE" if i in self.ens else "SB_DFF", **ports)
+            elif i in self.ens:
                 with m.If(v(self.ens[i])):
                     m.d.sync += val[("F", i)].eq(v(self.ffs[i]))
             else:
