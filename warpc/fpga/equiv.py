@@ -313,7 +313,7 @@ def check_encoder(json_path: Path, net: Netlist, x: np.ndarray, what: str, progr
 def _compare_encoder(sim: NetSim, net: Netlist, x: np.ndarray, used: list[int], what: str, offset: int,
                          total: int, tick=None) -> None:
     n, F = x.shape
-    cycles = F + 1
+    cycles = F + 2  # the encoder shows the last strobe's bits within 2 cycles; read them in the last one
     vw, iw = sim.inputs["value"], sim.inputs["index"]
     value = np.zeros((cycles, n, vw), dtype=bool)
     index = np.zeros((cycles, n, iw), dtype=bool)
@@ -323,7 +323,7 @@ def _compare_encoder(sim: NetSim, net: Netlist, x: np.ndarray, used: list[int], 
         index[f] = ((f >> np.arange(iw)) & 1).astype(bool)[None, :]
         strobe[f] = True
     out = sim.run({"value": value, "index": index, "strobe": strobe}, cycles, progress=tick)
-    got = out["bits"][F][:, used]
+    got = out["bits"][F + 1][:, used]
     exp = net.encode(x)[:, used].astype(bool)
     bad = (got != exp).any(1)
     if bad.any():

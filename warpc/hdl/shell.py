@@ -187,13 +187,27 @@ class SerialEncoder(Elaboratable):
         self.index = Signal(_bits_for(net.n_features - 1))
         self.strobe = Signal()
         self.bits = Signal(max(1, len(net.inputs)))
+        self.latency = 2  # a strobe's bits show in `bits` two cycles later (registered shared inputs, then q)
 
     @classmethod
     def cells(cls, net: Netlist, lut_cells: str = "sb_lut4") -> dict[str, int]:
         """The cells the encoder instantiates, without elaborating it: one LUT per gate of its plan, one flip-flop
         per used input bit, no carries (exact for sb_lut4; for portable it is the logic ABC is handed)."""
         plan = _EncoderPlan(net)
-        return {"lut": len(plan.gates), "carry": 0, "ff": len(plan.bit_gate)}
+        staged = cls.staged_inputs(plan)
+        bit_gates = {g[1] for g in plan.bit_gate.values()}
+        read_by_logic = {r for g, (ins, _) in enumerate(plan.gates) if g not in bit_gates for r in ins}
+        # packed LCs: a staged register shares its LC with the LUT that drives it, unless that LUT has other
+        # readers or the register samples a raw port (strobe, a value bit)
+        lone = sum(1 for r in staged if r[0] != "gate" or r in read_by_logic)
+        return {"lut": len(plan.gates), "carry": 0, "ff": len(plan.bit_gate) + len(staged),
+                "lc": len(plan.gates) + lone}
+
+    @staticmethod
+    def staged_inputs(plan) -> set:
+        """The shared signals the bit LUTs read through a register (one flip-flop each, packed with its LUT)."""
+        bit_gates = {g[1] for g in plan.bit_gate.values()}
+        return {r for g in bit_gates for r in plan.gates[g][0] if r[0] != "q"}
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -214,9 +228,23 @@ class SerialEncoder(Elaboratable):
                 return q[ref[1]]
             return {"index": self.index, "value": self.value}[kind][ref[1]]
 
+        staged: dict = {}
+
+        def reg(ref):
+            """The registered copy of a stored bit's shared input (predecode, comparator, strobe): the comparator
+            chains and the high-fanout nets to ~1,700 bit LUTs then sit in separate clock cycles (>= 48 MHz)."""
+            if ref not in staged:
+                r = Signal(name=f"r_{'_'.join(str(x) for x in ref)}", reset_less=True)
+                m.d.sync += r.eq(sig(ref))
+                staged[ref] = r
+            return staged[ref]
+
         for g, (ins, table) in enumerate(plan.gates):
             o = Signal(name=f"d{per_bit[('gate', g)]}" if ("gate", g) in per_bit else f"g{g}")
-            srcs = [sig(r) for r in ins]
+            if ("gate", g) in per_bit:
+                srcs = [sig(r) if r[0] == "q" else reg(r) for r in ins]
+            else:
+                srcs = [sig(r) for r in ins]
             if self.lut_cells == "sb_lut4":
                 pads = srcs + [Const(0, 1)] * (4 - len(srcs))
                 m.submodules[f"lut_{g}"] = Instance(
@@ -316,7 +344,7 @@ class UartShell(Elaboratable):
                         m.d.sync += sub.eq(sub + 1)
                 with m.Elif(timeout):
                     nak()
-            with m.State("CHECK"):  # the check byte: the last feature's bits were stored by now
+            with m.State("CHECK"):  # the check byte: a byte time after the last strobe, its bits are stored (2 cycles)
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += idle.eq(idle + 1)
                 with m.If(rx.rdy):
