@@ -213,3 +213,27 @@ def test_no_estimate_check_gets_past_the_check(tmp_path):
     assert b.estimate["clearly_over"] and not (tmp_path / "o").exists()
     with pytest.raises(ConfigError, match="estimate_check"):
         BuildOptions(estimate_check="no").validate()
+
+
+# (netlist recorded from the build, interval, LCs nextpnr placed / packed) — `warpc synth` builds of 2026-12-03
+# (scripts/results/estimate_error.md) and the interval table's nextpnr --pack-only counts (interval_table.md)
+RECORDED = [
+    ("digits_default_netlist.json", 1, 3379),
+    ("digits_1000_200_netlist.json", 20, 938),
+    ("fashion_dlgn_2400_1000_netlist.json", 1, 4200),
+    ("fashion_dlgn_2400_1000_netlist.json", 4, 3508),
+    ("fashion_dlgn_2400_1000_netlist.json", 32, 3152),
+]
+
+
+@pytest.mark.parametrize("name,interval,built", RECORDED)
+def test_estimate_within_5_percent_of_recorded_builds(name, interval, built):
+    from pathlib import Path
+
+    from warpc.fpga.boards import load_board
+    from warpc.fpga.estimate import estimate_net
+    from warpc.ir.netlist import Netlist
+
+    net = Netlist.load(Path(__file__).parent / "backend_fixtures" / "recorded" / name)
+    est = estimate_net(net, load_board("icebreaker"), interval=interval, pipeline=1, lut_cells="sb_lut4")
+    assert abs(est["LC"] - built) <= 0.05 * built, (est["LC"], built)
