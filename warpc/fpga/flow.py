@@ -39,6 +39,7 @@ TOP = "top"  # the design's name: top.il, top.json, top.bin and the hierarchy's 
 # no progress) while router2 routed it in 50 s. Router2 first; a run that does not converge falls back to router1.
 ROUTER2_ABOVE_LUTS = 0
 ROUTERS = ("auto", "router1", "router2")
+PLACER_DENSITY = (0.9, 0.98)  # nextpnr heap placer density: its default, and the retry for nearly full devices
 RANDOM_VECTORS = 1000  # equivalence vectors when no test set is known
 # what the tool stages write (the elaborated plan's files and the equivalence files are added per build)
 TOOL_FILES = {"netlist.json", "yosys.log", "yosys.stdout.log", f"{TOP}.json", "stat.json", "nextpnr.log",
@@ -357,26 +358,44 @@ def place_and_route(b: Build) -> None:
     rt = o.router if o.router != "auto" else ("router2" if n_lut > ROUTER2_ABOVE_LUTS else "router1")
     b.options["router_used"] = rt
 
-    def cmd(router: str) -> list[str]:
+    def cmd(router: str, extra: list[str]) -> list[str]:
         c = [b.exe["nextpnr-ice40"], "--quiet", "--log", "nextpnr.log", b.board.nextpnr_device, "--package",
              b.board.nextpnr_package, "--json", f"{TOP}.json", "--pcf", f"{TOP}.pcf", "--asc", f"{TOP}.asc",
-             "--report", "nextpnr.json", "--seed", str(o.seed), "--router", router]
+             "--report", "nextpnr.json", "--seed", str(o.seed), "--router", router, *extra]
         return c + (["--timing-allow-fail"] if o.allow_timing_fail else [])
 
     t = time.perf_counter()
     log = b.out / "nextpnr.stdout.log"
-    try:
+    dense: list[str] = []
+    while True:
         try:
-            limit = o.router2_timeout if (o.router == "auto" and rt == "router2") else None
-            tools.run(cmd(rt), b.out, log, "place-and-route", b.say, timeout=limit)
-        except ToolTimeoutError:
-            b.say("[place-and-route] router2 did not converge in time; routing again with router1")
-            b.options["router_used"] = "router1 (router2 timed out)"
-            tools.run(cmd("router1"), b.out, log, "place-and-route", b.say)
-    except ToolchainError:
-        _explain_pnr_failure(b)
-        raise
+            try:
+                limit = o.router2_timeout if (o.router == "auto" and rt == "router2") else None
+                tools.run(cmd(rt, dense), b.out, log, "place-and-route", b.say, timeout=limit)
+            except ToolTimeoutError:
+                b.say("[place-and-route] router2 did not converge in time; routing again with router1")
+                b.options["router_used"] = "router1 (router2 timed out)"
+                tools.run(cmd("router1", dense), b.out, log, "place-and-route", b.say)
+            break
+        except ToolchainError:
+            if not dense and _legalisation_failed(b):
+                # measured: a Fashion-MNIST design at 86 % of the UP5K failed the heap placer's legaliser at its
+                # default density 0.9 (with any seed, and with SA placement router2 did not converge); at 0.98
+                # it placed and routed
+                b.say(f"[place-and-route] the placer could not legalise the design at {PLACER_DENSITY[0]} "
+                      f"density; placing again at {PLACER_DENSITY[1]}")
+                dense = ["--placer-heap-beta", str(PLACER_DENSITY[1])]
+                b.options["placer_heap_beta"] = PLACER_DENSITY[1]
+                continue
+            _explain_pnr_failure(b)
+            raise
     _timed(b, "pnr_s", t)
+
+
+def _legalisation_failed(b: Build) -> bool:
+    p = b.out / "nextpnr.log"
+    text = p.read_text(errors="replace") if p.exists() else ""
+    return "Unable to find legal placement" in text and "no BELs remaining" not in text
 
 
 def _explain_pnr_failure(b: Build) -> None:
