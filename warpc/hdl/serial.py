@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Instance, Module, Signal
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NetlistError
 from ..ir.netlist import Netlist
 
 ZERO = ("k", 0)
@@ -83,7 +83,7 @@ class _Cells:
     def lut(self, fn, ins) -> tuple:
         """A LUT4 computing fn(*bits of ins); ins are refs (constants allowed, padded to 4 with 0)."""
         n = len(ins)
-        assert n <= 4
+        _check(n <= 4, f"a LUT4 with {n} inputs")
         ins = list(ins) + [ZERO] * (4 - n)
         consts = tuple(r[1] if r[0] == "k" else None for r in ins)
         fkey = _fn_key(fn)
@@ -123,7 +123,7 @@ class _Cells:
         return ref
 
     def set_d(self, q, d) -> None:
-        assert self.ffs[q[1]] is None
+        _check(self.ffs[q[1]] is None, f"flip-flop {q} driven twice")
         self.ffs[q[1]] = d
 
     def logic(self, fn, ins) -> tuple:
@@ -275,9 +275,15 @@ def _control(b: _Cells, load, steps: int, style: str):
     return b.ff(load), last, b.ff(last), c, lambda: b.lut(lambda r, la: (not r) or la, [run, last])
 
 
+def _check(ok: bool, what: str) -> None:
+    """An internal invariant of the cell graph (kept under python -O, unlike assert)."""
+    if not ok:
+        raise NetlistError(f"serial counter construction: {what} (internal error)")
+
+
 def _gate(b: _Cells, ref, g):
     """The LUT `ref` (with a constant-0 input slot) recomputed as ~g & ref."""
-    assert ref[0] == "L", ref
+    _check(ref[0] == "L", f"gating {ref}, which is not a LUT")
     init, ins = b.luts[ref[1]]
     slot = next(i for i in range(4) if ins[i] == ZERO)
     new = list(ins)
@@ -393,7 +399,7 @@ def _tree_sum(b: _Cells, acc, top: int, heads, ones: int, first, gate):
     if not items:
         cin = None
     res, _ = r.add((acc, top), x, cin, gate)
-    assert r.open is None and None not in res
+    _check(r.open is None and None not in res, "an adder chain left open")
     return res
 
 
