@@ -294,8 +294,10 @@ def _schedule(net: Netlist, lay: Layout, inputs: list[int], node_ops: list[_Op],
     wp = 0
     nops = 0
 
+    never = 1 << 62  # a read not written yet: its writer is scheduled later
+
     def ready_at(reads) -> int:
-        return max((written[s] + hazard for s in reads if s > CONST1), default=0)
+        return max((written[s] + hazard if s in written else never for s in reads if s > CONST1), default=0)
 
     def emit(kind: int, lanes_: list[int], end: bool = False) -> int:
         words.append(lay.word(kind, end, lanes_ + [0] * (L - len(lanes_))))
