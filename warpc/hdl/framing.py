@@ -7,6 +7,7 @@ import math
 SYNC_BYTE = 0xA5  # starts every host -> board frame; bytes outside a frame are ignored until the next one
 ACK_BYTE = 0x06   # starts the board's answer to a frame whose check byte matched
 NAK_BYTE = 0x15   # the board's whole answer to a rejected frame (bad check byte, or no byte for the idle timeout)
+NOPROG_BYTE = 0x18  # a folded build's whole answer while it has no valid program (its flash image was bad or absent)
 
 MAX_RATE_ERROR = 0.02  # |clock / divisor / baud - 1| the board's UART may have (warpc.hdl.uart.uart_divisor)
 

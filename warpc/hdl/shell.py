@@ -36,7 +36,7 @@ from amaranth.hdl import Cat, Const, Elaboratable, Instance, Module, Mux, Signal
 from ..errors import ConfigError
 from ..ir.netlist import Netlist
 from .core import LUT_CELLS, WarpCore, _bits_for, lut4_init
-from .framing import ACK_BYTE, IDLE_BYTES, NAK_BYTE, SYNC_BYTE, crc8_matrix
+from .framing import ACK_BYTE, IDLE_BYTES, NAK_BYTE, NOPROG_BYTE, SYNC_BYTE, crc8_matrix
 from .uart import UARTRx, UARTTx
 
 
@@ -260,52 +260,75 @@ class SerialEncoder(Elaboratable):
         return m
 
 
-class UartShell(Elaboratable):
-    """rx/tx UART lines <-> SerialEncoder -> WarpCore (encoder=False), with the framing in the module docstring.
-    Not board-specific: `BoardTop` connects it to a platform's pins. `idle_cycles`: the idle timeout in clock
+class FramedShell(Elaboratable):
+    """rx/tx UART lines <-> an inference block, with the framing in the module docstring. Subclasses say where
+    the features go (`_take_feature`), how a sample starts (`_start`), when it is done (`_done`) and what the
+    answer is (`_result`); `ready` / `fault` let a block that must boot first (the folded engine) hold frames off
+    while loading and answer NOPROG when its program image was bad. `idle_cycles`: the idle timeout in clock
     cycles, rounded up to a power of two (framing.idle_cycles(clock_hz, divisor) on a board; default IDLE_BYTES
     byte times)."""
 
-    ENCODER, CORE = "encoder", "core"  # submodule names: the synthesised hierarchy's module names derive from them
-
-    def __init__(self, net: Netlist, *, divisor: int, pipeline: int = 1, lut_cells: str = "portable",
-                 scores: bool = False, interval: int = 1, idle_cycles: int | None = None) -> None:
+    def __init__(self, net: Netlist, *, divisor: int, classes: int, score_bits: int, scores: bool,
+                 idle_cycles: int | None) -> None:
         cycles = int(idle_cycles) if idle_cycles is not None else IDLE_BYTES * 10 * divisor
         self.idle_cycles = 1 << max(0, cycles - 1).bit_length()  # rounded up to a power of two
         if self.idle_cycles < 12 * divisor:
             raise ConfigError(f"idle timeout {self.idle_cycles} cycles is shorter than a byte ({10 * divisor})")
         self.net, self.divisor, self.with_scores = net, divisor, scores
-        # the serial encoder's bit register is the core's input register (saves one FF per used input bit)
-        self.core = WarpCore(net, pipeline=pipeline, lut_cells=lut_cells, encoder=False, input_reg=pipeline == 0,
-                             interval=interval, scores=scores)
-        self.encoder = SerialEncoder(net, lut_cells=lut_cells)
+        self.classes, self.score_bits = classes, score_bits
         self.rx = Signal(init=1)
         self.tx = Signal(init=1)
         self.busy = Signal()  # for an LED
-        sh = self.core.shape
+        self.ready: object = Const(1)   # frames are taken only when ready ...
+        self.fault: object = Const(0)   # ... and answered with NOPROG on a fault
         self.feature_bytes = -(-net.input_bits // 8)
-        self.score_bytes = -(-sh.score_bits // 8)
-        self.payload_bytes = 1 + (sh.classes * self.score_bytes if scores else 0)  # class (+ scores)
+        self.score_bytes = -(-score_bits // 8)
+        self.payload_bytes = 1 + (classes * self.score_bytes if scores else 0)     # class (+ scores)
         self.request_bytes = 2 + net.n_features * self.feature_bytes               # sync + features + check
         self.reply_bytes = 2 + self.payload_bytes                                   # ack + payload + check
 
+    # --- what a subclass provides ---------------------------------------------------------------------------
+    def _attach(self, m: Module) -> None:
+        raise NotImplementedError
+
+    def _take_feature(self, m: Module, strobe, value, index) -> None:
+        """Combinational: `value` is feature `index`, complete in the cycle `strobe` is high."""
+        raise NotImplementedError
+
+    def _start(self, m: Module) -> None:
+        """Synchronous statements (in the cycle the check byte matched) that start the sample."""
+        raise NotImplementedError
+
+    def _done(self):
+        raise NotImplementedError
+
+    def _result(self):
+        """The class index (bits 0..7) and, with scores, every class score (score_bytes each, from byte 1)."""
+        raise NotImplementedError
+
+    def _reply_word(self, cls, scores: list) -> object:
+        word = cls.as_unsigned()
+        if self.with_scores:
+            for c, sc in enumerate(scores):
+                word = word | (sc.as_unsigned() << (8 + 8 * c * self.score_bytes))
+        return word
+
     def elaborate(self, platform) -> Module:
         m = Module()
-        net, core, enc = self.net, self.core, self.encoder
+        net = self.net
         m.submodules.rx = rx = UARTRx(self.divisor)
         m.submodules.tx = tx = UARTTx(self.divisor)
-        m.submodules[self.ENCODER] = enc
-        m.submodules[self.CORE] = core
-        m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx), core.bits.eq(enc.bits)]
+        self._attach(m)
+        m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
         fb, ib = self.feature_bytes, net.input_bits
         feat = Signal(range(net.n_features + 1))
         sub = Signal(range(fb + 1))
         acc = Signal(8 * fb)
-        m.d.sync += core.valid_in.eq(0)
-        # the encoder takes each feature straight from the receiver (no copy registers, and unconditionally, so no
-        # gating logic): it stores the feature's bits at the clock edge that ends its last byte (strobe in RECV)
+        strobe = Signal()
+        # the block takes each feature straight from the receiver (no copy registers, and unconditionally, so no
+        # gating logic): it stores the feature at the clock edge that ends its last byte (strobe in RECV)
         value = (acc >> 8) | (rx.data << (8 * (fb - 1))) if fb > 1 else rx.data
-        m.d.comb += [enc.value.eq(value[:ib]), enc.index.eq(feat)]
+        self._take_feature(m, strobe, value[:ib], feat)
         # One CRC-8 register, shared: it checks the request's features while receiving and computes the reply's
         # check byte while the payload goes out; it restarts from 0 (the flip-flops' reset pin) in SYNC and COMPUTE.
         crc = Signal(8)
@@ -319,6 +342,7 @@ class UartShell(Elaboratable):
         timeout = idle[-1]
         left = Signal(range(self.payload_bytes + 1))
         ok = Signal()  # the reply in flight is an ACK (payload and check byte follow), not a NAK
+        noprog = Signal()  # the reply is NOPROG (the block has no valid program)
 
         def nak():
             m.d.sync += ok.eq(0)
@@ -327,13 +351,17 @@ class UartShell(Elaboratable):
         with m.FSM():
             with m.State("SYNC"):
                 with m.If(rx.rdy & (rx.data == SYNC_BYTE)):
-                    m.d.sync += [feat.eq(0), sub.eq(0)]
-                    m.next = "RECV"
+                    with m.If(self.fault):
+                        m.d.sync += [noprog.eq(1), ok.eq(0)]
+                        m.next = "HEAD"
+                    with m.Elif(self.ready):  # while a block boots, frames are ignored (the host retries)
+                        m.d.sync += [feat.eq(0), sub.eq(0)]
+                        m.next = "RECV"
                 m.d.sync += [idle.eq(0), crc.eq(0)]
             with m.State("RECV"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += idle.eq(Mux(rx.rdy, 0, idle + 1))
-                m.d.comb += enc.strobe.eq(rx.rdy & (sub == fb - 1))
+                m.d.comb += strobe.eq(rx.rdy & (sub == fb - 1))
                 with m.If(rx.rdy):
                     m.d.sync += [acc.eq(value), crc.eq(crc_next)]
                     with m.If(sub == fb - 1):
@@ -349,7 +377,7 @@ class UartShell(Elaboratable):
                 m.d.sync += idle.eq(idle + 1)
                 with m.If(rx.rdy):
                     with m.If(rx.data == crc):
-                        m.d.sync += core.valid_in.eq(1)
+                        self._start(m)
                         m.next = "COMPUTE"
                     with m.Else():
                         nak()
@@ -358,18 +386,15 @@ class UartShell(Elaboratable):
             with m.State("COMPUTE"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += crc.eq(0)
-                with m.If(core.valid_out):
-                    sb, sbits = self.score_bytes, core.shape.score_bits
-                    word = core.cls.as_unsigned()
-                    if self.with_scores:
-                        for c in range(core.shape.classes):
-                            word = word | (core.scores[c * sbits : (c + 1) * sbits].as_unsigned() << (8 + 8 * c * sb))
-                    m.d.sync += [reply.eq(word), left.eq(self.payload_bytes), ok.eq(1)]
+                with m.If(self._done()):
+                    m.d.sync += [reply.eq(self._result()), left.eq(self.payload_bytes), ok.eq(1)]
                     m.next = "HEAD"
-            with m.State("HEAD"):  # ACK or NAK
+            with m.State("HEAD"):  # ACK, NAK or NOPROG
                 m.d.comb += self.busy.eq(1)
                 with m.If(~tx.busy):
-                    m.d.comb += [tx.data.eq(Mux(ok, ACK_BYTE, NAK_BYTE)), tx.start.eq(1)]
+                    m.d.comb += [tx.data.eq(Mux(noprog, NOPROG_BYTE, Mux(ok, ACK_BYTE, NAK_BYTE))),
+                                 tx.start.eq(1)]
+                    m.d.sync += noprog.eq(0)
                     with m.If(ok):
                         m.next = "PAYLOAD"
                     with m.Else():
@@ -387,6 +412,44 @@ class UartShell(Elaboratable):
                     m.d.comb += [tx.data.eq(crc), tx.start.eq(1)]
                     m.next = "SYNC"
         return m
+
+
+class UartShell(FramedShell):
+    """The spatial design: SerialEncoder -> WarpCore (encoder=False) behind the UART framing. Not board-specific:
+    `BoardTop` connects it to a platform's pins."""
+
+    ENCODER, CORE = "encoder", "core"  # submodule names: the synthesised hierarchy's module names derive from them
+
+    def __init__(self, net: Netlist, *, divisor: int, pipeline: int = 1, lut_cells: str = "portable",
+                 scores: bool = False, interval: int = 1, idle_cycles: int | None = None) -> None:
+        # the serial encoder's bit register is the core's input register (saves one FF per used input bit)
+        self.core = WarpCore(net, pipeline=pipeline, lut_cells=lut_cells, encoder=False, input_reg=pipeline == 0,
+                             interval=interval, scores=scores)
+        self.encoder = SerialEncoder(net, lut_cells=lut_cells)
+        sh = self.core.shape
+        super().__init__(net, divisor=divisor, classes=sh.classes, score_bits=sh.score_bits, scores=scores,
+                         idle_cycles=idle_cycles)
+
+    def _attach(self, m: Module) -> None:
+        m.submodules[self.ENCODER] = self.encoder
+        m.submodules[self.CORE] = self.core
+        m.d.comb += self.core.bits.eq(self.encoder.bits)
+        m.d.sync += self.core.valid_in.eq(0)
+
+    def _take_feature(self, m: Module, strobe, value, index) -> None:
+        enc = self.encoder
+        m.d.comb += [enc.value.eq(value), enc.index.eq(index), enc.strobe.eq(strobe)]
+
+    def _start(self, m: Module) -> None:
+        m.d.sync += self.core.valid_in.eq(1)
+
+    def _done(self):
+        return self.core.valid_out
+
+    def _result(self):
+        core, sb = self.core, self.score_bits
+        scores = [core.scores[c * sb:(c + 1) * sb] for c in range(self.classes)] if self.with_scores else []
+        return self._reply_word(core.cls, scores)
 
 
 def _xor(bits):
