@@ -27,6 +27,8 @@ from amaranth.lib.memory import Memory
 
 from ..errors import ConfigError
 from ..ir.fold import HAZARD, KIND_COUNT, KIND_ENC, KIND_NODE, KIND_SUM, WORD_BITS, Program
+from ..ir.netlist import Netlist
+from .shell import FramedShell
 
 SPRAM_DEPTH, SPRAM_WIDTH = 16384, 16
 PIPELINE = 5  # cycles from the last word's pc to `done`
@@ -216,3 +218,52 @@ class FoldedEngine(Elaboratable):
         with m.Elif(last):
             m.d.sync += self.busy.eq(0)
         return m
+
+
+class FoldedShell(FramedShell):
+    """The folded design behind the UART framing: features go into the engine's feature memories as they
+    arrive; with `boot=True` a FlashLoader fills the program memory from the SPI flash at power-up, frames are
+    ignored while it loads and answered NOPROG when the image was bad (the SPI pins are `sck`, `cs_n`, `copi`,
+    `cipo`). With boot=False the (portable) program memory starts initialised, for simulation."""
+
+    ENGINE, LOADER = "engine", "loader"
+
+    def __init__(self, net: Netlist, prog: Program, *, divisor: int, scores: bool = False,
+                 idle_cycles: int | None = None, program_mem: str = "spram", boot: bool = True,
+                 clock_hz: int = 12_000_000) -> None:
+        from ..ir.image import design_id_of
+        from .boot import FlashLoader
+
+        self.prog = prog
+        self.engine = FoldedEngine(prog, program_mem=program_mem, init_program=not boot, scores=scores)
+        super().__init__(net, divisor=divisor, classes=prog.classes, score_bits=prog.score_bits, scores=scores,
+                         idle_cycles=idle_cycles)
+        self.loader = None
+        if boot:
+            self.design_id = design_id_of(prog.words, WORD_BITS)
+            self.loader = FlashLoader(n_words=prog.n_words, word_bits=WORD_BITS, design_id=self.design_id,
+                                      clock_hz=clock_hz)
+            self.ready, self.fault = self.loader.ready, self.loader.failed
+        self.sck, self.cs_n, self.copi, self.cipo = Signal(), Signal(init=1), Signal(), Signal()
+
+    def _attach(self, m: Module) -> None:
+        eng, ld = self.engine, self.loader
+        m.submodules[self.ENGINE] = eng
+        m.d.sync += eng.start.eq(0)
+        if ld is not None:
+            m.submodules[self.LOADER] = ld
+            m.d.comb += [self.sck.eq(ld.sck), self.cs_n.eq(ld.cs_n), self.copi.eq(ld.copi), ld.cipo.eq(self.cipo),
+                         eng.prog_we.eq(ld.wr_en), eng.prog_addr.eq(ld.wr_addr), eng.prog_data.eq(ld.wr_data)]
+
+    def _take_feature(self, m: Module, strobe, value, index) -> None:
+        eng = self.engine
+        m.d.comb += [eng.feat_we.eq(strobe), eng.feat_addr.eq(index), eng.feat_data.eq(value)]
+
+    def _start(self, m: Module) -> None:
+        m.d.sync += self.engine.start.eq(1)
+
+    def _done(self):
+        return self.engine.done
+
+    def _result(self):
+        return self._reply_word(self.engine.cls, self.engine.scores)
