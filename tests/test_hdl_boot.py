@@ -10,7 +10,7 @@ import pytest
 from _cellsim import YOSYS, needs_yosys
 from warpc.errors import ConfigError, NetlistError
 from warpc.fpga.spiflash import SpiFlashModel
-from warpc.hdl.boot import FlashLoader, wait_slots
+from warpc.hdl.boot import FlashLoader, connect_spi_flash, wait_slots
 from warpc.ir.image import (HEADER_BYTES, IMAGE_OFFSET, MAGIC, VERSION, crc16, design_id_of, image_bytes,
                             pack_image, unpack_image)
 
@@ -277,6 +277,29 @@ def test_loader_config_errors():
         FlashLoader(n_words=4, word_bits=16, design_id=0, offset=(1 << 24) - 21)
     fits = FlashLoader(n_words=4, word_bits=16, design_id=0, offset=(1 << 24) - 22)  # the image just fits
     fits._MustUse__silence = True
+
+
+@pytest.mark.filterwarnings("ignore:Using platform.request without:DeprecationWarning")  # shell.py's style too
+def test_connect_icebreaker_flash():
+    """The pins of amaranth_boards' iCEBreaker spi_flash_1x resource: cs (active-low, inverted by the buffer),
+    clk, copi, cipo, wp and hold all driven / read (pins 16, 15, 14, 17, 12, 13)."""
+    from amaranth.hdl import Elaboratable, Module
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+    class Top(Elaboratable):
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.loader = loader = FlashLoader(n_words=4, word_bits=16, design_id=1)
+            connect_spi_flash(m, loader, platform.request("spi_flash_1x", 0))
+            m.d.comb += platform.request("led", 0).o.eq(loader.ready)
+            return m
+
+    plan = ICEBreakerPlatform().prepare(Top(), name="top")
+    pcf = plan.files["top.pcf"]
+    for pin, num in (("cs", 16), ("clk", 15), ("copi", 14), ("cipo", 17), ("wp", 12), ("hold", 13)):
+        assert f"set_io spi_flash_1x_0__{pin}__io {num}" in pcf
+    il = plan.files["top.il"]
+    assert "connect \\spi_flash_1x_0__wp__o 1'0" in il and "connect \\spi_flash_1x_0__hold__o 1'0" in il
 
 
 @needs_yosys

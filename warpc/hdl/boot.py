@@ -18,6 +18,10 @@ Mode 0: sck idles low; copi is set while sck is low; cipo is sampled on the cycl
 period after the flash changed it on the falling edge). The round trip FPGA -> flash -> FPGA must fit in one
 clock period, hence MAX_CLOCK_HZ.
 
+On the iCEBreaker, `connect_spi_flash(m, loader, platform.request("spi_flash_1x", 0))` wires it to the flash
+(amaranth_boards' resource: subsignals cs, clk, copi, cipo, wp, hold; cs, wp and hold are PinsN, i.e. their `.o`
+is the asserted level and the buffer inverts). Write the image with `iceprog -o 1M image.bin`.
+
 `wr_en` fires before the CRC is known: the engine must not run until `ready` (a corrupt image is written to the
 memory, then `failed` is set). `ready`/`failed` are sticky and exclusive; `busy` is neither. Exact timing: see
 `boot_cycles`.
@@ -173,3 +177,16 @@ class FlashLoader(Elaboratable):
             with m.State("DONE"):
                 pass
         return m
+
+
+def connect_spi_flash(m: Module, loader: FlashLoader, pins) -> None:
+    """Wire `loader` to an amaranth_boards `spi_flash_1x` resource (e.g. the iCEBreaker's
+    platform.request("spi_flash_1x", 0)). cs is active-low at the pin (PinsN: cs.o = 1 selects), so it gets
+    ~cs_n; wp and hold, if the resource has them, are held deasserted (pins high) so neither write-protect nor
+    HOLD# can pause the read."""
+    m.d.comb += [pins.cs.o.eq(~loader.cs_n), pins.clk.o.eq(loader.sck), pins.copi.o.eq(loader.copi),
+                 loader.cipo.eq(pins.cipo.i)]
+    for name in ("wp", "hold"):
+        pin = getattr(pins, name, None)
+        if pin is not None:
+            m.d.comb += pin.o.eq(0)
