@@ -6,6 +6,18 @@ Yosys' fine-grained gates (``$_AND_``... after ``techmap``) with ``$_DFF_P_`` (a
 cells ``synth_ice40`` emits (``SB_LUT4``, ``SB_CARRY``, ``SB_DFF*`` with enable / set / reset). The models follow
 Yosys' ``ice40/cells_sim.v``; asynchronous set/reset are applied at the clock edge (the designs checked here
 drive them only from synchronous logic or constants). One `step` = evaluate the logic, read the outputs, clock.
+
+Memories: ``SB_RAM40_4K`` (EBR, every READ_MODE / WRITE_MODE) and ``SB_SPRAM256KA``, also after Yosys' cells_sim.v.
+Their contents are kept per bit as lane integers (`MemoryModel`), so a port costs O(data bits) big-int operations
+per cycle, but only because every address is the same in all lanes: an address that differs between lanes while its
+port is enabled raises `ToolchainError` (data-dependent addressing would need one memory per lane). Data, write
+masks and the EBR's RE / WE / clock enables may differ per lane. Like the flip-flops, every memory is clocked on
+every step (one clock; the memory's clock pins must be the flip-flops' clock). Semantics worth knowing (all from
+cells_sim.v): reads are registered (data addressed at edge t is visible after it, in step t + 1); an EBR read and
+write of the same word at one edge reads the OLD word; SPRAM DATAOUT holds while CHIPSELECT is low and is undefined
+after a write cycle and in STANDBY (x: 0 here, or junk with ``x_fill="random"``); SLEEP forces it to 0.
+Contents start each `run` from the cell's INIT parameters plus what `MemoryModel.load` put there, like the
+flip-flops start from their init values; after a run they hold that run's final contents.
 """
 from __future__ import annotations
 
@@ -45,6 +57,83 @@ _FFS = {
     "SB_DFFES": ("E", "S", 1, False),
 }
 _IGNORED_PREFIX = ("$scopeinfo",)
+# EBR data pins per READ_MODE / WRITE_MODE (cells_sim.v: 256x16, 512x8, 1024x4, 2048x2); data bit k of a mode-m
+# access is physical bit k * 2**m + (address >> 8) of word address & 255, on the same pin for reads and writes
+_EBR_PINS = {0: list(range(16)), 1: list(range(0, 16, 2)), 2: [1, 5, 9, 13], 3: [3, 11]}
+_EBR_CLOCKS = {"SB_RAM40_4K": ("RCLK", "WCLK"), "SB_SPRAM256KA": ("CLOCK",)}
+_X_FILLS = ("zero", "random")
+
+
+class MemoryModel:
+    """The contents of one memory cell: `bits[word * width + bit]` is that bit as a lane integer (bit j = lane j).
+
+    Words are the cell's physical words: 256 x 16 for SB_RAM40_4K (the INIT_0..INIT_F layout, whatever the
+    READ_MODE / WRITE_MODE), 16384 x 16 for SB_SPRAM256KA. A run starts from the image (INIT parameters, then
+    `load`) and leaves its final contents here."""
+
+    def __init__(self, name: str, kind: str, depth: int, width: int = 16, init: int | None = 0) -> None:
+        self.name, self.kind, self.depth, self.width = name, kind, depth, width
+        n = depth * width
+        # 0/1 per bit (2: x, the SPRAM's power-up contents), broadcast to all lanes when a run starts
+        if init is None:
+            self._image = bytearray([2]) * n
+        else:
+            self._image = bytearray(np.unpackbits(np.frombuffer(init.to_bytes(n // 8, "little"), dtype=np.uint8),
+                                                  bitorder="little").tobytes())
+        self._mask = 1  # the all-lanes mask of the last run (one lane before the first)
+        self.bits: list[int] = [int(v == 1) for v in self._image]
+
+    def load(self, words, first: int = 0) -> None:
+        """Set words first, first + 1, ... to `words` (plain ints, the same in every lane) in the image that
+        every run starts from, and in the current contents."""
+        w = np.asarray([int(v) for v in words], dtype=np.int64)
+        if first < 0 or first + len(w) > self.depth:
+            raise ToolchainError(f"memory cell {self.name}: load of {len(w)} words at {first} does not fit its "
+                                 f"{self.depth} words")
+        if len(w) and (w.min() < 0 or w.max() >= 1 << self.width):
+            raise ToolchainError(f"memory cell {self.name}: a loaded word is not a {self.width}-bit unsigned int")
+        b = ((w[:, None] >> np.arange(self.width)) & 1).astype(np.uint8).ravel()
+        lo, hi = first * self.width, (first + len(w)) * self.width
+        self._image[lo:hi] = b.tobytes()
+        m = self._mask
+        self.bits[lo:hi] = [m if v else 0 for v in b.tolist()]
+
+    def read_word(self, addr: int) -> list[int]:
+        """Word `addr` as one lane integer per data bit (LSB first)."""
+        if not 0 <= addr < self.depth:
+            raise ToolchainError(f"memory cell {self.name}: address {addr} out of 0..{self.depth - 1}")
+        return self.bits[addr * self.width : (addr + 1) * self.width]
+
+    def word(self, addr: int, lane: int = 0) -> int:
+        """Word `addr` as seen in one lane, as a plain int."""
+        return sum(((v >> lane) & 1) << b for b, v in enumerate(self.read_word(addr)))
+
+    def _start(self, mask: int, x: list[int]) -> None:
+        """Contents from the image, x bits as x[bit] (0 or NetSim's junk); in place: the compiled step holds
+        this list."""
+        self._mask = mask
+        w = self.width
+        if any(x):
+            self.bits[:] = [mask if v == 1 else (x[i % w] if v else 0) for i, v in enumerate(self._image)]
+        else:
+            self.bits[:] = [mask if v == 1 else 0 for v in self._image]
+
+
+def _addr_code(refs: list[str], var: str, cell: int, port: str, ind: str) -> list[str]:
+    """Lines that set `var` to the address on `refs` (each bit 0 or M) and reject one that differs by lane."""
+    const, terms, checks = 0, [], []
+    for i, r in enumerate(refs):
+        if r == "M":
+            const |= 1 << i
+        elif r != "0":
+            terms.append(f"({r} and {1 << i})")  # x and k: 0 when the bit is 0 in every lane
+            checks.append(f"({r} and {r} != M)")
+    if const or not terms:
+        terms.append(str(const))
+    lines = [f"{ind}{var} = {' | '.join(terms)}"]
+    if checks:
+        lines.append(f"{ind}if {' or '.join(checks)}: _nonuniform({cell}, {port!r})")
+    return lines
 
 
 def _param_int(v) -> int:
@@ -87,7 +176,15 @@ def lut_expr(table: int, names: list[str]) -> str:
 class NetSim:
     """Compile one module of a Yosys JSON netlist. `inputs` / `outputs`: port name -> width."""
 
-    def __init__(self, design: dict, top: str | None = None) -> None:
+    def __init__(self, design: dict, top: str | None = None, x_fill: str = "zero") -> None:
+        """`x_fill`: what the memories' undefined outputs (cells_sim.v's x: EBR RDATA before the first read, SPRAM
+        DATAOUT after a write or in standby) read as: "zero", or "random" (fixed junk per lane, so that a design
+        that uses them disagrees with its reference instead of passing by luck)."""
+        if x_fill not in _X_FILLS:
+            raise ToolchainError(f"x_fill must be one of {', '.join(_X_FILLS)}, not {x_fill!r}")
+        self.x_fill = x_fill
+        self._mems: dict[str, MemoryModel] = {}
+        self._x: list[int] = [0] * 16  # the x lane ints of the current run, one per data bit
         mods = design.get("modules", {})
         if top is None:
             tops = [n for n, m in mods.items() if str(m.get("attributes", {}).get("top", "0")).strip("0")]
@@ -102,6 +199,12 @@ class NetSim:
         self.cell_counts: dict[str, int] = {}
         self._compile(mod)
 
+    def memories(self) -> dict[str, MemoryModel]:
+        """The memory cells by their name in the netlist (after `synth_ice40 -flatten`, an Amaranth
+        ``Instance(...)`` added as ``m.submodules.spram0`` inside submodule ``engine`` is ``"engine.spram0"``;
+        an inferred amaranth.lib.memory ``Memory`` named ``mem`` becomes ``"mem.0.0"``, ``"mem.1.0"``...)."""
+        return dict(self._mems)
+
     @staticmethod
     def _ref(bit) -> str:
         if isinstance(bit, int):
@@ -111,7 +214,11 @@ class NetSim:
     def _compile(self, mod: dict) -> None:
         ref = self._ref
         comb: list[tuple[list[int], list[int], str]] = []  # (input nets, output nets, code)
-        ffs: list[tuple[int, str, int]] = []  # (Q net, next-state expression, init)
+        ffs: list[tuple[int, str, int | None]] = []  # (Q net, next-state expression, init; None: x)
+        mem_code: list[str] = []  # run at the clock edge, after the logic, before the flip-flops take their D
+        mem_ins: list[int] = []
+        ff_clocks: set = set()
+        mem_clocks: list[tuple[str, str, object]] = []
         init_of: dict[int, int] = {}
         for name, nn in mod.get("netnames", {}).items():
             iv = nn.get("attributes", {}).get("init")
@@ -155,8 +262,20 @@ class NetSim:
                     idx_tab |= ((table >> full) & 1) << c
                 if isinstance(q, int):
                     comb.append((ins, [q], f"n{q} = " + lut_expr(idx_tab, [names[i] for i in live])))
+            elif t in ("SB_RAM40_4K", "SB_SPRAM256KA"):
+                mem_ins += ins
+                for c in _EBR_CLOCKS[t]:
+                    mem_clocks.append((cname, c, (conn.get(c) or ["x"])[0]))
+                code, outs = self._compile_memory(cname, cell, ffs)
+                mem_code += code
+                comb += outs
+            elif t.startswith("SB_RAM40_4K") or t.startswith("SB_SPRAM"):
+                raise ToolchainError(f"the netlist simulator does not support {t} ({cname}): only posedge-clocked "
+                                     "SB_RAM40_4K and SB_SPRAM256KA (one clock for all flip-flops and memories)")
             elif t in _FFS:
                 en, rs, rv, gated = _FFS[t]
+                if isinstance(conn.get("C", ["x"])[0], int):
+                    ff_clocks.add(conn["C"][0])
                 q = conn["Q"][0]
                 d = pin["D"]
                 nxt = d
@@ -196,6 +315,10 @@ class NetSim:
                     order.append(u)
         if len(order) != len(comb):
             raise ToolchainError("the netlist has a combinational loop; cannot simulate it")
+        for cname, pin_name, net in mem_clocks:  # a memory on another clock would need a multi-clock simulation
+            if not isinstance(net, int) or (ff_clocks and net not in ff_clocks):
+                raise ToolchainError(f"memory cell {cname}: {pin_name} is not the flip-flops' clock; the netlist "
+                                     "simulator clocks every memory with the one system clock")
         in_nets = [(n, b) for n in self.inputs for b in self._ports[n]["bits"]]
         self._in_order = [n for n in self.inputs]
         self.state_nets = [q for q, _, _ in ffs]
@@ -204,6 +327,7 @@ class NetSim:
         used = set()
         for ins, _, _ in comb:
             used.update(ins)
+        used.update(mem_ins)
         for n in self.outputs:
             used.update(b for b in self._ports[n]["bits"] if isinstance(b, int))
         lines = ["def _step(I, S, M):"]
@@ -215,12 +339,134 @@ class NetSim:
         for b in sorted(used - defined):
             lines.append(f" n{b} = 0")  # undriven: x -> 0
         lines += [" " + comb[i][2] for i in order]
+        lines += mem_code
         outs = [ref(b) for n in self.outputs for b in self._ports[n]["bits"]]
         lines.append(" return [" + ", ".join(outs) + "], [" + ", ".join(e for _, e, _ in ffs) + "]")
-        env: dict = {}
+        env: dict = {"_X": self._x, "_nonuniform": self._nonuniform}
+        for k, m in enumerate(self._mems.values()):
+            env[f"_mem{k}"] = m.bits
         exec(compile("\n".join(lines), f"<netsim {self.top}>", "exec"), env)
         self._step = env["_step"]
         self._n_in = len(in_nets)
+
+    def _nonuniform(self, cell: int, port: str) -> None:
+        name = list(self._mems)[cell]
+        if port in ("RADDR", "WADDR", "ADDRESS"):
+            raise ToolchainError(f"memory cell {name}: address ({port}) depends on the data (lanes differ); netsim "
+                                 "needs data-independent addresses")
+        raise ToolchainError(f"memory cell {name}: {port} depends on the data (lanes differ); netsim needs "
+                             "data-independent memory controls")
+
+    def _compile_memory(self, cname: str, cell: dict, ffs: list) -> tuple[list[str], list]:
+        """Register the cell's MemoryModel and its output registers as state (appended to `ffs`); return the
+        code of its clock edge (read first, then write: cells_sim.v's writes are non-blocking, so a read of the
+        word being written gets the old word) and any combinational cells on its outputs."""
+        t, conn, params = cell["type"], cell["connections"], cell.get("parameters", {})
+        ref = self._ref
+        k = len(self._mems)
+        mem = f"_mem{k}"
+
+        def pins(name: str, n: int, default: str) -> list[str]:
+            bits = conn.get(name) or []
+            return [ref(bits[i]) if i < len(bits) else default for i in range(n)]
+
+        def outputs(name: str, n: int) -> list[int | None]:
+            bits = conn.get(name) or []
+            return [bits[i] if i < len(bits) and isinstance(bits[i], int) else None for i in range(n)]
+
+        code: list[str] = []
+        if t == "SB_RAM40_4K":
+            init = 0
+            for j in range(16):
+                init |= (_param_int(params.get(f"INIT_{j:X}", 0)) & ((1 << 256) - 1)) << (256 * j)
+            if str(params.get("INIT_FILE", "")).strip():
+                raise ToolchainError(f"memory cell {cname}: INIT_FILE is not supported (use INIT_0..INIT_F)")
+            self._mems[cname] = MemoryModel(cname, t, 256, 16, init)
+            rmode, wmode = _param_int(params.get("READ_MODE", 0)), _param_int(params.get("WRITE_MODE", 0))
+            if rmode not in _EBR_PINS or wmode not in _EBR_PINS:
+                raise ToolchainError(f"memory cell {cname}: READ_MODE {rmode} / WRITE_MODE {wmode} not in 0..3")
+            rdata, raddr = outputs("RDATA", 16), pins("RADDR", 11, "0")
+            # read port: RDATA holds unless RE & RCLKE; an output pin outside the mode's data pins is constant 0
+            regs = {}
+            for pin, q in enumerate(rdata):
+                if q is not None:
+                    regs[pin] = f"_r{k}_{pin}"
+                    ffs.append((q, regs[pin] if pin in _EBR_PINS[rmode] else "0", None if pin in _EBR_PINS[rmode]
+                                else 0))
+            reads = [(pin, kk << rmode) for kk, pin in enumerate(_EBR_PINS[rmode]) if pin in regs]
+            code += [f" {regs[pin]} = n{rdata[pin]}" for pin, _ in reads]
+            re = (pins("RE", 1, "0")[0], pins("RCLKE", 1, "M")[0])
+            if reads and "0" not in re:
+                code += [f" _e = {re[0]} & {re[1]}", " if _e:"]
+                code += _addr_code(raddr[: 8 + rmode], "_a", k, "RADDR", "  ")
+                code += ["  _b = ((_a & 255) << 4) | (_a >> 8)", "  if _e == M:"]
+                code += [f"   {regs[pin]} = {mem}[_b + {off}]" for pin, off in reads]
+                code += ["  else:", "   _ne = _e ^ M"]
+                code += [f"   {regs[pin]} = ({regs[pin]} & _ne) | ({mem}[_b + {off}] & _e)" for pin, off in reads]
+            # write port: MASK (active high: keep the bit) only in mode 0
+            wdata, waddr, mask = pins("WDATA", 16, "0"), pins("WADDR", 11, "0"), pins("MASK", 16, "0")
+            we = (pins("WE", 1, "0")[0], pins("WCLKE", 1, "M")[0])
+            if "0" not in we:
+                writes = [(wdata[pin], kk << wmode, mask[pin] if wmode == 0 else "0")
+                          for kk, pin in enumerate(_EBR_PINS[wmode])]
+                code += [f" _e = {we[0]} & {we[1]}", " if _e:"]
+                code += _addr_code(waddr[: 8 + wmode], "_a", k, "WADDR", "  ")
+                code += ["  _b = ((_a & 255) << 4) | (_a >> 8)", "  if _e == M:"]
+                for d, off, mk in writes:
+                    if mk == "0":
+                        code.append(f"   {mem}[_b + {off}] = {d}")
+                    elif mk != "M":
+                        code += [f"   _o = {mem}[_b + {off}]", f"   {mem}[_b + {off}] = _o ^ ((_o ^ {d}) & ({mk} ^ M))"]
+                code += ["   pass", "  else:"]
+                for d, off, mk in writes:
+                    if mk != "M":
+                        e = "_e" if mk == "0" else f"(_e & ({mk} ^ M))"
+                        code += [f"   _o = {mem}[_b + {off}]", f"   {mem}[_b + {off}] = _o ^ ((_o ^ {d}) & {e})"]
+                code.append("   pass")
+            return code, []
+        # SB_SPRAM256KA
+        self._mems[cname] = MemoryModel(cname, t, 16384, 16, None)
+        if pins("POWEROFF", 1, "0")[0] != "M":
+            # POWEROFF is active low; powering off loses the contents (x), which lane ints cannot hold
+            raise ToolchainError(f"memory cell {cname}: POWEROFF must be tied to 1 (0 powers the SPRAM off); the "
+                                 "netlist simulator does not model power-off")
+        dout, addr = outputs("DATAOUT", 16), pins("ADDRESS", 14, "0")
+        din, mw = pins("DATAIN", 16, "0"), pins("MASKWREN", 4, "0")
+        cs, wren, stby, sleep = (pins(n, 1, "0")[0] for n in ("CHIPSELECT", "WREN", "STANDBY", "SLEEP"))
+        # SLEEP clears DATAOUT asynchronously (always @(posedge CLOCK, posedge off)): a SLEEP that is not a
+        # constant gates the register's output combinationally, through a state net of its own
+        regs, outs, held = {}, [], {}
+        for pin, q in enumerate(dout):
+            if q is not None:
+                regs[pin] = f"_r{k}_{pin}"
+                if sleep in ("0", "M"):
+                    held[pin] = f"n{q}"
+                    ffs.append((q, regs[pin], 0 if sleep == "M" else None))
+                else:
+                    held[pin] = f"nh{k}_{pin}"
+                    ffs.append((f"h{k}_{pin}", regs[pin], None))
+                    outs.append(([conn["SLEEP"][0]], [q], f"n{q} = (nh{k}_{pin} & ({sleep} ^ M))"))
+        code += [f" {r} = {held[pin]}" for pin, r in regs.items()]
+        for name, r in (("CHIPSELECT", cs), ("WREN", wren), ("STANDBY", stby), ("SLEEP", sleep)):
+            if r not in ("0", "M"):
+                code.append(f" if {r} and {r} != M: _nonuniform({k}, {name!r})")
+        code += [f" if {sleep}:"] + [f"  {r} = 0" for r in regs.values()] + ["  pass"]
+        code += [f" elif {stby}:"] + [f"  {r} = _X[{pin}]" for pin, r in regs.items()] + ["  pass"]
+        code += [f" elif {cs}:"]
+        code += _addr_code(addr, "_a", k, "ADDRESS", "  ")
+        code += ["  _b = _a << 4", f"  if not {wren}:"]
+        code += [f"   {r} = {mem}[_b + {pin}]" for pin, r in regs.items()] + ["   pass", "  else:"]
+        for nib in range(4):
+            m = mw[nib]
+            if m == "0":
+                continue
+            code += [f"   _e = {m}", "   if _e == M:"]
+            code += [f"    {mem}[_b + {i}] = {din[i]}" for i in range(4 * nib, 4 * nib + 4)]
+            code += ["   elif _e:"]
+            for i in range(4 * nib, 4 * nib + 4):
+                code += [f"    _o = {mem}[_b + {i}]", f"    {mem}[_b + {i}] = _o ^ ((_o ^ {din[i]}) & _e)"]
+        code += [f"   {r} = _X[{pin}]" for pin, r in regs.items()] + ["   pass"]
+        return code, outs
 
     def run(self, stimuli: dict[str, np.ndarray], cycles: int | None = None,
             progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
@@ -237,7 +483,14 @@ class NetSim:
                 raise ToolchainError(f"{self.top} has no input port {n!r}")
             if a.shape[1:] != (lanes, self.inputs[n]):
                 raise ToolchainError(f"stimulus for {n}: shape {a.shape[1:]} != ({lanes}, {self.inputs[n]})")
-        state = [M if v else 0 for v in self.state_init]
+        if self.x_fill == "random":  # fixed junk, so that runs repeat
+            rng = np.random.default_rng(0x5EED)
+            self._x[:] = [int.from_bytes(rng.bytes(nbytes), "little") & M for _ in range(16)]
+        else:
+            self._x[:] = [0] * 16
+        for mem in self._mems.values():
+            mem._start(M, self._x)
+        state = [M if v == 1 else (self._x[k % 16] if v is None else 0) for k, v in enumerate(self.state_init)]
         res = {n: np.zeros((T, lanes, w), dtype=bool) for n, w in self.outputs.items()}
 
         def pack(bits2d: np.ndarray) -> list[int]:  # (lanes, width) -> width lane-ints
