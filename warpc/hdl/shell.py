@@ -460,11 +460,13 @@ def _xor(bits):
 
 
 class BoardTop(Elaboratable):
-    """Connects a UartShell to a platform's `uart` and first LED (lit while a sample is in flight)."""
+    """Connects a shell to a platform's `uart` and first LED (lit while a sample is in flight); a shell that boots
+    from the SPI flash (FoldedShell) also gets the flash pins (`spi_flash_1x`) and lights the second LED when its
+    program image was bad."""
 
     SHELL = "shell"
 
-    def __init__(self, shell: UartShell) -> None:
+    def __init__(self, shell: FramedShell) -> None:
         self.shell = shell
 
     def elaborate(self, platform) -> Module:
@@ -472,11 +474,21 @@ class BoardTop(Elaboratable):
         m.submodules[self.SHELL] = shell = self.shell
         uart = platform.request("uart", 0)
         m.d.comb += [shell.rx.eq(uart.rx.i), uart.tx.o.eq(shell.tx)]
-        try:
-            led = platform.request("led", 0)
-            m.d.comb += led.o.eq(shell.busy)
-        except Exception:  # a board without LEDs: nothing to show
-            pass
+        leds = []
+        for i in range(2):
+            try:
+                leds.append(platform.request("led", i))
+            except Exception:  # a board with fewer LEDs: nothing to show
+                break
+        if leds:
+            m.d.comb += leds[0].o.eq(shell.busy)
+        if getattr(shell, "cs_n", None) is not None:
+            # cs, wp and hold are active-low pins (PinsN): cs.o = 1 selects the flash; wp/hold stay 0 (pins high)
+            flash = platform.request("spi_flash_1x", 0)
+            m.d.comb += [flash.cs.o.eq(~shell.cs_n), flash.clk.o.eq(shell.sck), flash.copi.o.eq(shell.copi),
+                         shell.cipo.eq(flash.cipo.i)]
+            if len(leds) > 1:
+                m.d.comb += leds[1].o.eq(shell.fault)
         return m
 
 
