@@ -267,7 +267,7 @@ def test_boot_cycles_full_size():
 def test_loader_config_errors():
     with pytest.raises(ConfigError, match="multiple of 8"):
         FlashLoader(n_words=4, word_bits=12, design_id=0)
-    with pytest.raises(NetlistError, match="1 to 65535 words"):
+    with pytest.raises(ConfigError, match="n_words must be 1 to 65535"):
         FlashLoader(n_words=0, word_bits=16, design_id=0)
     with pytest.raises(ConfigError, match="design_id"):
         FlashLoader(n_words=4, word_bits=16, design_id=-1)

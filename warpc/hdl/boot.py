@@ -5,8 +5,8 @@ Sequence, in 16-cycle "slots" (one byte at sck = clock / 2; a 4-bit cycle counte
 
     slot(s)             cs_n  what
     1                   1     hold the flash deselected after reset
-    1                   0     0xAB: release from deep power-down (the iCE40 powers the flash down after
-                              configuring itself from it)
+    1                   0     0xAB: release from deep power-down (the iCE40 may leave the flash powered down
+                              after configuring itself from it; harmless if it is awake)
     TRES (wait_slots)   1     tRES1 = 3 us, rounded up to whole slots with margin
     4 + 12              0     READ: 0x03 + 24-bit offset, then the 12 header bytes, checked bit by bit against
                               the header this loader was built for (magic, design_id, n_words, word size,
@@ -14,9 +14,10 @@ Sequence, in 16-cycle "slots" (one byte at sck = clock / 2; a 4-bit cycle counte
     n_words * wb        0     the words, little-endian: `wr_en` strobes once per word with `wr_addr`/`wr_data`
     2                   0     the CRC; then deselect and `ready` if the CRC-16 residue is 0, else `failed`
 
-Mode 0: sck idles low; copi is set while sck is low; cipo is sampled on the cycle that raises sck (half an sck
-period after the flash changed it on the falling edge). The round trip FPGA -> flash -> FPGA must fit in one
-clock period, hence MAX_CLOCK_HZ.
+Mode 0: sck idles low; copi is set while sck is low; cipo is sampled on the cycle that raises sck (a clock
+period after the flash changed it on the falling edge). That period must hold the round trip FPGA -> flash ->
+FPGA (clock-to-out, the flash's tCLQV of ~7 ns, input delay): easy at 12 MHz, worth checking above ~30 MHz;
+MAX_CLOCK_HZ (sck 25 MHz) keeps within the READ command's 50 MHz limit.
 
 On the iCEBreaker, `connect_spi_flash(m, loader, platform.request("spi_flash_1x", 0))` wires it to the flash
 (amaranth_boards' resource: subsignals cs, clk, copi, cipo, wp, hold; cs, wp and hold are PinsN, i.e. their `.o`
@@ -33,7 +34,8 @@ import math
 from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
 
 from ..errors import ConfigError
-from ..ir.image import CRC16_INIT, CRC16_POLY, CRC_BYTES, IMAGE_OFFSET, check_word_bits, header, image_bytes
+from ..ir.image import (CRC16_INIT, CRC16_POLY, CRC_BYTES, IMAGE_OFFSET, MAX_WORDS, check_word_bits, header,
+                        image_bytes)
 
 CMD_READ = 0x03
 CMD_RELEASE_PD = 0xAB
@@ -41,6 +43,7 @@ TRES1_S = 3e-6          # release-from-deep-power-down time (W25Q128JV tRES1)
 TRES1_MARGIN = 8        # extra cycles on top of tRES1 (clock tolerance, PLL-derived clocks)
 MAX_CLOCK_HZ = 50_000_000
 SLOT = 16               # cycles per byte: 8 bits, sck toggling every cycle
+CMD_BYTES = 4           # READ + 24-bit address
 FLASH_BYTES = 1 << 24   # 24-bit addresses
 
 
@@ -55,6 +58,8 @@ class FlashLoader(Elaboratable):
     def __init__(self, *, n_words: int, word_bits: int, design_id: int, offset: int = IMAGE_OFFSET,
                  clock_hz: int = 12_000_000) -> None:
         self._MustUse__silence = True  # until the arguments are checked: a refused loader is no unused one
+        if isinstance(n_words, bool) or not isinstance(n_words, int) or not 1 <= n_words <= MAX_WORDS:
+            raise ConfigError(f"FlashLoader n_words must be 1 to {MAX_WORDS}, got {n_words!r}")
         self.header = header(design_id, n_words, word_bits)  # validates all three (ConfigError / NetlistError)
         self.word_bytes = check_word_bits(word_bits)
         if isinstance(clock_hz, bool) or not isinstance(clock_hz, int) or not 0 < clock_hz <= MAX_CLOCK_HZ:
@@ -83,7 +88,7 @@ class FlashLoader(Elaboratable):
         """Clock edges from the end of reset until `ready` reads 1 (a good image):
         16 * (1 + 1 + wait_slots(clock_hz) + 4 + 12 + n_words * word_bytes + 2). At 12 MHz, 4,096 64-bit words
         take 524,656 cycles = 43.7 ms. A bad header sets `failed` after the header, far sooner."""
-        return SLOT * (2 + wait_slots(clock_hz) + 4 + image_bytes(n_words, word_bits))
+        return SLOT * (2 + wait_slots(clock_hz) + CMD_BYTES + image_bytes(n_words, word_bits))
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -137,7 +142,7 @@ class FlashLoader(Elaboratable):
             with m.State("HEAD"):              # bytes 0-3: command + address out; 4-15: header in
                 m.d.comb += self.copi.eq(rom_bit)
                 m.d.sync += self.sck.eq(sample)
-                with m.If(sample & (byte >= 4)):
+                with m.If(sample & (byte >= CMD_BYTES)):
                     m.d.sync += [crc.eq(crc_next), bad.eq(bad | (self.cipo ^ rom_bit))]
                 with m.If(last_cycle & (byte == len(seq) - 1)):
                     with m.If(bad):            # stop at once: no word of a foreign or blank image is written
