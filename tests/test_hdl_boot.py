@@ -327,3 +327,13 @@ def test_loader_size_after_synthesis():
     # word, CRC, wr_addr, byte, cycle, FSM (binary; Yosys may re-encode it), sck/cs_n/wr_en/ready/failed/bad
     assert ffs <= 64 + 16 + 12 + 4 + 4 + 7 + 6, cells
     assert 0 < cells["SB_LUT4"] <= 120, cells
+
+
+@pytest.mark.slow
+def test_full_size_image():
+    """The engine's size: 4,096 64-bit words (524,656 cycles, 43.7 ms at 12 MHz), from a powered-down flash."""
+    words = rand_words(4096, 64, seed=9)
+    flash = SpiFlashModel({IMAGE_OFFSET: pack_image(words, 64)}, powered_down=True)
+    r = boot(loader_for(words, 64), flash, extra=2)
+    assert r["writes"] == list(enumerate(words))
+    assert r["ready"] and r["done_at"] == FlashLoader.boot_cycles(4096, 64) == 524_656
