@@ -7,21 +7,23 @@ cells ``synth_ice40`` emits (``SB_LUT4``, ``SB_CARRY``, ``SB_DFF*`` with enable 
 Yosys' ``ice40/cells_sim.v``; asynchronous set/reset are applied at the clock edge (the designs checked here
 drive them only from synchronous logic or constants). One `step` = evaluate the logic, read the outputs, clock.
 
-Memories: ``SB_RAM40_4K`` (EBR, every READ_MODE / WRITE_MODE) and ``SB_SPRAM256KA``, also after Yosys' cells_sim.v.
-Their contents are kept per bit as lane integers (`MemoryModel`), so a port costs O(data bits) big-int operations
-per cycle, but only because every address is the same in all lanes: an address that differs between lanes while its
-port is enabled raises `ToolchainError` (data-dependent addressing would need one memory per lane). Data, write
-masks and the EBR's RE / WE / clock enables may differ per lane. Like the flip-flops, every memory is clocked on
-every step (one clock; the memory's clock pins must be the flip-flops' clock). Semantics worth knowing (all from
-cells_sim.v): reads are registered (data addressed at edge t is visible after it, in step t + 1); an EBR read and
-write of the same word at one edge reads the OLD word; SPRAM DATAOUT holds while CHIPSELECT is low and is undefined
-after a write cycle and in STANDBY (x: 0 here, or junk with ``x_fill="random"``); SLEEP forces it to 0.
+Memories: ``SB_RAM40_4K`` (EBR, every READ_MODE / WRITE_MODE) and ``SB_SPRAM256KA``, also after cells_sim.v (the
+negative-edge SB_RAM40_4KN* variants are refused). Contents are kept per bit as lane integers (`MemoryModel`), so a
+port costs O(data bits) big-int operations per cycle, but only because every address is the same in all lanes: an
+address that differs between lanes while its port is enabled raises `ToolchainError` (data-dependent addressing
+would need one memory per lane), and so do SPRAM CHIPSELECT / WREN / STANDBY / SLEEP. Data, MASK / MASKWREN and the
+EBR's RE / WE / clock enables may differ per lane. Like the flip-flops, every memory is clocked on every step (its
+clock pins must be the flip-flops' clock). Semantics from cells_sim.v worth knowing: reads are registered (the word
+addressed at edge t is the output in step t + 1, held until the next enabled read); an EBR read and write of the
+same word at one edge reads the OLD word; SPRAM DATAOUT holds while CHIPSELECT is low, is x after a write cycle and
+in STANDBY, and SLEEP forces it to 0 at once (asynchronously, in the same step); POWEROFF must be tied to 1; SPRAM
+contents start x. An x reads as 0, or as fixed junk with ``x_fill="random"`` (to catch designs that use one).
 Contents start each `run` from the cell's INIT parameters plus what `MemoryModel.load` put there, like the
 flip-flops start from their init values; after a run they hold that run's final contents.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -83,9 +85,9 @@ class MemoryModel:
         self._mask = 1  # the all-lanes mask of the last run (one lane before the first)
         self.bits: list[int] = [int(v == 1) for v in self._image]
 
-    def load(self, words, first: int = 0) -> None:
+    def load(self, words: Iterable[int], first: int = 0) -> None:
         """Set words first, first + 1, ... to `words` (plain ints, the same in every lane) in the image that
-        every run starts from, and in the current contents."""
+        every run starts from, and in the current contents. E.g. the SPRAM image a loader writes at boot."""
         w = np.asarray([int(v) for v in words], dtype=np.int64)
         if first < 0 or first + len(w) > self.depth:
             raise ToolchainError(f"memory cell {self.name}: load of {len(w)} words at {first} does not fit its "
@@ -200,9 +202,12 @@ class NetSim:
         self._compile(mod)
 
     def memories(self) -> dict[str, MemoryModel]:
-        """The memory cells by their name in the netlist (after `synth_ice40 -flatten`, an Amaranth
-        ``Instance(...)`` added as ``m.submodules.spram0`` inside submodule ``engine`` is ``"engine.spram0"``;
-        an inferred amaranth.lib.memory ``Memory`` named ``mem`` becomes ``"mem.0.0"``, ``"mem.1.0"``...)."""
+        """The memory cells by their name in the netlist: the dotted path of Amaranth submodule names below the
+        simulated module (flattened by synth_ice40, or by `flatten` after a kept hierarchy). An ``Instance``
+        added as ``m.submodules.spram0`` inside submodule ``engine`` of the top is ``"engine.spram0"`` (just
+        ``"spram0"`` when ``engine`` itself is the simulated module); an inferred amaranth.lib.memory ``Memory``
+        named ``mem`` becomes one EBR per tile and copy, ``"mem.0.0"``, ``"mem.1.0"``... (two read ports: two
+        EBRs, each with the write port)."""
         return dict(self._mems)
 
     @staticmethod
@@ -263,7 +268,9 @@ class NetSim:
                 if isinstance(q, int):
                     comb.append((ins, [q], f"n{q} = " + lut_expr(idx_tab, [names[i] for i in live])))
             elif t in ("SB_RAM40_4K", "SB_SPRAM256KA"):
-                mem_ins += ins
+                # every pin but the data output is an input, whether or not the JSON says so
+                mem_ins += [b for p, bits in conn.items() if p not in ("RDATA", "DATAOUT") for b in bits
+                            if isinstance(b, int)]
                 for c in _EBR_CLOCKS[t]:
                     mem_clocks.append((cname, c, (conn.get(c) or ["x"])[0]))
                 code, outs = self._compile_memory(cname, cell, ffs)
@@ -345,7 +352,8 @@ class NetSim:
         env: dict = {"_X": self._x, "_nonuniform": self._nonuniform}
         for k, m in enumerate(self._mems.values()):
             env[f"_mem{k}"] = m.bits
-        exec(compile("\n".join(lines), f"<netsim {self.top}>", "exec"), env)
+        self._source = "\n".join(lines)  # the generated step, for debugging
+        exec(compile(self._source, f"<netsim {self.top}>", "exec"), env)
         self._step = env["_step"]
         self._n_in = len(in_nets)
 
@@ -415,8 +423,10 @@ class NetSim:
                 for d, off, mk in writes:
                     if mk == "0":
                         code.append(f"   {mem}[_b + {off}] = {d}")
-                    elif mk != "M":
-                        code += [f"   _o = {mem}[_b + {off}]", f"   {mem}[_b + {off}] = _o ^ ((_o ^ {d}) & ({mk} ^ M))"]
+                    elif mk != "M":  # a MASK net: usually the same in all lanes, then no blend is needed
+                        code += [f"   if not {mk}: {mem}[_b + {off}] = {d}", f"   elif {mk} != M:",
+                                 f"    _o = {mem}[_b + {off}]",
+                                 f"    {mem}[_b + {off}] = _o ^ ((_o ^ {d}) & ({mk} ^ M))"]
                 code += ["   pass", "  else:"]
                 for d, off, mk in writes:
                     if mk != "M":
