@@ -20,6 +20,16 @@ in STANDBY, and SLEEP forces it to 0 at once (asynchronously, in the same step);
 contents start x. An x reads as 0, or as fixed junk with ``x_fill="random"`` (to catch designs that use one).
 Contents start each `run` from the cell's INIT parameters plus what `MemoryModel.load` put there, like the
 flip-flops start from their init values; after a run they hold that run's final contents.
+
+RTL-level memories: Yosys ``$mem_v2`` cells (what ``memory -nomap`` leaves of an amaranth.lib.memory.Memory; the
+export ``proc; flatten; opt_clean; memory -nomap; opt_clean; techmap; async2sync; dffunmap; opt_clean``), after
+simlib.v: any number of write ports (per-bit WR_EN, per lane; applied in port order, a later port wins) and read
+ports, registered (RD_EN per lane; RD_TRANSPARENCY_MASK: a read of the word written at the same edge returns the
+new bits where they are enabled, else the old word; RD_COLLISION_X_MASK: x) or asynchronous (RD_CLK_ENABLE 0: the
+contents before the edge, combinationally). INIT and RD_INIT_VALUE may hold x (x_fill); OFFSET is honoured, and an
+address outside OFFSET .. OFFSET + SIZE - 1 reads x and writes nothing. Addresses must be lane-uniform while the
+port is enabled (an asynchronous port always is). Refused: read port resets (RD_ARST / RD_SRST not constant 0),
+wide ports, negative-edge or unclocked write ports, and clocks other than the flip-flops'.
 """
 from __future__ import annotations
 
@@ -145,6 +155,29 @@ def _param_int(v) -> int:
     return int(s, 2) if s and set(s) <= {"0", "1"} else int(s or "0")
 
 
+def _param_bits(v, n: int, pad_x: bool = False) -> list[str]:
+    """A parameter as n characters "0" / "1" / "x", LSB first (a Yosys JSON bit string is MSB first)."""
+    if isinstance(v, int):
+        return ["1" if (v >> i) & 1 else "0" for i in range(n)]
+    s = str(v).strip().lower()
+    if not s or not set(s) <= set("01xz"):
+        iv = int(s or "0")
+        return ["1" if (iv >> i) & 1 else "0" for i in range(n)]
+    b = ["x" if c in "xz" else c for c in reversed(s)]
+    pad = "x" if pad_x and b[-1] == "x" else "0"
+    return (b + [pad] * n)[:n]
+
+
+def _param_signed(v) -> int:
+    if isinstance(v, int):
+        return v
+    s = str(v).strip()
+    if s and set(s) <= {"0", "1"} and len(s) == 32:
+        iv = int(s, 2)
+        return iv - (1 << 32) if iv >> 31 else iv
+    return _param_int(v)
+
+
 def lut_expr(table: int, names: list[str]) -> str:
     """Python expression over lane integers for a LUT (input i = bit i of the table index), with constants
     folded; `M` is the all-lanes mask."""
@@ -207,7 +240,8 @@ class NetSim:
         added as ``m.submodules.spram0`` inside submodule ``engine`` of the top is ``"engine.spram0"`` (just
         ``"spram0"`` when ``engine`` itself is the simulated module); an inferred amaranth.lib.memory ``Memory``
         named ``mem`` becomes one EBR per tile and copy, ``"mem.0.0"``, ``"mem.1.0"``... (two read ports: two
-        EBRs, each with the write port)."""
+        EBRs, each with the write port). A ``$mem_v2`` (RTL-level export) keeps the Memory's own name:
+        ``m.submodules.mem = Memory(...)`` inside ``engine`` is ``"engine.mem"`` (SIZE words of WIDTH bits)."""
         return dict(self._mems)
 
     @staticmethod
@@ -274,6 +308,12 @@ class NetSim:
                 for c in _EBR_CLOCKS[t]:
                     mem_clocks.append((cname, c, (conn.get(c) or ["x"])[0]))
                 code, outs = self._compile_memory(cname, cell, ffs)
+                mem_code += code
+                comb += outs
+            elif t == "$mem_v2":
+                mem_ins += [b for p, bits in conn.items() if p != "RD_DATA" for b in bits if isinstance(b, int)]
+                code, outs, clocks = self._compile_mem_v2(cname, cell, ffs)
+                mem_clocks += clocks
                 mem_code += code
                 comb += outs
             elif t.startswith("SB_RAM40_4K") or t.startswith("SB_SPRAM"):
@@ -345,7 +385,7 @@ class NetSim:
             lines.append(f" n{q} = S[{k}]")
         for b in sorted(used - defined):
             lines.append(f" n{b} = 0")  # undriven: x -> 0
-        lines += [" " + comb[i][2] for i in order]
+        lines += [" " + comb[i][2].replace("\n", "\n ") for i in order]
         lines += mem_code
         outs = [ref(b) for n in self.outputs for b in self._ports[n]["bits"]]
         lines.append(" return [" + ", ".join(outs) + "], [" + ", ".join(e for _, e, _ in ffs) + "]")
@@ -359,7 +399,7 @@ class NetSim:
 
     def _nonuniform(self, cell: int, port: str) -> None:
         name = list(self._mems)[cell]
-        if port in ("RADDR", "WADDR", "ADDRESS"):
+        if port in ("RADDR", "WADDR", "ADDRESS", "RD_ADDR", "WR_ADDR"):
             raise ToolchainError(f"memory cell {name}: address ({port}) depends on the data (lanes differ); netsim "
                                  "needs data-independent addresses")
         raise ToolchainError(f"memory cell {name}: {port} depends on the data (lanes differ); netsim needs "
@@ -477,6 +517,148 @@ class NetSim:
                 code += [f"    _o = {mem}[_b + {i}]", f"    {mem}[_b + {i}] = _o ^ ((_o ^ {din[i]}) & _e)"]
         code += [f"   {r} = _X[{pin}]" for pin, r in regs.items()] + ["   pass"]
         return code, outs
+
+    def _compile_mem_v2(self, cname: str, cell: dict, ffs: list) -> tuple[list[str], list, list]:
+        """A Yosys ``$mem_v2`` (``memory -nomap``), after simlib.v: synchronous read ports (RD_EN per lane,
+        RD_TRANSPARENCY_MASK / RD_COLLISION_X_MASK), asynchronous read ports (combinational, from the contents
+        before the edge), write ports with per-bit enables (per lane), applied in port order (a later port wins).
+        Returns the edge code, the combinational cells of the asynchronous ports and the clock pins to check."""
+        conn, params = cell["connections"], cell.get("parameters", {})
+        ref = self._ref
+        k = len(self._mems)
+        mem = f"_mem{k}"
+        size, width, abits = (_param_int(params.get(n, 0)) for n in ("SIZE", "WIDTH", "ABITS"))
+        offset = _param_signed(params.get("OFFSET", 0))
+        nrd, nwr = _param_int(params.get("RD_PORTS", 0)), _param_int(params.get("WR_PORTS", 0))
+
+        def flags(name: str, n: int) -> list[str]:
+            return _param_bits(params.get(name, "0"), n)
+
+        def refuse(why: str):
+            raise ToolchainError(f"memory cell {cname} ($mem_v2): {why}; the netlist simulator does not support it")
+
+        if size <= 0 or width <= 0:
+            refuse(f"SIZE {size} / WIDTH {width}")
+        if "1" in flags("RD_WIDE_CONTINUATION", nrd) or "1" in flags("WR_WIDE_CONTINUATION", nwr):
+            refuse("a wide port (RD/WR_WIDE_CONTINUATION)")
+        rd_clk_en, rd_pol = flags("RD_CLK_ENABLE", nrd), flags("RD_CLK_POLARITY", nrd)
+        wr_clk_en, wr_pol = flags("WR_CLK_ENABLE", nwr), flags("WR_CLK_POLARITY", nwr)
+        trans, coll = flags("RD_TRANSPARENCY_MASK", nrd * nwr), flags("RD_COLLISION_X_MASK", nrd * nwr)
+        rinit = flags("RD_INIT_VALUE", nrd * width)
+
+        def pins(name: str, n: int) -> list[str]:
+            bits = conn.get(name) or []
+            return [ref(bits[i]) if i < len(bits) else "0" for i in range(n)]
+
+        for name in ("RD_ARST", "RD_SRST"):
+            if any(r != "0" for r in pins(name, nrd)):
+                refuse(f"{name} is used (a read port reset)")
+        clocks = []
+        for j in range(nwr):
+            if wr_clk_en[j] != "1" or wr_pol[j] != "1":
+                refuse(f"write port {j} is not clocked on the rising edge (WR_CLK_ENABLE / WR_CLK_POLARITY)")
+            clocks.append((cname, f"WR_CLK[{j}]", (conn.get("WR_CLK") or ["x"] * nwr)[j]))
+        for i in range(nrd):
+            if rd_clk_en[i] == "1":
+                if rd_pol[i] != "1":
+                    refuse(f"read port {i} is clocked on the falling edge (RD_CLK_POLARITY)")
+                clocks.append((cname, f"RD_CLK[{i}]", (conn.get("RD_CLK") or ["x"] * nrd)[i]))
+        # contents: INIT (LSB first, word i at bits i*WIDTH...), x bits stay x
+        ib = _param_bits(params.get("INIT", "x"), size * width, pad_x=True)
+        m = MemoryModel(cname, "$mem_v2", size, width, 0)
+        m._image[:] = bytes(1 if c == "1" else (0 if c == "0" else 2) for c in ib)
+        m.bits[:] = [int(v == 1) for v in m._image]
+        self._mems[cname] = m
+        rd_addr, rd_en, rd_data = pins("RD_ADDR", nrd * abits), pins("RD_EN", nrd), conn.get("RD_DATA") or []
+        wr_addr, wr_en, wr_data = pins("WR_ADDR", nwr * abits), pins("WR_EN", nwr * width), pins("WR_DATA", nwr * width)
+        x = [f"_X[{b % 16}]" for b in range(width)]
+
+        def word(a: str, ind: str, dest: list[str]) -> list[str]:
+            """dest[b] = bit b of word `a` (an address, before OFFSET): x when out of range"""
+            return ([f"{ind}_b = {a} - {offset}", f"{ind}if 0 <= _b < {size}:", f"{ind} _b *= {width}"]
+                    + [f"{ind} {dest[b]} = {mem}[_b + {b}]" for b in range(width)] + [f"{ind}else:"]
+                    + [f"{ind} {dest[b]} = {x[b]}" for b in range(width)])
+
+        code: list[str] = []
+        outs: list = []
+        # write ports: any-lane enable and (uniform) address, computed before any port acts
+        wgroups = []
+        for j in range(nwr):
+            en = wr_en[j * width : (j + 1) * width]
+            live = sorted({e for e in en if e != "0"})
+            wgroups.append(en)
+            if not live:
+                code.append(f" _we{k}_{j} = 0")
+                continue
+            code.append(f" _we{k}_{j} = {' | '.join(live)}")
+            code.append(f" if _we{k}_{j}:")
+            code += _addr_code(wr_addr[j * abits : (j + 1) * abits], f"_wa{k}_{j}", k, "WR_ADDR", "  ")
+            code.append(f" else: _wa{k}_{j} = -1")
+        for i in range(nrd):
+            qs = [rd_data[i * width + b] if i * width + b < len(rd_data) else None for b in range(width)]
+            addr = rd_addr[i * abits : (i + 1) * abits]
+            if rd_clk_en[i] != "1":  # asynchronous: a combinational cell
+                dest = [f"n{q}" if isinstance(q, int) else "_" for q in qs]
+                if all(d == "_" for d in dest):
+                    continue
+                body = _addr_code(addr, "_a", k, "RD_ADDR", "") + word("_a", "", dest)
+                a_ins = [b for b in (conn.get("RD_ADDR") or [])[i * abits : (i + 1) * abits] if isinstance(b, int)]
+                outs.append((a_ins, [q for q in qs if isinstance(q, int)], "\n".join(body)))
+                continue
+            regs = {}
+            for b, q in enumerate(qs):
+                if isinstance(q, int):
+                    regs[b] = f"_r{k}_{i}_{b}"
+                    v = rinit[i * width + b]
+                    ffs.append((q, regs[b], 1 if v == "1" else (0 if v == "0" else None)))
+            if not regs:
+                continue
+            code += [f" {r} = n{qs[b]}" for b, r in regs.items()]
+            e = rd_en[i]
+            if e == "0":
+                continue
+            new = [f"_d{b}" for b in range(width)]
+            code += [f" _e = {e}", " if _e:"]
+            code += _addr_code(addr, "_a", k, "RD_ADDR", "  ")
+            code += word("_a", "  ", new)
+            for j in range(nwr):
+                for mask_, what in ((trans, "wd"), (coll, "x")):
+                    if mask_[i * nwr + j] != "1":
+                        continue
+                    code.append(f"  if _we{k}_{j} and _wa{k}_{j} == _a:")
+                    for b in regs:
+                        we, src = wgroups[j][b], (wr_data[j * width + b] if what == "wd" else x[b])
+                        if we == "M":
+                            code.append(f"   _d{b} = {src}")
+                        elif we != "0":
+                            code.append(f"   _d{b} ^= (_d{b} ^ {src}) & {we}")
+                    code.append("   pass")
+            code.append("  if _e == M:")
+            code += [f"   {r} = _d{b}" for b, r in regs.items()]
+            code += ["  else:", "   _ne = _e ^ M"]
+            code += [f"   {r} = ({r} & _ne) | (_d{b} & _e)" for b, r in regs.items()]
+        for j in range(nwr):
+            en = wgroups[j]
+            if all(e == "0" for e in en):
+                continue
+            code += [f" if _we{k}_{j}:", f"  _b = _wa{k}_{j} - {offset}", f"  if 0 <= _b < {size}:",
+                     f"   _b *= {width}"]
+            groups: dict[str, list[int]] = {}
+            for b, e in enumerate(en):
+                if e != "0":
+                    groups.setdefault(e, []).append(b)
+            for e, bs in groups.items():
+                d = [wr_data[j * width + b] for b in bs]
+                if e == "M":
+                    code += [f"   {mem}[_b + {b}] = {dd}" for b, dd in zip(bs, d)]
+                    continue
+                code += [f"   _e = {e}", "   if _e == M:"]
+                code += [f"    {mem}[_b + {b}] = {dd}" for b, dd in zip(bs, d)]
+                code += ["   elif _e:"]
+                for b, dd in zip(bs, d):
+                    code += [f"    _o = {mem}[_b + {b}]", f"    {mem}[_b + {b}] = _o ^ ((_o ^ {dd}) & _e)"]
+            code.append("   pass")
+        return code, outs, clocks
 
     def run(self, stimuli: dict[str, np.ndarray], cycles: int | None = None,
             progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
