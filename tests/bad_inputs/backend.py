@@ -94,6 +94,18 @@ def _over_capacity(d):
     return net.validate().save(d / "big.json")
 
 
+def _too_long_to_fold(d):
+    """A 6,000-node chain: every node waits for the one before it, so its folded program needs ~18,000 words,
+    more than the UP5K's SPRAM holds (16,384)."""
+    from warpc.ir.netlist import InputBit, Netlist, Node
+
+    n = 6000
+    nodes = [Node((2, 3), 0b0110, 0)] + [Node((4 + j - 1, 2 + (j % 2)), 0b0110, j) for j in range(1, n)]
+    last = 4 + n - 1
+    net = Netlist(2, [InputBit(0, 128), InputBit(1, 64)], nodes, [[last, last - 1], [last - 2, 2]], input_bits=8)
+    return net.validate().save(d / "long.json")
+
+
 CASES: list[Case] = [
     # --- synth: the source, checked before the build folder is touched ---------------------------------------
     Case("synth-bad-ckpt-keeps-user-files",
@@ -159,10 +171,24 @@ CASES: list[Case] = [
     Case("synth-board-unknown-field", _synth_board(_set(pll=None)), ("unknown field", "pll")),
     # --- synth: the pre-synthesis estimate (warpc.fpga.estimate) ----------------------------------------------
     Case("synth-estimate-clearly-over-capacity-keeps-user-files",
-         lambda d, fx: ["synth", _over_capacity(d), "-o", _user_folder(d)],
+         lambda d, fx: ["synth", _over_capacity(d), "-o", _user_folder(d), "--arch", "spatial"],
          ("does not fit", "needs ~", "5,280", "--no-estimate-check")),
     Case("synth-estimate-over-capacity-new-folder-not-made",
-         lambda d, fx: ["synth", _over_capacity(d), "-o", d / "b", "--interval", "1"], ("needs ~",)),
+         lambda d, fx: ["synth", _over_capacity(d), "-o", d / "b", "--interval", "1", "--arch", "spatial"],
+         ("needs ~",)),
+    # --- synth / estimate: --arch ----------------------------------------------------------------------------
+    Case("synth-arch-unknown", lambda d, fx: ["synth", fx.netlist, "-o", d / "b", "--arch", "fast"], ("--arch",),
+         exit_code=2),
+    Case("estimate-arch-unknown", lambda d, fx: ["estimate", fx.netlist, "--arch", "fast"], ("--arch",),
+         exit_code=2),
+    Case("synth-folded-with-interval-keeps-user-files",
+         lambda d, fx: ["synth", fx.netlist, "-o", _user_folder(d), "--arch", "folded", "--interval", "4"],
+         ("--interval applies to the spatial",)),
+    Case("synth-folded-program-too-long-keeps-user-files",
+         lambda d, fx: ["synth", _too_long_to_fold(d), "-o", _user_folder(d), "--arch", "folded"],
+         ("does not fit", "words", "16384")),
+    Case("estimate-folded-program-too-long",
+         lambda d, fx: ["estimate", _too_long_to_fold(d), "--arch", "folded"], ("does not fit", "16384")),
     Case("synth-no-estimate-check-takes-no-value",
          lambda d, fx: ["synth", fx.netlist, "--no-estimate-check", "yes", "-o", d / "b"], ("yes",), exit_code=2),
     # --- synth / hdl: --interval -------------------------------------------------------------------------------

@@ -11,6 +11,9 @@ commands: list[click.Command] = []
 
 DATA_DIR_HELP = "folder holding the dataset's files (IDX, CIFAR batches, CSV)"
 DATA_DIR_DEFAULT = "the recorded folder, else the dataset's standard folder"
+ARCH_HELP = ("spatial: a LUT per node (a sample per --interval clocks); folded: the net streamed from the chip's "
+             "memories by a small engine (thousands of cycles per sample, nets far bigger than the LCs); auto: "
+             "spatial when it fits, else folded")
 
 
 def _cmd(f):
@@ -92,9 +95,12 @@ def hdl_cmd(source, out, pipeline, interval, lut_cells, lut_size, name, toolchai
               help="keep the bitstream even if Fmax < the board clock")
 @click.option("--no-estimate-check", is_flag=True, show_default="off",
               help="synthesise even when the pre-synthesis estimate is clearly over the device (> 110 % of its LCs)")
+@click.option("--arch", type=click.Choice(["auto", "spatial", "folded"]), default="auto", show_default=True,
+              help=ARCH_HELP)
 @click.option("--json", "as_json", is_flag=True, show_default="off", help="print the report as JSON")
 def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scores, baud, router, router2_timeout, seed, no_equiv,
-              no_formal, formal_timeout, dataset, data_dir, max_vectors, allow_timing_fail, as_json, no_estimate_check=False):
+              no_formal, formal_timeout, dataset, data_dir, max_vectors, allow_timing_fail, as_json, arch="auto",
+              no_estimate_check=False):
     """Checkpoint (or netlist JSON) -> bitstream OUT/top.bin, OUT/report.json, with equivalence checks.
     Progress goes to stderr, the report to stdout."""
     from ..fpga.flow import build
@@ -104,7 +110,7 @@ def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scor
                 pipeline=pipeline, interval=interval, toolchain=toolchain, lut_cells=lut_cells, scores=scores, seed=seed,
                 router=router, equivalence=not no_equiv, formal=not no_formal, formal_timeout=formal_timeout,
                 max_vectors=max_vectors, allow_timing_fail=allow_timing_fail, router2_timeout=router2_timeout,
-                baud=baud, estimate_check=not no_estimate_check)
+                baud=baud, estimate_check=not no_estimate_check, arch=arch)
     click.echo(json.dumps(rep, indent=1, default=str) if as_json else format_report(rep))
 
 
@@ -119,13 +125,16 @@ def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scor
 @click.option("--lut-cells", type=click.Choice(["sb_lut4", "portable"]), default=None,
               show_default="the board's", help="LUT network as SB_LUT4 instances or portable logic for ABC to map")
 @click.option("--scores/--no-scores", default=False, show_default=True, help="UART reply carries class scores")
+@click.option("--arch", type=click.Choice(["spatial", "folded", "auto"]), default="spatial", show_default=True,
+              help=ARCH_HELP)
 @click.option("--json", "as_json", is_flag=True, show_default="off", help="print the estimate as JSON")
-def estimate_cmd(source, board, pipeline, interval, lut_cells, scores, as_json):
+def estimate_cmd(source, board, pipeline, interval, lut_cells, scores, arch, as_json):
     """What `warpc synth` of SOURCE (checkpoint or netlist JSON) will cost, without synthesis: LCs per block and in
     total, LUT4s, flip-flops, carries, BRAM, IO, whether it fits the board, and an Fmax class."""
     from ..fpga.estimate import estimate, format_estimate
 
-    est = estimate(source, board=board, interval=interval, pipeline=pipeline, lut_cells=lut_cells, scores=scores)
+    est = estimate(source, board=board, interval=interval, pipeline=pipeline, lut_cells=lut_cells, scores=scores,
+                   arch=arch)
     click.echo(json.dumps(est, indent=1, default=str) if as_json else format_estimate(est))
 
 

@@ -31,12 +31,22 @@ class Programmer:
     tool: str                     # one of PROGRAMMERS
     flash: tuple[str, ...]        # arguments writing the SPI flash; "{bin}" stands for the bitstream
     sram: tuple[str, ...] | None  # arguments loading SRAM only (lost at power-off), when the tool can
+    # arguments writing a file at a flash offset ("{bin}" the file, "{offset}" the byte offset): a folded build's
+    # program image
+    flash_at: tuple[str, ...] | None = None
 
     def command(self, bitstream: str, sram: bool = False) -> list[str]:
         args = self.sram if sram else self.flash
         if args is None:
             raise BoardError(f"{self.tool} cannot load SRAM only on this board; flash without --sram")
         return [self.tool] + [bitstream if a == "{bin}" else a for a in args]
+
+    def command_at(self, path: str, offset: int) -> list[str]:
+        if self.flash_at is None:
+            raise BoardError(f"the board file lists no 'flash_at' arguments for {self.tool}: it cannot write a "
+                             "folded build's program image into the flash")
+        return [self.tool] + [path if a == "{bin}" else str(offset) if a == "{offset}" else a
+                              for a in self.flash_at]
 
 
 @dataclass(frozen=True)
@@ -183,21 +193,23 @@ def _programmer(p, i: int, where: str) -> Programmer:
     if not isinstance(p, dict) or p.get("tool") not in PROGRAMMERS:
         raise BoardError(f'{where}: field {field_} must be {{"tool": one of {", ".join(PROGRAMMERS)}, '
                          f'"flash": [args], "sram": [args]}}, got {p!r}')
-    unknown = sorted(set(p) - {"tool", "flash", "sram"})
+    unknown = sorted(set(p) - {"tool", "flash", "sram", "flash_at"})
     if unknown:
         raise BoardError(f"{where}: unknown field(s) {field_}.{', '.join(unknown)}")
     args = {}
-    for mode in ("flash", "sram"):
+    for mode in ("flash", "sram", "flash_at"):
         a = p.get(mode)
-        if a is None and mode == "sram":
+        if a is None and mode != "flash":
             args[mode] = None
             continue
-        if (not isinstance(a, list) or "{bin}" not in a
+        need = ["{bin}", "{offset}"] if mode == "flash_at" else ["{bin}"]
+        if (not isinstance(a, list) or not all(n in a for n in need)
                 or not all(isinstance(s, str) and _FLAG.match(s) for s in a)):
+            what = '"{bin}" (the file) and "{offset}"' if mode == "flash_at" else '"{bin}" (the bitstream)'
             raise BoardError(f'{where}: field {field_}.{mode} must be a list of plain arguments containing '
-                             f'"{{bin}}" (the bitstream), got {a!r}')
+                             f'{what}, got {a!r}')
         args[mode] = tuple(a)
-    return Programmer(p["tool"], args["flash"], args["sram"])
+    return Programmer(p["tool"], args["flash"], args["sram"], args["flash_at"])
 
 
 def platform_for(board: Board):

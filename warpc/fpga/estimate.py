@@ -675,10 +675,12 @@ def estimate_net(net: Netlist, board, *, interval: int = 1, pipeline: int = 1, l
 
 
 def estimate(source, board="icebreaker", *, interval: int = 1, pipeline: int = 1, lut_cells: str | None = None,
-             scores: bool = False) -> dict:
+             scores: bool = False, arch: str = "spatial") -> dict:
     """Estimate a board build of `source` (checkpoint path, netlist JSON, Netlist or CompiledNet) on `board` (a
     catalogue name, a board .json path or a Board) without synthesis: a dict with LC / LUT / FF / CARRY / BRAM /
-    IO totals, per-block numbers ("blocks"), utilisation, whether it fits, and an Fmax class ("Fmax")."""
+    IO totals, per-block numbers ("blocks"), utilisation, whether it fits, and an Fmax class ("Fmax").
+    arch: "spatial" (a LUT per node), "folded" (the program, its memories and cycles per sample: "folded"), or
+    "auto" (spatial when it fits, else folded, as `warpc synth --arch auto` chooses)."""
     from ..ir.source import compiled_netlist
     from .boards import Board, load_board
 
@@ -687,15 +689,25 @@ def estimate(source, board="icebreaker", *, interval: int = 1, pipeline: int = 1
     for name, v, low in (("pipeline", pipeline, 0), ("interval", interval, 1)):
         if not isinstance(v, int) or isinstance(v, bool) or v < low:
             raise ConfigError(f"{name} (--{name}) must be an integer >= {low}, got {v!r}")
-    t0 = time.perf_counter()
-    net, info = compiled_netlist(source, lut_size=4 if lc == "sb_lut4" else None)
+    if arch not in ("spatial", "folded", "auto"):
+        raise ConfigError(f"arch (--arch) must be one of spatial, folded, auto, got {arch!r}")
     from ..hdl.core import check_buildable
 
-    check_buildable(net)
-    compile_s = time.perf_counter() - t0
-    est = estimate_net(net, brd, interval=interval, pipeline=pipeline, lut_cells=lut_cells, scores=scores)
+    t0 = time.perf_counter()
+    est = None
+    if arch != "folded":
+        net, info = compiled_netlist(source, lut_size=4 if lc == "sb_lut4" else None)
+        check_buildable(net)
+        est = estimate_net(net, brd, interval=interval, pipeline=pipeline, lut_cells=lut_cells, scores=scores)
+        est["arch"] = "spatial"
+    if arch == "folded" or (arch == "auto" and est["fits"] is False):
+        from .folded import estimate_folded, fold_for_board
+
+        net, info = compiled_netlist(source, lut_size=None)
+        check_buildable(net)
+        est = estimate_folded(net, fold_for_board(net, brd), brd, scores=scores)
     est["source"] = str(source) if isinstance(source, (str, Path)) else type(source).__name__
-    est["compile_seconds"] = round(compile_s, 3)
+    est["compile_seconds"] = round(time.perf_counter() - t0, 3)
     return est
 
 
@@ -723,6 +735,8 @@ def estimate_line(est: dict) -> str:
 
 
 def format_estimate(est: dict) -> str:
+    if est.get("arch") == "folded":
+        return _format_folded(est)
     L = [f"estimate for {est.get('source', 'netlist')} on {est['board']} ({est['device']}); options "
          + ", ".join(f"{k}={v}" for k, v in est["options"].items())]
     m = est["model"]
@@ -747,3 +761,20 @@ def format_estimate(est: dict) -> str:
     L.append(f"latency {lat if lat is not None else '?'} cycles, interval {est['Interval_cycles']} cycle(s) per "
              f"sample; estimated in {est['seconds']} s (+ {est.get('compile_seconds', 0)} s reading/compiling)")
     return "\n".join(L)
+
+
+def _format_folded(est: dict) -> str:
+    f = est["folded"]
+    mem, lay = f["memory"], f["layout"]
+    cap = est["capacity"]
+    return "\n".join([
+        f"estimate for {est.get('source', 'netlist')} on {est['board']} ({est['device']}): folded architecture "
+        f"(the net runs from memory)",
+        f"program: {f['words']:,} words of {lay['word_bits']} bits, {lay['lanes']} node(s) per word; "
+        f"{f['nodes_after_lowering']:,} two-input nodes, {f['activation_bits']:,} activation bits",
+        f"memories: SPRAM {mem['SPRAM']} of {cap.get('SPRAM')} ({mem['program']['bits_used']:,} bits used), "
+        f"EBR {mem['EBR']} of {cap.get('BRAM')} (activations {mem['activations']['blocks']}, "
+        f"features {mem['features']['blocks']})",
+        f"LC ~{est['LC']:,} of {cap.get('LC'):,} ({est['utilization_pct']['LC']} %, approx.); "
+        f"{est['Latency_cycles']:,} cycles per sample (one program pass)",
+        f"estimated in {est.get('compile_seconds', 0)} s"])

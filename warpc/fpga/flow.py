@@ -39,6 +39,7 @@ TOP = "top"  # the design's name: top.il, top.json, top.bin and the hierarchy's 
 # no progress) while router2 routed it in 50 s. Router2 first; a run that does not converge falls back to router1.
 ROUTER2_ABOVE_LUTS = 0
 ROUTERS = ("auto", "router1", "router2")
+ARCHS = ("auto", "spatial", "folded")
 PLACER_DENSITY = (0.9, 0.98)  # nextpnr heap placer density: its default, and the retry for nearly full devices
 RANDOM_VECTORS = 1000  # equivalence vectors when no test set is known
 # what the tool stages write (the elaborated plan's files and the equivalence files are added per build)
@@ -66,6 +67,7 @@ class BuildOptions:
     allow_timing_fail: bool = False   # keep the bitstream even if Fmax < the board clock
     baud: int | None = None           # UART rate (bits/s); None = the board's (uart.baud in its .json)
     estimate_check: bool = True       # refuse before synthesis when the estimate is clearly over the device
+    arch: str = "auto"                # spatial (a LUT per node), folded (nodes streamed from memory), auto
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "BuildOptions":
@@ -98,6 +100,8 @@ class BuildOptions:
         for name in ("scores", "equivalence", "formal", "allow_timing_fail", "estimate_check"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.arch not in ARCHS:
+            raise ConfigError(f"arch (--arch) must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if self.router not in ROUTERS:
             raise ConfigError(f"router (--router) must be one of {', '.join(ROUTERS)}, got {self.router!r}")
         if self.toolchain not in tools.TOOLCHAINS:
@@ -133,6 +137,9 @@ class Build:
     stat: dict = field(default_factory=dict)
     eq: dict = field(default_factory=dict)
     estimate: dict = field(default_factory=dict)  # warpc.fpga.estimate's prediction (checked before synthesis)
+    arch: str = "spatial"             # the architecture chosen (BuildOptions.arch resolved)
+    prog: Any = None                  # the folded program (arch folded)
+    image: dict = field(default_factory=dict)     # the program image file (arch folded)
 
 
 def build(source, board: str | Path = "icebreaker", out: str | Path = "build", *, x=None, y=None,
@@ -231,19 +238,31 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out} is a file, not a folder; give a folder for the build")
     lut_cells = opts.lut_cells or brd.lut_cells
+    if opts.arch == "folded" and opts.interval != 1:
+        raise ConfigError("--interval applies to the spatial architecture; a folded build takes as many cycles per "
+                          "sample as its program has words (the report gives them)")
     t = time.perf_counter()
-    say(f"[compile] {source if isinstance(source, (str, Path)) else type(source).__name__} -> netlist "
-        f"({'4-input LUTs' if lut_cells == 'sb_lut4' else 'any LUT size'})")
-    net, src_info = compiled_netlist(source, lut_size=4 if lut_cells == "sb_lut4" else None)
-    from ..hdl.core import check_buildable, check_interval, check_lut_cells
+    arch, prog = opts.arch, None
+    if arch != "folded":
+        say(f"[compile] {source if isinstance(source, (str, Path)) else type(source).__name__} -> netlist "
+            f"({'4-input LUTs' if lut_cells == 'sb_lut4' else 'any LUT size'})")
+        net, src_info = compiled_netlist(source, lut_size=4 if lut_cells == "sb_lut4" else None)
+        from ..hdl.core import check_buildable, check_interval, check_lut_cells
 
-    check_buildable(net)
-    check_lut_cells(net, lut_cells)
-    check_interval(net, opts.pipeline, opts.interval)
-    compile_s = time.perf_counter() - t
-    say(f"[compile] done in {compile_s:.1f} s: {len(net.nodes)} nodes, depth {net.depth()}, "
-        f"{len(net.used_inputs())} input bits used, {net.classes} classes")
-    est = _estimate(net, brd, opts, lut_cells, say)
+        check_buildable(net)
+        check_lut_cells(net, lut_cells)
+        check_interval(net, opts.pipeline, opts.interval)
+        compile_s = time.perf_counter() - t
+        say(f"[compile] done in {compile_s:.1f} s: {len(net.nodes)} nodes, depth {net.depth()}, "
+            f"{len(net.used_inputs())} input bits used, {net.classes} classes")
+        est = _estimate(net, brd, opts, lut_cells, say, check=arch == "spatial")
+        if arch == "auto":
+            arch = "spatial" if not est or est.get("fits") is not False else "folded"
+            say(f"[arch] {arch}: " + ("the spatial design fits" if arch == "spatial" else
+                                      "the spatial design does not fit; the net runs folded from memory"))
+    if arch == "folded":
+        net, src_info, prog, est, compile_s = _prepare_folded(source, brd, opts, say, t)
+    b_arch = arch
     if x is None and (dataset is not None or net.dataset):
         what = dataset if dataset is not None else "the model's dataset"
         say(f"[data] loading the test split of {what}")
@@ -257,16 +276,40 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
         xs, ys = xs[:opts.max_vectors], (None if ys is None else ys[:opts.max_vectors])
     exe = {name: tools.tool(opts.toolchain, name) for name in ("yosys", "nextpnr-ice40", "icepack")}
     b = Build(out=out, board=brd, board_arg=str(board), opts=opts, lut_cells=lut_cells, net=net, src_info=src_info,
-              x=xs, y=ys, data_name=name, say=say, exe=exe)
+              x=xs, y=ys, data_name=name, say=say, exe=exe, arch=b_arch, prog=prog)
     b.stages["compile_s"] = compile_s
     b.estimate = est
-    b.options = {"board": brd.name, "pipeline": opts.pipeline, "interval": opts.interval, "baud": opts.baud or brd.baud, "toolchain": opts.toolchain, "lut_cells": lut_cells,
+    b.options = {"board": brd.name, "arch": b_arch, "pipeline": opts.pipeline, "interval": opts.interval,
+                 "baud": opts.baud or brd.baud, "toolchain": opts.toolchain, "lut_cells": lut_cells,
                  "scores": opts.scores, "seed": opts.seed, "router": opts.router}
     b.stamp = stamp(net, b.options)
     return b
 
 
-def _estimate(net: Netlist, brd: Board, opts: BuildOptions, lut_cells: str, say: Progress) -> dict:
+def _prepare_folded(source, brd: Board, opts: BuildOptions, say: Progress, t: float):
+    """The folded build's netlist (optimised, not packed: the engine evaluates two-input nodes), its program and
+    estimate; DoesNotFitError when the board's memories cannot hold the program."""
+    from ..hdl.core import check_buildable
+    from .folded import estimate_folded, fold_for_board
+
+    say(f"[compile] {source if isinstance(source, (str, Path)) else type(source).__name__} -> netlist "
+        "(unpacked, for the folded engine)")
+    net, src_info = compiled_netlist(source, lut_size=None)
+    check_buildable(net)
+    prog = fold_for_board(net, brd)
+    compile_s = time.perf_counter() - t
+    lay = prog.layout
+    say(f"[compile] done in {compile_s:.1f} s: {len(net.nodes)} nodes -> a {prog.n_words:,}-word program "
+        f"({lay.lanes} node(s) per word, {lay.width}-bit words, {prog.stored:,} activation bits)")
+    est = estimate_folded(net, prog, brd, scores=opts.scores)
+    mem = est["folded"]["memory"]
+    say(f"[estimate] folded: ~{est['LC']:,} LCs, {mem['EBR']} EBR, {mem['SPRAM']} SPRAM; "
+        f"{est['Latency_cycles']:,} cycles per sample")
+    return net, src_info, prog, est, compile_s
+
+
+def _estimate(net: Netlist, brd: Board, opts: BuildOptions, lut_cells: str, say: Progress, check: bool = True
+              ) -> dict:
     """The pre-synthesis estimate (warpc.fpga.estimate), said as one progress line; DoesNotFitError when it is
     clearly over the device (unless opts.estimate_check is off). An estimator failure never stops a build."""
     from ..errors import WarpcError
@@ -281,7 +324,7 @@ def _estimate(net: Netlist, brd: Board, opts: BuildOptions, lut_cells: str, say:
         say(f"[estimate] unavailable ({type(e).__name__}: {e})")
         return {}
     say(estimate_line(est))
-    if opts.estimate_check:
+    if opts.estimate_check and check:
         check_fits(est)
     return est
 
@@ -307,6 +350,8 @@ def elaborate(b: Build) -> None:
     baud = b.opts.baud or b.board.baud
     divisor = uart_divisor(b.board.clock_hz, baud)
     b.board = replace(b.board, baud=baud)  # the report's uart section describes the line as built
+    if b.arch == "folded":
+        return _elaborate_folded(b, divisor, t)
     b.shell = UartShell(b.net, divisor=divisor, pipeline=b.opts.pipeline, lut_cells=b.lut_cells,
                         scores=b.opts.scores, interval=b.opts.interval,
                         idle_cycles=idle_cycles(b.board.clock_hz, divisor))
@@ -322,25 +367,62 @@ def elaborate(b: Build) -> None:
     b.say(f"[elaborate] done in {_timed(b, 'elaborate_s', t):.1f} s (latency {b.shell.core.latency} cycles)")
 
 
+def _elaborate_folded(b: Build, divisor: int, t: float) -> None:
+    from ..hdl.folded import FoldedShell
+    from ..hdl.framing import idle_cycles
+    from ..hdl.shell import BoardTop
+
+    b.shell = FoldedShell(b.net, b.prog, divisor=divisor, scores=b.opts.scores,
+                          idle_cycles=idle_cycles(b.board.clock_hz, divisor), clock_hz=b.board.clock_hz)
+    shell = f"{TOP}.{BoardTop.SHELL}"
+    b.blocks = {"engine": f"{shell}.{FoldedShell.ENGINE}", "loader": f"{shell}.{FoldedShell.LOADER}"}
+    b.plan = platform_for(b.board).build(
+        BoardTop(b.shell), name=TOP, do_build=False,
+        synth_opts=f"-device {b.board.synth_device} -dffe_min_ce_use 8",
+        script_after_read="setattr -mod -set keep_hierarchy 1 " + " ".join(b.blocks.values()),
+        script_after_synth="tee -q -o stat.json stat -json",
+    )
+    b.say(f"[elaborate] done in {_timed(b, 'elaborate_s', t):.1f} s (folded: {b.prog.n_words:,} words, "
+          f"{b.shell.describe()['Latency_cycles']:,} cycles per sample)")
+
+
 def _formal_blocks(b: Build) -> tuple[dict[str, str], dict]:
     """Blocks proven one by one (small proofs, clear limits; the core is the sum of its blocks), and those
-    skipped with the reason (none: every block is written as explicit cells or small logic that equiv_simple
-    matches cell by cell)."""
+    skipped with the reason (spatial: none, every block is written as explicit cells or small logic that
+    equiv_simple matches cell by cell; folded: the engine, whose block RAMs Yosys maps to EBR shapes that
+    equiv_* cannot match to the RTL memories: it rests on the simulation of every vector)."""
+    if b.arch == "folded":
+        return ({"loader": b.blocks["loader"]},
+                {"engine": {"status": "simulated only", "seconds": 0.0,
+                            "reason": "memories (EBR/SPRAM) are not matched by equiv_*; the RTL and netlist "
+                                      "simulations cover every test vector"}})
     return {k: v for k, v in b.blocks.items() if k != "core"}, {}
 
 
 SIM_MODULES = ("core", "encoder")  # the blocks the equivalence simulation runs
 
 
+FOLDED_SIM_MODULES = ("engine", "loader")
+
+
 def planned_files(b: Build) -> set[str]:
     """Every file this build may write into its folder (checked against the user's files before it starts)."""
-    names = set(b.plan.files) | TOOL_FILES | equiv.export_files(SIM_MODULES)
+    if b.arch == "folded":
+        from .folded import IMAGE_FILE
+
+        names = set(b.plan.files) | TOOL_FILES | equiv.export_files(FOLDED_SIM_MODULES) | {IMAGE_FILE}
+    else:
+        names = set(b.plan.files) | TOOL_FILES | equiv.export_files(SIM_MODULES)
     return names | equiv.formal_files(_formal_blocks(b)[0])
 
 
 def write_sources(b: Build) -> None:
     b.plan.extract(str(b.out))
     b.net.save(b.out / "netlist.json")
+    if b.arch == "folded":
+        from .folded import write_image
+
+        b.image = write_image(b.prog, b.out)
 
 
 def synthesize(b: Build) -> None:
@@ -416,7 +498,15 @@ def pack(b: Build) -> None:
 
 
 def simulate_equivalence(b: Build, ref: np.ndarray) -> None:
-    """RTL and post-synthesis core and serial encoder, every vector, against the IR emulator."""
+    """RTL and post-synthesis core and serial encoder (folded: program, engine and loader), every vector,
+    against the IR emulator."""
+    if b.arch == "folded":
+        from .folded import simulate_folded
+
+        t = time.perf_counter()
+        simulate_folded(b, ref)
+        _timed(b, "equiv_sim_s", t)
+        return
     t = time.perf_counter()
     b.eq = {"enabled": True, "data": b.data_name, "vectors": int(len(b.x))}
     b.say("[equivalence] exporting the RTL and post-synthesis core and encoder")
@@ -466,6 +556,11 @@ def make_report(b: Build, ref: np.ndarray) -> dict:
     report = summarize_build(b.out, b.board, b.net, b.shell, b.options, b.stamp, b.stages, eq, acc, b.src_info,
                              b.blocks)
     report["board_source"] = b.board_arg  # what `warpc flash` reloads the board's programmers from
+    report["arch"] = b.arch
+    if b.arch == "folded":
+        from .folded import folded_report
+
+        report["folded"] = folded_report(b, report)
     if b.estimate:  # what `warpc estimate` predicted, beside the synthesised numbers (scripts/estimate_error.py)
         report["estimate"] = {"LC": b.estimate["LC"], "Fmax_class": b.estimate["Fmax"]["class"],
                               "blocks": {k: v["LC"] for k, v in b.estimate["blocks"].items()}}

@@ -40,16 +40,31 @@ def flash(build_dir: str | Path, sram: bool = False, tool: str | None = None) ->
     if prog is None:
         raise BoardError(f"no programmer found ({' or '.join(p.tool for p in progs)}); install one, e.g. "
                          "`apt-get install fpga-icestorm` (iceprog) or `apt-get install openfpgaloader`")
-    cmd = prog.command(str(binf), sram=sram)
+    steps = [prog.command(str(binf), sram=sram)]
+    folded = rep.get("arch") == "folded"
+    if folded:  # the program image goes into the flash beside the bitstream; the design copies it at power-up
+        img = (rep.get("folded") or {}).get("image") or {}
+        imgf = d / str(img.get("file", "program.bin"))
+        if not imgf.is_file() or not isinstance(img.get("flash_offset"), int):
+            raise BoardError(f"the folded build in {d} has no program image ({imgf.name}) or no flash offset in its "
+                             "report (rebuild with `warpc synth`)")
+        # with --sram, the image still has to be in the flash (SPRAM is filled from there); write it first
+        steps.insert(0 if sram else 1, prog.command_at(str(imgf), int(img["flash_offset"])))
+    for cmd in steps:
+        _program(cmd, prog.tool, board.name)
+    extra = f" and its program image at 0x{int(rep['folded']['image']['flash_offset']):X}" if folded else ""
+    return f"flashed {binf}{extra} (build {rep.get('stamp', {}).get('id')}) with {prog.tool}"
+
+
+def _program(cmd: list[str], tool: str, board: str) -> None:
     r = subprocess.run(cmd, capture_output=True, text=True)
     text = (r.stdout + r.stderr).strip()
     if r.returncode:
         low = text.lower()
         if "can't find" in low or "no device" in low or "unable to open" in low or "not found" in low:
-            raise BoardError(f"no board found by {prog.tool} (is the {board.name} plugged in, with permission to "
+            raise BoardError(f"no board found by {tool} (is the {board} plugged in, with permission to "
                              f"its USB device?): {text.splitlines()[-1] if text else ''}")
         raise ToolchainError(f"{' '.join(cmd)} failed (exit {r.returncode}): {text[-800:]}")
-    return f"flashed {binf} (build {rep.get('stamp', {}).get('id')}) with {prog.tool}"
 
 
 class SimulatedBoard:
@@ -213,6 +228,10 @@ def run_on_board(build_dir: str | Path, port: str | None = None, dataset: str | 
                 status, got = read_reply(serial_port, n_payload)
                 if status == "ok":
                     break
+                if status == "noprog":  # retrying cannot help: the flash holds no image for this bitstream
+                    raise BoardError("the board has no valid program image in its flash (NOPROG; its second LED is "
+                                     f"lit): write it with `warpc flash {build_dir}`, which programs the bitstream "
+                                     "and the image together")
                 problems[status] = problems.get(status, 0) + 1
             else:
                 raise BoardError(

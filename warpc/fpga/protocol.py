@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..hdl.framing import ACK_BYTE, MAX_RATE_ERROR, NAK_BYTE, SYNC_BYTE, crc8, idle_timeout_s
+from ..hdl.framing import ACK_BYTE, MAX_RATE_ERROR, NAK_BYTE, NOPROG_BYTE, SYNC_BYTE, crc8, idle_timeout_s
 
 __all__ = ["ACK_BYTE", "MAX_RATE_ERROR", "NAK_BYTE", "SYNC_BYTE", "crc8", "idle_timeout_s", "frame_bytes",
            "reply_length", "parse_reply", "reply_bytes", "read_reply", "BoardModel"]
@@ -41,13 +41,16 @@ def reply_bytes(payload: bytes) -> bytes:
 
 
 def read_reply(port, n_payload: int) -> tuple[str, bytes]:
-    """Read one reply: ("ok", payload), or (problem, what was read) with problem "nak", "timeout" (fewer bytes
+    """Read one reply: ("ok", payload), or (problem, what was read) with problem "nak", "noprog" (a folded
+    build without a valid program image), "timeout" (fewer bytes
     than a reply within the port's timeout), "bad start" (neither ACK nor NAK) or "bad check" (CRC mismatch)."""
     first = port.read(1)
     if len(first) < 1:
         return "timeout", b""
     if first[0] == NAK_BYTE:
         return "nak", first
+    if first[0] == NOPROG_BYTE:
+        return "noprog", first
     if first[0] != ACK_BYTE:
         return "bad start", first
     rest = port.read(n_payload + 1)

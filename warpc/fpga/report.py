@@ -75,7 +75,8 @@ def summarize_build(out: Path, board, net, shell, options: dict, stamp: dict, st
     fmax = pnr.get("fmax", {})
     core_clock = float(board.clock_hz)
     f_ach = min((v["achieved_MHz"] for v in fmax.values()), default=None)
-    core = shell.core
+    d = shell.describe()
+    lat, ii = d["Latency_cycles"], d["Interval_cycles"]
     report = {
         "format": FORMAT,
         "stamp": stamp,
@@ -89,19 +90,17 @@ def summarize_build(out: Path, board, net, shell, options: dict, stamp: dict, st
                      "IO": io.get("available", cap.get("IO"))},
         "Fmax_MHz": f_ach,
         "clock_MHz": core_clock / 1e6,
-        "Latency_cycles": core.latency,
-        "Interval_cycles": core.interval,
+        "Latency_cycles": lat,
+        "Interval_cycles": ii,
         # the core alone (one sample per interval at the clock it runs at, and at the Fmax nextpnr found);
         # over the UART the line rate bounds it: see uart.max_samples_per_s
         "throughput": {
-            "core_samples_per_s": round(core_clock / core.interval),
-            "core_samples_per_s_at_fmax": round(f_ach * 1e6 / core.interval) if f_ach else None,
+            "core_samples_per_s": round(core_clock / ii),
+            "core_samples_per_s_at_fmax": round(f_ach * 1e6 / ii) if f_ach else None,
         },
-        "Latency_ns": round(core.latency * 1e3 / (core_clock / 1e6), 1) if core.latency else None,
-        "Latency_from": "the encoded input bits (the shell's serial-encoder register, written as the last feature "
-                        "byte arrives) to the class index; receiving a sample over the UART takes its bytes' time",
-        "pipeline": {"lut_levels_per_stage": core.pipeline, "lut_stages": core.shape.lut_stages,
-                     "depth": core.shape.depth},
+        "Latency_ns": round(lat * 1e3 / (core_clock / 1e6), 1) if lat else None,
+        "Latency_from": d["Latency_from"],
+        "pipeline": d["pipeline"],
         "blocks": res["blocks"],
         "fmax": fmax,
         "critical_paths": pnr.get("critical_paths", []),
@@ -111,7 +110,7 @@ def summarize_build(out: Path, board, net, shell, options: dict, stamp: dict, st
         "accuracy": accuracy,
         "uart": {"baud": board.baud, "sync_byte": f"0x{SYNC_BYTE:02X}", "feature_bytes": shell.feature_bytes,
                  "reply_bytes": shell.reply_bytes, "scores": shell.with_scores,
-                 "score_bits": core.shape.score_bits,
+                 "score_bits": d["score_bits"],
                  # 10 bits per byte on the line; host and board alternate, so this bounds `warpc run`
                  "max_samples_per_s": round(board.baud / 10 / (shell.request_bytes + shell.reply_bytes), 1)},
         "files": {"bitstream": "top.bin", "asc": "top.asc", "netlist": "netlist.json",

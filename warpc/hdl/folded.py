@@ -262,6 +262,19 @@ class FoldedShell(FramedShell):
     def _start(self, m: Module) -> None:
         m.d.sync += self.engine.start.eq(1)
 
+    def describe(self) -> dict:
+        """Timing facts for the build report."""
+        prog = self.prog
+        d = {"Latency_cycles": latency(prog), "Interval_cycles": latency(prog) + 1, "score_bits": prog.score_bits,
+             "pipeline": {"engine_stages": PIPELINE, "program_words": prog.n_words},
+             "Latency_from": "the last feature byte (the engine's start) to the class index; receiving a sample "
+                             "over the UART takes its bytes' time"}
+        if self.loader is not None:
+            from .boot import FlashLoader
+
+            d["boot_cycles"] = FlashLoader.boot_cycles(prog.n_words, WORD_BITS, self.loader.clock_hz)
+        return d
+
     def _done(self):
         return self.engine.done
 

@@ -443,6 +443,16 @@ class UartShell(FramedShell):
     def _start(self, m: Module) -> None:
         m.d.sync += self.core.valid_in.eq(1)
 
+    def describe(self) -> dict:
+        """Timing facts for the build report."""
+        core = self.core
+        return {"Latency_cycles": core.latency, "Interval_cycles": core.interval, "score_bits": core.shape.score_bits,
+                "pipeline": {"lut_levels_per_stage": core.pipeline, "lut_stages": core.shape.lut_stages,
+                             "depth": core.shape.depth},
+                "Latency_from": "the encoded input bits (the shell's serial-encoder register, written as the last "
+                                "feature byte arrives) to the class index; receiving a sample over the UART takes "
+                                "its bytes' time"}
+
     def _done(self):
         return self.core.valid_out
 
@@ -483,10 +493,9 @@ class BoardTop(Elaboratable):
         if leds:
             m.d.comb += leds[0].o.eq(shell.busy)
         if getattr(shell, "cs_n", None) is not None:
-            # cs, wp and hold are active-low pins (PinsN): cs.o = 1 selects the flash; wp/hold stay 0 (pins high)
-            flash = platform.request("spi_flash_1x", 0)
-            m.d.comb += [flash.cs.o.eq(~shell.cs_n), flash.clk.o.eq(shell.sck), flash.copi.o.eq(shell.copi),
-                         shell.cipo.eq(flash.cipo.i)]
+            from .boot import connect_spi_flash
+
+            connect_spi_flash(m, shell, platform.request("spi_flash_1x", 0))
             if len(leds) > 1:
                 m.d.comb += leds[1].o.eq(shell.fault)
         return m

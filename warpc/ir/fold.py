@@ -331,24 +331,36 @@ def _schedule(net: Netlist, lay: Layout, inputs: list[int], node_ops: list[_Op],
         a = [addr[s] for s in reads] + [0] * (2 - len(reads))
         return lay.node_lane(a[0], a[1], _expand(table, len(reads)))
 
-    # NODE words: list scheduling, ready ops first, in level order
-    pending = list(node_ops)
-    while pending:
+    # NODE words: list scheduling with a heap of ops whose fanins are all written, keyed by (ready word, level
+    # order); an op enters the heap when its last stored fanin is scheduled
+    import heapq
+
+    waiting: dict[int, int] = {}          # op index -> fanins not yet written
+    dependents: dict[int, list[int]] = {}
+    heap: list[tuple[int, int]] = []
+    for i, op in enumerate(node_ops):
+        pend = {s for s in op.reads if s > CONST1 and s not in written}
+        waiting[i] = len(pend)
+        for s in pend:
+            dependents.setdefault(s, []).append(i)
+        if not pend:
+            heapq.heappush(heap, (ready_at(op.reads), i))
+    while heap:
         pc = len(words)
-        batch, rest = [], []
-        for idx, op in enumerate(pending):
-            if ready_at(op.reads) <= pc:
-                batch.append(op)
-                if len(batch) == L:  # full: keep the rest in order
-                    rest.extend(pending[idx + 1:])
-                    break
-            else:
-                rest.append(op)
-        if not batch:
-            nop_until(min(ready_at(op.reads) for op in pending))
+        if heap[0][0] > pc:
+            nop_until(heap[0][0])
             continue
-        pending = rest
+        batch = []
+        while heap and heap[0][0] <= pc and len(batch) < L:
+            batch.append(node_ops[heapq.heappop(heap)[1]])
         store_word(KIND_NODE, [(op.sig, node_lane(op)) for op in batch])
+        for op in batch:
+            for i in dependents.get(op.sig, ()):
+                waiting[i] -= 1
+                if waiting[i] == 0:
+                    heapq.heappush(heap, (ready_at(node_ops[i].reads), i))
+    if any(waiting.values()):
+        raise NetlistError("internal: the schedule left nodes whose fanins were never written")
 
     # per class: COUNT lanes (fused nodes, constant ones) and SUM lanes (two stored signals each)
     for ops in per_class:
