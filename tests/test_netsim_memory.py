@@ -15,7 +15,7 @@ import pytest
 
 from _cellsim import YOSYS, needs_yosys, sim_portable
 from warpc.errors import ToolchainError
-from warpc.fpga.netsim import NetSim, bits_of, value_of
+from warpc.fpga.netsim import NetSim, bits_of, lanes_of, value_of, values_of
 
 EBR_MODES = [(0, 0), (1, 1), (2, 2), (3, 3), (0, 3), (3, 0), (1, 2)]  # (READ_MODE, WRITE_MODE) per instance
 
@@ -732,3 +732,109 @@ def test_mem_v2_refusals_without_yosys():
     st["we"][0] = True
     out = value_of(sim.run(st)["o"])
     assert list(out[2]) == [1, 2] and [sim.memories()["m"].word(1, lane) for lane in range(2)] == [1, 2]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the streaming session API
+
+def test_lanes_of_values_of_round_trip():
+    rng = np.random.default_rng(5)
+    for lanes in (1, 7, 8, 9, 100, 1001):
+        for width in (1, 3, 8, 13, 40, 63):
+            v = rng.integers(0, 1 << width, lanes, dtype=np.int64) if width < 63 else \
+                rng.integers(0, 1 << 62, lanes, dtype=np.int64) * 2 + 1
+            li = lanes_of(v, width)
+            assert len(li) == width and all(0 <= x < 1 << lanes for x in li)
+            assert li == [sum(((int(v[j]) >> i) & 1) << j for j in range(lanes)) for i in range(width)]
+            back = values_of(li, lanes)
+            assert back.dtype == np.int64 and back.shape == (lanes,) and (back == v).all()
+    assert values_of([], 3).tolist() == [0, 0, 0]
+    assert lanes_of(np.array([-1, 2]), 3) == [0b01, 0b11, 0b01]
+
+
+@needs_yosys
+def test_session_steps_like_run():
+    T, lanes, depth = 40, 6, 6
+    top, e, ports = memv2_design(depth, True)
+    sim = NetSim(rtl_json(top, ports), x_fill="random")
+    s = memv2_stimulus(T, lanes, depth, seed=3)
+    widths = {"wa": 3, "wd": 8, "we": 2, "ra": 3, "rb": 3, "rc": 3, "ren": 1}
+    ref = {n: value_of(v) for n, v in sim.run({n: bits_of(s[n], w) for n, w in widths.items()}).items()}
+    sess = sim.session(lanes)
+    assert sess.M == (1 << lanes) - 1 and sess.cycle == 0
+    for t in range(T):
+        ins = {}
+        for n, w in widths.items():
+            if (s[n][t] == s[n][t][0]).all() and t % 2:
+                ins[n] = int(s[n][t][0])  # a broadcast int
+            elif t % 3 == 0:
+                ins[n] = s[n][t]  # a numpy array of per-lane values
+            else:
+                ins[n] = lanes_of(s[n][t], w)  # lane ints
+        out = sess.step(ins)
+        assert sorted(out) == ["oa", "ob", "oc"] and all(len(v) == 8 for v in out.values())
+        for n in out:
+            assert (values_of(out[n], lanes) == ref[n][t]).all(), (t, n)
+    assert sess.cycle == T
+    # a fresh session starts again from the images
+    sess = sim.session(lanes)
+    for t in range(3):
+        out = sess.step({n: s[n][t] for n in widths})
+        assert all((values_of(out[n], lanes) == ref[n][t]).all() for n in out)
+    with pytest.raises(ToolchainError, match="no input port 'nope'"):
+        sess.step({"nope": 1})
+    with pytest.raises(ToolchainError, match="2 lane ints for a 3-bit port"):
+        sess.step({"wa": [0, 0]})
+    with pytest.raises(ToolchainError, match="negative"):
+        sess.step({"wa": -1})
+
+
+def memv2_two_writers():
+    """Two write ports (the second one transparent for read port b) and one async read port."""
+    from amaranth import Elaboratable, Module, Signal
+    from amaranth.lib.memory import Memory
+
+    class D(Elaboratable):
+        def __init__(self) -> None:
+            self.wa0, self.wa1 = Signal(2, name="wa0"), Signal(2, name="wa1")
+            self.wd0, self.wd1 = Signal(4, name="wd0"), Signal(4, name="wd1")
+            self.we0, self.we1 = Signal(name="we0"), Signal(name="we1")
+            self.ra, self.rb = Signal(2, name="ra"), Signal(2, name="rb")
+            self.oa, self.ob = Signal(4, name="oa"), Signal(4, name="ob")
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.mem = mem = Memory(shape=4, depth=4, init=[3, 5, 7, 9])
+            w0, w1 = mem.write_port(), mem.write_port()
+            ra = mem.read_port(transparent_for=[w0])
+            rb = mem.read_port(transparent_for=[w0, w1])
+            m.d.comb += [w0.addr.eq(self.wa0), w0.data.eq(self.wd0), w0.en.eq(self.we0), w1.addr.eq(self.wa1),
+                         w1.data.eq(self.wd1), w1.en.eq(self.we1), ra.addr.eq(self.ra), rb.addr.eq(self.rb),
+                         self.oa.eq(ra.data), self.ob.eq(rb.data)]
+            return m
+
+    d = D()
+    return d, [d.wa0, d.wa1, d.wd0, d.wd1, d.we0, d.we1, d.ra, d.rb, d.oa, d.ob]
+
+
+@needs_yosys
+def test_mem_v2_two_write_ports_match_amaranth_simulator():
+    T, lanes = 120, 4
+    d, ports = memv2_two_writers()
+    js = rtl_json(d, ports)
+    sim = NetSim(js)
+    assert sim.cell_counts.get("$mem_v2") == 1 and list(sim.memories()) == ["mem"]
+    rng = np.random.default_rng(21)
+    s = {n: _lanes(rng.integers(0, 4, T), lanes) for n in ("wa0", "wa1", "ra", "rb")}
+    s["wa1"] = np.where(_lanes(rng.random(T) < 0.4, lanes), s["wa0"], s["wa1"])  # both ports on one word
+    for n in ("wd0", "wd1"):
+        s[n] = rng.integers(0, 16, (T, lanes))
+    for n in ("we0", "we1"):
+        s[n] = rng.integers(0, 2, (T, lanes))
+    widths = {"wa0": 2, "wa1": 2, "wd0": 4, "wd1": 4, "we0": 1, "we1": 1, "ra": 2, "rb": 2}
+    out = sim.run({n: bits_of(s[n], w) for n, w in widths.items()})
+    for lane in range(lanes):
+        d2, _ = memv2_two_writers()
+        ref = sim_portable(d2, [(getattr(d2, n), s[n][:, lane]) for n in widths], [d2.oa, d2.ob], T)
+        assert list(value_of(out["oa"][:, lane])) == ref[0], f"lane {lane} oa"
+        assert list(value_of(out["ob"][:, lane])) == ref[1], f"lane {lane} ob"

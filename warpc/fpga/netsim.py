@@ -30,6 +30,10 @@ contents before the edge, combinationally). INIT and RD_INIT_VALUE may hold x (x
 address outside OFFSET .. OFFSET + SIZE - 1 reads x and writes nothing. Addresses must be lane-uniform while the
 port is enabled (an asynchronous port always is). Refused: read port resets (RD_ARST / RD_SRST not constant 0),
 wide ports, negative-edge or unclocked write ports, and clocks other than the flip-flops'.
+
+Streaming: `NetSim.session(lanes)` gives a `Session` whose `step(inputs)` takes each input as a broadcast int, a
+list of lane ints (one per port bit) or a numpy array of per-lane values, and returns the outputs as lists of lane
+ints; `lanes_of` / `values_of` convert between per-lane values and lane ints. `run` steps a session.
 """
 from __future__ import annotations
 
@@ -660,6 +664,12 @@ class NetSim:
             code.append("   pass")
         return code, outs, clocks
 
+    def session(self, lanes: int) -> "Session":
+        """A streaming simulation of `lanes` lanes, stepped one clock at a time (`Session.step`): memories start
+        from their images and flip-flops from their init values, as in `run`. The memories' contents are shared by
+        all sessions (and runs) of this NetSim: starting one restarts them, so step one session at a time."""
+        return Session(self, lanes)
+
     def run(self, stimuli: dict[str, np.ndarray], cycles: int | None = None,
             progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
         """stimuli: port -> bool array (cycles, lanes, width) (missing inputs, e.g. clk/rst, are 0).
@@ -668,46 +678,166 @@ class NetSim:
         first = next(iter(stimuli.values()))
         T = first.shape[0] if cycles is None else cycles
         lanes = first.shape[1]
-        M = (1 << lanes) - 1
-        nbytes = (lanes + 7) // 8
         for n, a in stimuli.items():
             if n not in self.inputs:
                 raise ToolchainError(f"{self.top} has no input port {n!r}")
             if a.shape[1:] != (lanes, self.inputs[n]):
                 raise ToolchainError(f"stimulus for {n}: shape {a.shape[1:]} != ({lanes}, {self.inputs[n]})")
-        if self.x_fill == "random":  # fixed junk, so that runs repeat
-            rng = np.random.default_rng(0x5EED)
-            self._x[:] = [int.from_bytes(rng.bytes(nbytes), "little") & M for _ in range(16)]
-        else:
-            self._x[:] = [0] * 16
-        for mem in self._mems.values():
-            mem._start(M, self._x)
-        state = [M if v == 1 else (self._x[k % 16] if v is None else 0) for k, v in enumerate(self.state_init)]
+        sess = self.session(lanes)
         res = {n: np.zeros((T, lanes, w), dtype=bool) for n, w in self.outputs.items()}
+        nbytes = (lanes + 7) // 8
 
         def pack(bits2d: np.ndarray) -> list[int]:  # (lanes, width) -> width lane-ints
-            pk = np.packbits(bits2d.T.astype(np.uint8), axis=1, bitorder="little")
-            return [int.from_bytes(row.tobytes(), "little") for row in pk]
+            raw = np.packbits(bits2d.T.astype(np.uint8), axis=1, bitorder="little").tobytes()
+            return [int.from_bytes(raw[b : b + nbytes], "little") for b in range(0, len(raw), nbytes)]
 
         for t in range(T):
-            ins: list[int] = []
-            for n in self._in_order:
-                w = self.inputs[n]
-                if n in stimuli and t < stimuli[n].shape[0]:
-                    ins += pack(stimuli[n][t])
-                else:
-                    ins += [0] * w
-            outs, state = self._step(ins, state, M)
-            k = 0
+            outs = sess.step({n: pack(a[t]) for n, a in stimuli.items() if t < a.shape[0]})
             for n, w in self.outputs.items():
-                raw = b"".join(v.to_bytes(nbytes, "little") for v in outs[k : k + w])
+                raw = b"".join(v.to_bytes(nbytes, "little") for v in outs[n])
                 bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8).reshape(w, nbytes), axis=1,
                                      bitorder="little")[:, :lanes]
                 res[n][t] = bits.T.astype(bool)
-                k += w
             if progress is not None:
                 progress(t + 1, T)
         return res
+
+
+class Session:
+    """One streaming simulation (`NetSim.session`). `step(inputs)` evaluates the logic with `inputs` (port ->
+    value; missing ports are 0), returns the outputs sampled before the clock edge as port -> list of lane ints
+    (one per port bit, LSB first; bit j = lane j), then clocks. An input value is a non-negative int (the same in
+    every lane: bit i of it is port bit i), a list of `width` lane ints (one per port bit, each < 2**lanes: they
+    are not masked), or a numpy array (lanes,) of per-lane values (converted with `lanes_of`). `M` is the
+    all-lanes mask, `cycle` the number of steps done."""
+
+    def __init__(self, sim: NetSim, lanes: int) -> None:
+        if lanes < 1:
+            raise ToolchainError(f"a session needs at least one lane, not {lanes}")
+        self.sim, self.lanes = sim, lanes
+        self.M = M = (1 << lanes) - 1
+        self.cycle = 0
+        nbytes = (lanes + 7) // 8
+        if sim.x_fill == "random":  # fixed junk, so that runs repeat
+            rng = np.random.default_rng(0x5EED)
+            sim._x[:] = [int.from_bytes(rng.bytes(nbytes), "little") & M for _ in range(16)]
+        else:
+            sim._x[:] = [0] * 16
+        for mem in sim._mems.values():
+            mem._start(M, sim._x)
+        x = sim._x
+        self._state = [M if v == 1 else (x[k % 16] if v is None else 0) for k, v in enumerate(sim.state_init)]
+        self._slots: dict[str, tuple[int, int]] = {}  # input port -> (first index in the step's input list, width)
+        k = 0
+        for n in sim._in_order:
+            self._slots[n] = (k, sim.inputs[n])
+            k += sim.inputs[n]
+        self._n_in = k
+        self._outs: list[tuple[str, int, int]] = []
+        k = 0
+        for n, w in sim.outputs.items():
+            self._outs.append((n, k, k + w))
+            k += w
+        self._step = sim._step
+
+    def step(self, inputs: dict[str, "int | list[int] | np.ndarray"] | None = None) -> dict[str, list[int]]:
+        M = self.M
+        ins = [0] * self._n_in
+        if inputs:
+            slots = self._slots
+            for n, v in inputs.items():
+                try:
+                    k, w = slots[n]
+                except KeyError:
+                    raise ToolchainError(f"{self.sim.top} has no input port {n!r}") from None
+                if type(v) is list:
+                    if len(v) != w:
+                        raise ToolchainError(f"input {n}: {len(v)} lane ints for a {w}-bit port")
+                    ins[k : k + w] = v
+                elif isinstance(v, (int, np.integer)):
+                    v = int(v)
+                    if v < 0:
+                        raise ToolchainError(f"input {n}: {v} is negative")
+                    if v:
+                        for i in range(w):
+                            if (v >> i) & 1:
+                                ins[k + i] = M
+                elif isinstance(v, np.ndarray):
+                    if v.shape != (self.lanes,):
+                        raise ToolchainError(f"input {n}: array of shape {v.shape}, not ({self.lanes},)")
+                    ins[k : k + w] = lanes_of(v, w)
+                else:
+                    v = list(v)
+                    if len(v) != w:
+                        raise ToolchainError(f"input {n}: {len(v)} lane ints for a {w}-bit port")
+                    ins[k : k + w] = v
+        outs, self._state = self._step(ins, self._state, M)
+        self.cycle += 1
+        return {n: outs[a:b] for n, a, b in self._outs}
+
+
+_T8 = [(np.uint64(7), np.uint64(0x00AA00AA00AA00AA)), (np.uint64(14), np.uint64(0x0000CCCC0000CCCC)),
+       (np.uint64(28), np.uint64(0x00000000F0F0F0F0))]
+
+
+def _transpose8(x: np.ndarray) -> np.ndarray:
+    """8x8 bit-matrix transpose of each uint64 (bit 8r + c <-> bit 8c + r; Hacker's Delight transpose8)."""
+    for sh, mk in _T8:
+        t = (x ^ (x >> sh)) & mk
+        x = x ^ t ^ (t << sh)
+    return x
+
+
+def lanes_of(values: np.ndarray, width: int) -> list[int]:
+    """Per-lane values (lanes,) -> `width` lane ints (bit j of the i-th = bit i of values[j]); negative values
+    give their two's complement bits."""
+    v = np.asarray(values, dtype=np.int64).ravel()
+    lanes = v.shape[0]
+    if width <= 0:
+        return []
+    nbytes = (lanes + 7) // 8
+    if width <= 3:  # a few bits: one packbits each
+        return [int.from_bytes(np.packbits(((v >> i) & 1).astype(np.uint8), bitorder="little").tobytes(), "little")
+                for i in range(width)]
+    if lanes % 8:
+        by = np.zeros((nbytes * 8, 8), dtype=np.uint8)  # lane -> its 8 value bytes (little-endian)
+        by[:lanes] = v.astype("<i8").view(np.uint8).reshape(lanes, 8)
+    else:
+        by = v.astype("<i8", copy=False).view(np.uint8).reshape(lanes, 8)
+    groups = (min(width, 64) + 7) // 8
+    cols = np.ascontiguousarray(by[:, :groups].T).view(np.uint64)  # (groups, nbytes): byte k = lane 8c + k
+    rows = _transpose8(cols).view(np.uint8).reshape(groups, nbytes, 8).transpose(0, 2, 1).tobytes()
+    res = [int.from_bytes(rows[r * nbytes : (r + 1) * nbytes], "little") for r in range(8 * groups)]
+    res = res[: min(width, 64)]
+    if width > 64:  # sign bits
+        res += [res[63]] * (width - 64)
+    return res
+
+
+def values_of(lane_ints: list[int], lanes: int) -> np.ndarray:
+    """`width` lane ints (LSB first, each < 2**lanes) -> per-lane values (lanes,) int64 (width <= 63; bit 63
+    wraps to negative, higher bits are dropped)."""
+    w = min(len(lane_ints), 64)
+    nbytes = (lanes + 7) // 8
+    if w <= 3:  # a few bits: one unpackbits each
+        acc = np.zeros(lanes, dtype=np.int64)
+        for i, li in enumerate(lane_ints[:w]):
+            b = np.unpackbits(np.frombuffer(li.to_bytes(nbytes, "little"), dtype=np.uint8), count=lanes,
+                              bitorder="little")
+            acc |= b.astype(np.int64) << i
+        return acc
+    groups = (w + 7) // 8
+    raw = np.zeros((groups * 8, nbytes), dtype=np.uint8)
+    if w:
+        raw[:w] = np.frombuffer(b"".join(v.to_bytes(nbytes, "little") for v in lane_ints[:w]),
+                                dtype=np.uint8).reshape(w, nbytes)
+    # (groups, nbytes) uint64, byte r of column c = bit-row 8g + r -> byte k = value byte g of lane 8c + k
+    cols = np.ascontiguousarray(raw.reshape(groups, 8, nbytes).transpose(0, 2, 1)).view(np.uint64)
+    b = _transpose8(cols).reshape(groups, nbytes).view(np.uint8).reshape(groups, nbytes * 8)[:, :lanes]
+    acc = b[0].astype(np.int64)
+    for g in range(1, groups):
+        acc |= b[g].astype(np.int64) << (8 * g)
+    return acc
 
 
 def bits_of(values: np.ndarray, width: int) -> np.ndarray:
