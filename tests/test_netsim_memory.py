@@ -724,6 +724,14 @@ def test_mem_v2_refusals_without_yosys():
         NetSim(mod({"WR_CLK_ENABLE": "0"}, {}))
     with pytest.raises(ToolchainError, match="not the flip-flops' clock"):
         NetSim(mod({}, {"WR_CLK": ["1"]}))
+    # x contents (INIT x) wider than 16 bits read as junk with x_fill="random", as 0 by default
+    wide = mod({"WIDTH": 20, "RD_INIT_VALUE": "0" * 20}, {"RD_DATA": list(range(20, 40)), "WR_EN": [8] * 20,
+                                                         "WR_DATA": [9, 10] * 10})
+    wide["modules"]["t"]["ports"]["o"]["bits"] = list(range(20, 40))
+    for fill in ("zero", "random"):
+        sim = NetSim(wide, x_fill=fill)
+        out = value_of(sim.run({"a": np.zeros((3, 4, 2), bool)})["o"])
+        assert (out[0] == 0).all() and ((out[1:] != 0).any() == (fill == "random"))
     # OFFSET: addresses 4..7 are words 0..3; other addresses read x and do not write
     sim = NetSim(mod({"OFFSET": 4, "ABITS": 3}, {"RD_ADDR": [4, 5, "1"], "WR_ADDR": [4, 5, "1"]}))
     T, lanes = 3, 2

@@ -130,7 +130,7 @@ class MemoryModel:
         self._mask = mask
         w = self.width
         if any(x):
-            self.bits[:] = [mask if v == 1 else (x[i % w] if v else 0) for i, v in enumerate(self._image)]
+            self.bits[:] = [mask if v == 1 else (x[i % w % len(x)] if v else 0) for i, v in enumerate(self._image)]
         else:
             self.bits[:] = [mask if v == 1 else 0 for v in self._image]
 
