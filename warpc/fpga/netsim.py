@@ -741,6 +741,20 @@ class Session:
         self._step = sim._step
 
     def step(self, inputs: dict[str, "int | list[int] | np.ndarray"] | None = None) -> dict[str, list[int]]:
+        outs, self._state = self._step(self._inputs(inputs), self._state, self.M)
+        self.cycle += 1
+        return {n: outs[a:b] for n, a, b in self._outs}
+
+    def peek(self, inputs: dict[str, "int | list[int] | np.ndarray"] | None = None) -> dict[str, list[int]]:
+        """The outputs `step(inputs)` would return, without clocking: e.g. to read a cycle's pins before
+        answering on an input that depends on them (a flash model on an SPI bus). Designs without memories only
+        (a memory port would act twice)."""
+        if self.sim._mems:
+            raise ToolchainError("Session.peek needs a design without memories")
+        outs, _ = self._step(self._inputs(inputs), list(self._state), self.M)
+        return {n: outs[a:b] for n, a, b in self._outs}
+
+    def _inputs(self, inputs) -> list[int]:
         M = self.M
         ins = [0] * self._n_in
         if inputs:
@@ -771,9 +785,7 @@ class Session:
                     if len(v) != w:
                         raise ToolchainError(f"input {n}: {len(v)} lane ints for a {w}-bit port")
                     ins[k : k + w] = v
-        outs, self._state = self._step(ins, self._state, M)
-        self.cycle += 1
-        return {n: outs[a:b] for n, a, b in self._outs}
+        return ins
 
 
 _T8 = [(np.uint64(7), np.uint64(0x00AA00AA00AA00AA)), (np.uint64(14), np.uint64(0x0000CCCC0000CCCC)),

@@ -128,6 +128,11 @@ class FoldedEngine(Elaboratable):
         kind = word[0:2]
         end = word[2]
         lanes = [word[3 + i * lay.lane_bits: 3 + (i + 1) * lay.lane_bits] for i in range(L)]
+        # the feature write port is registered: it decouples the receiver's timing from the memories (and gives
+        # the netlist ports stable names); the engine starts long after the last feature's write
+        fw_en, fw_addr = Signal(), Signal.like(self.feat_addr)
+        fw_data = Signal.like(self.feat_data)
+        m.d.sync += [fw_en.eq(self.feat_we), fw_addr.eq(self.feat_addr), fw_data.eq(self.feat_data)]
         act_rd = []    # [lane][port] -> L-bit read data (S2)
         feat_rd = []   # [lane] -> feature value (S2)
         act_ports_w = []
@@ -138,7 +143,8 @@ class FoldedEngine(Elaboratable):
                 m.submodules[f"act{i}_{p}"] = mem
                 rp = mem.read_port(transparent_for=())
                 a = lanes[i][p * A:(p + 1) * A]
-                m.d.comb += rp.addr.eq(a[sel_bits:])
+                # reads only for a valid word: outside a program pass the program memory's output is undefined
+                m.d.comb += [rp.addr.eq(a[sel_bits:]), rp.en.eq(v1)]
                 row.append(rp.data)
                 act_ports_w.append(mem.write_port())
             act_rd.append(row)
@@ -146,8 +152,8 @@ class FoldedEngine(Elaboratable):
             m.submodules[f"feat{i}"] = fmem
             frp = fmem.read_port(transparent_for=())
             fwp = fmem.write_port()
-            m.d.comb += [frp.addr.eq(lanes[i][:lay.feature_bits]), fwp.addr.eq(self.feat_addr),
-                         fwp.data.eq(self.feat_data), fwp.en.eq(self.feat_we)]
+            m.d.comb += [frp.addr.eq(lanes[i][:lay.feature_bits]), frp.en.eq(v1), fwp.addr.eq(fw_addr),
+                         fwp.data.eq(fw_data), fwp.en.eq(fw_en)]
             feat_rd.append(frp.data)
         # S1 -> S2 registers
         v2, kind2, end2 = Signal(), Signal(2), Signal()
