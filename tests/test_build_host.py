@@ -281,3 +281,67 @@ def test_run_rejects_labels_beyond_the_netlists_classes(tmp_path):
     x = random_x(net, 5)
     with pytest.raises(ShapeError, match="2 classes"):
         run_on_board(tmp_path, x=x, y=np.array([0, 1, 2, 0, 1]), serial_port=FakeSerial(net, False, 4))
+
+
+def _folded_flashable(tmp_path, with_image=True):
+    rep = {"stamp": {"id": "s"}, "board": "icebreaker", "arch": "folded",
+           "folded": {"image": {"file": "program.bin", "flash_offset": 0x100000}}}
+    (tmp_path / "report.json").write_text(json.dumps(rep))
+    (tmp_path / "top.bin").write_bytes(b"\0")
+    if with_image:
+        (tmp_path / "program.bin").write_bytes(b"WFLD")
+
+
+def test_flash_writes_a_folded_builds_program_image(tmp_path, monkeypatch):
+    """A folded build's image goes into the flash at its offset beside the bitstream (with --sram too: the
+    design copies SPRAM from the flash at power-up)."""
+    import subprocess
+
+    _folded_flashable(tmp_path)
+    ran = []
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name if name == "iceprog" else None)
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: ran.append(cmd) or subprocess.CompletedProcess(cmd, 0, "", ""))
+    assert "program image at 0x100000" in flash(tmp_path)
+    assert ran == [["iceprog", str(tmp_path / "top.bin")],
+                   ["iceprog", "-o", str(0x100000), str(tmp_path / "program.bin")]]
+    ran.clear()
+    flash(tmp_path, sram=True)
+    assert ran == [["iceprog", "-o", str(0x100000), str(tmp_path / "program.bin")],
+                   ["iceprog", "-S", str(tmp_path / "top.bin")]]
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name if name == "openFPGALoader" else None)
+    ran.clear()
+    flash(tmp_path)
+    assert ran[1] == ["openFPGALoader", "-b", "ice40_generic", "-f", "-o", str(0x100000), str(tmp_path / "program.bin")]
+
+
+def test_flash_refuses_a_folded_build_without_its_image(tmp_path, monkeypatch):
+    import subprocess
+
+    _folded_flashable(tmp_path, with_image=False)
+    ran = []
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: ran.append(cmd) or subprocess.CompletedProcess(cmd, 0, "", ""))
+    with pytest.raises(BoardError, match="no program image"):
+        flash(tmp_path)
+    assert ran == []  # nothing was written
+
+
+def test_noprog_reply_is_a_clear_error(tmp_path):
+    """A folded board whose flash holds no valid image answers NOPROG: `run` stops at once with the fix."""
+    from warpc.hdl.framing import NOPROG_BYTE
+
+    net = random_net(seed=1)
+    _build_dir(tmp_path, net, False)
+
+    class NoProg:
+        def write(self, data):
+            return len(data)
+
+        def read(self, n):
+            return bytes([NOPROG_BYTE])
+
+        def reset_input_buffer(self):
+            pass
+
+    with pytest.raises(BoardError, match="no valid program image.*warpc flash"):
+        run_on_board(tmp_path, x=random_x(net, 3), serial_port=NoProg(), retries=3)

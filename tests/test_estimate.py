@@ -193,13 +193,13 @@ def test_synth_refuses_early_and_leaves_the_folder(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "mine.txt").write_text("keep")
-    res = CliRunner().invoke(main, ["synth", str(p), "-o", str(out)])
+    res = CliRunner().invoke(main, ["synth", str(p), "-o", str(out), "--arch", "spatial"])
     assert res.exit_code == 1
     err = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(err) == 1 and err[0].startswith("error: the design does not fit the iCE40UP5K: needs ~"), res.stderr
     assert "--no-estimate-check" in err[0] and "5,280" in err[0]
     assert sorted(x.name for x in out.iterdir()) == ["mine.txt"] and (out / "mine.txt").read_text() == "keep"
-    res = CliRunner().invoke(main, ["synth", str(p), "-o", str(tmp_path / "new")])
+    res = CliRunner().invoke(main, ["synth", str(p), "-o", str(tmp_path / "new"), "--arch", "spatial"])
     assert res.exit_code == 1 and not (tmp_path / "new").exists()
 
 
@@ -208,8 +208,9 @@ def test_no_estimate_check_gets_past_the_check(tmp_path):
 
     p = chain_net().save(tmp_path / "big.json")
     with pytest.raises(DoesNotFitError):
-        prepare(p, "icebreaker", tmp_path / "o", BuildOptions(), say=lambda s: None)
-    b = prepare(p, "icebreaker", tmp_path / "o", BuildOptions(estimate_check=False), say=lambda s: None)
+        prepare(p, "icebreaker", tmp_path / "o", BuildOptions(arch="spatial"), say=lambda s: None)
+    b = prepare(p, "icebreaker", tmp_path / "o", BuildOptions(arch="spatial", estimate_check=False),
+                say=lambda s: None)
     assert b.estimate["clearly_over"] and not (tmp_path / "o").exists()
     with pytest.raises(ConfigError, match="estimate_check"):
         BuildOptions(estimate_check="no").validate()

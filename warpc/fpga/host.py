@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BoardError, ConfigError, DatasetError, ToolchainError
+from ..errors import BoardError, ConfigError, DatasetError, ToolchainError, WarpcError
 from ..ir.emulate import argmax_lowest, emulate_counts
 from ..ir.netlist import Netlist
 from ..ir.source import sample_data
@@ -76,9 +76,28 @@ class SimulatedBoard:
         from .netsim import NetSim
 
         d = Path(build_dir)
-        self.core = NetSim(self._module(d, rep, "core"))
-        self.enc = NetSim(self._module(d, rep, "encoder"))
         self.net, self.latency = net, int(rep["Latency_cycles"])
+        self.prog = None
+        if rep.get("arch") == "folded":  # the engine netlist with the program the board boots from its flash
+            from ..ir.fold import WORD_BITS, fold
+            from ..ir.image import unpack_image
+            from .folded import IMAGE_FILE, load_program
+
+            img = d / IMAGE_FILE
+            if not img.is_file():
+                raise BoardError(f"cannot simulate the folded build in {d}: {IMAGE_FILE} is missing")
+            try:
+                _, words = unpack_image(img.read_bytes(), WORD_BITS)
+            except WarpcError as e:
+                raise BoardError(f"{img}: {e}") from None
+            self.prog = fold(net)
+            if words != self.prog.words:
+                raise BoardError(f"{img} is not the program of {d}/netlist.json (rebuild with `warpc synth`)")
+            self.engine = NetSim(self._module(d, rep, "engine"), x_fill="random")
+            load_program(self.engine, self.prog, "engine")
+        else:
+            self.core = NetSim(self._module(d, rep, "core"))
+            self.enc = NetSim(self._module(d, rep, "encoder"))
         u = rep["uart"]
         self.fb, self.scores, self.score_bits = int(u["feature_bytes"]), bool(u["scores"]), int(u["score_bits"])
         self.model = BoardModel(net.n_features, net.input_bits, self._answer)
@@ -95,6 +114,9 @@ class SimulatedBoard:
         from .equiv import export_modules
         from .tools import tool
 
+        folded = rep.get("arch") == "folded"
+        module = "top.shell.engine" if folded else block_modules("top")[label]
+
         p = d / f"eq_{label}_gate.json"
         if p.is_file():
             return json.loads(p.read_text())
@@ -105,7 +127,7 @@ class SimulatedBoard:
             for need in ("top.il", "top.json"):
                 shutil.copy(d / need, Path(tmp) / need)
             exe = tool((rep.get("options") or {}).get("toolchain", "yowasp"), "yosys")
-            export_modules(exe, Path(tmp), {label: block_modules("top")[label]})
+            export_modules(exe, Path(tmp), {label: module}, memories=folded)
             return json.loads((Path(tmp) / f"eq_{label}_gate.json").read_text())
 
     def write(self, data: bytes) -> int:
@@ -114,6 +136,16 @@ class SimulatedBoard:
 
     def _answer(self, x: np.ndarray) -> bytes:
         from .netsim import bits_of, value_of
+
+        if self.prog is not None:
+            from .folded import run_engine
+
+            cls, scores = run_engine(self.engine, self.prog, np.asarray(x)[None, :], "engine")
+            reply = bytes([int(cls[0])])
+            if self.scores and scores is not None:
+                nb = -(-self.score_bits // 8)
+                reply += b"".join(int(v).to_bytes(nb, "little") for v in scores[0])
+            return reply
 
         F = len(x)
         vw, iw = self.enc.inputs["value"], self.enc.inputs["index"]
