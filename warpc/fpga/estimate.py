@@ -776,5 +776,5 @@ def _format_folded(est: dict) -> str:
         f"EBR {mem['EBR']} of {cap.get('BRAM')} (activations {mem['activations']['blocks']}, "
         f"features {mem['features']['blocks']})",
         f"LC ~{est['LC']:,} of {cap.get('LC'):,} ({est['utilization_pct']['LC']} %, approx.); "
-        f"{est['Latency_cycles']:,} cycles per sample (one program pass)",
+        f"{est['Interval_cycles']:,} cycles per sample (a program pass of {est['Latency_cycles']:,} + 1)",
         f"estimated in {est.get('compile_seconds', 0)} s"])

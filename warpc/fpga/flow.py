@@ -304,7 +304,7 @@ def _prepare_folded(source, brd: Board, opts: BuildOptions, say: Progress, t: fl
     est = estimate_folded(net, prog, brd, scores=opts.scores)
     mem = est["folded"]["memory"]
     say(f"[estimate] folded: ~{est['LC']:,} LCs, {mem['EBR']} EBR, {mem['SPRAM']} SPRAM; "
-        f"{est['Latency_cycles']:,} cycles per sample")
+        f"{est['Interval_cycles']:,} cycles per sample")
     return net, src_info, prog, est, compile_s
 
 
