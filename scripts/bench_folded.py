@@ -1,9 +1,9 @@
 """Accuracy against LCs, spatial and folded builds side by side, on one dataset.
 
-    python scripts/bench_folded.py --build CKPT:ARCH[:OUT] ... [--baud 3000000] [--from-builds DIR ...]
+    python scripts/bench_folded.py --build CKPT:ARCH[:OUT[:INTERVAL]] ... [--baud 3000000] [--from-builds DIR ...]
 
-Each --build runs `warpc synth CKPT --board icebreaker --arch ARCH` (equivalence on the whole test set) into OUT
-(default build/bench_<ckpt stem>_<arch>); --from-builds reads finished builds' report.json instead. Writes
+Each --build runs `warpc synth CKPT --board icebreaker --arch ARCH [--interval N]` (equivalence on the whole test
+set) into OUT (default build/bench_<ckpt stem>_<arch>); --from-builds reads finished builds' report.json instead. Writes
 scripts/results/folded_builds.json and .md: per build the on-chip accuracy (== the IR, checked), LCs, EBR, SPRAM,
 Fmax, cycles per sample, samples/s of the core and over the UART, boot time, the machine's load average.
 """
@@ -68,9 +68,11 @@ def main() -> None:
     for spec in args.build:
         parts = spec.split(":")
         ckpt, arch = parts[0], parts[1]
-        out = parts[2] if len(parts) > 2 else f"build/bench_{Path(ckpt).stem}_{arch}"
+        out = parts[2] if len(parts) > 2 and parts[2] else f"build/bench_{Path(ckpt).stem}_{arch}"
+        interval = int(parts[3]) if len(parts) > 3 else 1
         t0 = time.perf_counter()
-        rep = warpc.build(ckpt, board="icebreaker", out=out, arch=arch, baud=args.baud, progress=print)
+        rep = warpc.build(ckpt, board="icebreaker", out=out, arch=arch, baud=args.baud, interval=interval,
+                          progress=print)
         rows.append({**row(rep, round(time.perf_counter() - t0, 1)), "load_avg": os.getloadavg()})
     for d in args.from_builds:
         rep = json.loads((Path(d) / "report.json").read_text())
