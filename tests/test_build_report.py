@@ -83,6 +83,10 @@ def _board_dict():
     (lambda d: d.update(nextpnr_device="--up5k --pre-pack x.py"), "nextpnr_device"),
     (lambda d: d.update(programmers=[{"tool": "ls", "flash": ["{bin}"]}]), "programmers[0]"),
     (lambda d: d.update(programmers=[{"tool": "iceprog", "flash": ["; rm", "{bin}"]}]), "programmers[0].flash"),
+    (lambda d: d.update(programmers=[{"tool": "iceprog", "flash": ["{bin}"], "flash_at": ["-o", "{bin}"]}]),
+     "programmers[0].flash_at"),
+    (lambda d: d.update(programmers=[{"tool": "iceprog", "flash": ["{bin}"],
+                                      "flash_at": ["-o", "{offset};", "{bin}"]}]), "programmers[0].flash_at"),
     (lambda d: d.update(family="ice40"), "unknown field"),
 ])
 def test_board_files_are_validated_completely(change, words):

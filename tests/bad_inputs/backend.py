@@ -169,6 +169,9 @@ CASES: list[Case] = [
     Case("synth-board-programmer-ls",
          _synth_board(_set(programmers=[{"tool": "ls", "flash": ["{bin}"]}])), ("programmers[0]",)),
     Case("synth-board-unknown-field", _synth_board(_set(pll=None)), ("unknown field", "pll")),
+    Case("synth-board-flash-at-without-offset",
+         _synth_board(_set(programmers=[{"tool": "iceprog", "flash": ["{bin}"], "flash_at": ["{bin}"]}])),
+         ("programmers[0].flash_at", "{offset}")),
     # --- synth: the pre-synthesis estimate (warpc.fpga.estimate) ----------------------------------------------
     Case("synth-estimate-clearly-over-capacity-keeps-user-files",
          lambda d, fx: ["synth", _over_capacity(d), "-o", _user_folder(d), "--arch", "spatial"],
