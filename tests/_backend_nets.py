@@ -65,3 +65,19 @@ def digits_model(widths=(300, 300), steps: int = 150, seed: int = 0):
         opt.step()
     model.eval()
     return model, xte, yte
+
+
+def train_small_digits(folder) -> "Path":
+    """`warpc train --dataset digits --widths 200,100 --steps 300` into folder/digits.safetensors (the slow
+    toolchain tests' model: seconds to train, a few hundred LUTs)."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from warpc.cli import main
+
+    ckpt = Path(folder) / "digits.safetensors"
+    r = CliRunner().invoke(main, ["train", "--dataset", "digits", "--widths", "200,100", "--steps", "300",
+                                  "--out", str(ckpt)])
+    assert r.exit_code == 0, r.output
+    return ckpt

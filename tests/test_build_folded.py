@@ -15,7 +15,7 @@ from warpc.fpga.flow import BuildOptions, prepare
 from warpc.fpga.folded import ebrs, estimate_folded, memory_plan
 from warpc.ir.fold import fold
 
-from _backend_nets import random_net
+from _backend_nets import random_net, train_small_digits
 from test_estimate import chain_net
 
 
@@ -60,10 +60,7 @@ def test_estimate_cli_folded(tmp_path):
 @pytest.fixture(scope="module")
 def folded_build(tmp_path_factory):
     d = tmp_path_factory.mktemp("folded")
-    ckpt = d / "digits.safetensors"
-    r = CliRunner().invoke(main, ["train", "--dataset", "digits", "--widths", "200,100", "--steps", "300",
-                                  "--out", str(ckpt)])
-    assert r.exit_code == 0, r.output
+    ckpt = train_small_digits(d)
     out = d / "build"
     r = CliRunner().invoke(main, ["synth", str(ckpt), "--board", "icebreaker", "-o", str(out), "--arch", "folded",
                                   "--scores"])

@@ -10,16 +10,15 @@ from click.testing import CliRunner
 from warpc.cli import main
 from warpc.errors import EquivalenceError
 
+from _backend_nets import train_small_digits
+
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def digits_build(tmp_path_factory):
     d = tmp_path_factory.mktemp("synth")
-    ckpt = d / "digits.safetensors"
-    r = CliRunner().invoke(main, ["train", "--dataset", "digits", "--widths", "200,100", "--steps", "300",
-                                  "--out", str(ckpt)])
-    assert r.exit_code == 0, r.output
+    ckpt = train_small_digits(d)
     out = d / "build"
     out.mkdir()
     (out / "x.log").write_text("the user's own log")  # a build never removes what it did not write

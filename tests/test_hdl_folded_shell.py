@@ -2,13 +2,11 @@
 boot path end to end (SPI flash model -> FlashLoader -> program memory -> first answer; a bad image -> NOPROG)."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from _backend_nets import random_net, random_x
 from reference_eval import reference_counts
-from test_hdl_shell import DIV, recv_byte, recv_reply, send, send_byte, _check_ok
+from test_hdl_shell import DIV, _check_ok, _run_shell, recv_reply, send
 from warpc.fpga.protocol import frame_bytes, reply_length
 from warpc.fpga.spiflash import SpiFlashModel
 from warpc.hdl.boot import FlashLoader
@@ -21,30 +19,12 @@ CLOCK = 12_000_000
 
 
 def _run(shell, script, flash: SpiFlashModel | None = None):
-    out, got = {}, []
-
-    async def bench(ctx):
-        ctx.set(shell.rx, 1)
-        await ctx.tick().repeat(3)
-        out["r"] = await script(ctx, got)
-
-    async def receiver(ctx):
-        while True:
-            got.append(await recv_byte(ctx, shell.tx, timeout=10**9))
-
     async def spi(ctx):  # the flash answers on cipo every cycle
         while True:
             ctx.set(shell.cipo, flash.step(ctx.get(shell.cs_n), ctx.get(shell.sck), ctx.get(shell.copi)))
             await ctx.tick()
 
-    sim = Simulator(shell)
-    sim.add_clock(1 / CLOCK)
-    sim.add_testbench(bench)
-    sim.add_testbench(receiver, background=True)
-    if flash is not None:
-        sim.add_testbench(spi, background=True)
-    sim.run()
-    return out["r"]
+    return _run_shell(shell, script, background=[spi] if flash is not None else [])
 
 
 @pytest.mark.parametrize("scores,input_bits,lanes", [(True, 8, 2), (False, 10, 1), (True, 3, 2)])

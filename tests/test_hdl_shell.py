@@ -65,9 +65,10 @@ def test_uart_loopback():
     assert got == data
 
 
-def _run_shell(shell, script):
+def _run_shell(shell, script, background=()):
     """Run `script(ctx, got)` (an async testbench) against the shell while a background receiver appends every
-    byte the shell sends to `got`; returns what the script returns."""
+    byte the shell sends to `got` (and the `background` testbenches run, e.g. a flash model); returns what the
+    script returns."""
     out, got = {}, []
 
     async def bench(ctx):
@@ -83,6 +84,8 @@ def _run_shell(shell, script):
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.add_testbench(receiver, background=True)
+    for tb in background:
+        sim.add_testbench(tb, background=True)
     sim.run()
     return out["r"]
 

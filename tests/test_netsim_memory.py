@@ -13,11 +13,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from amaranth.hdl import Elaboratable, Module
+
 from _cellsim import YOSYS, needs_yosys, sim_portable
 from warpc.errors import ToolchainError
 from warpc.fpga.netsim import NetSim, bits_of, lanes_of, value_of, values_of
 
 EBR_MODES = [(0, 0), (1, 1), (2, 2), (3, 3), (0, 3), (3, 0), (1, 2)]  # (READ_MODE, WRITE_MODE) per instance
+
+
+class _Top(Elaboratable):
+    """Wraps a design as submodule `engine`, as the build's hierarchy does (cell names get the `engine.` prefix)."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = self.engine
+        return m
 
 
 def synth(top, ports, name: str = "dut", verilog: bool = False) -> tuple[dict, str | None]:
@@ -91,16 +105,7 @@ def spram_design():
                 i_POWEROFF=1, o_DATAOUT=self.dout)
             return m
 
-    class Top(Elaboratable):
-        def __init__(self) -> None:
-            self.engine = Engine()
-
-        def elaborate(self, platform):
-            m = Module()
-            m.submodules.engine = self.engine
-            return m
-
-    t = Top()
+    t = _Top(Engine())
     e = t.engine
     return t, [e.addr, e.din, e.mw, e.wren, e.cs, e.standby, e.sleep, e.dout]
 
@@ -602,16 +607,7 @@ def memv2_design(depth: int = 6, init: bool = True):
                          self.ob.eq(r2.data), self.oc.eq(r3.data)]
             return m
 
-    class Top(Elaboratable):
-        def __init__(self) -> None:
-            self.engine = Engine()
-
-        def elaborate(self, platform):
-            m = Module()
-            m.submodules.engine = self.engine
-            return m
-
-    t = Top()
+    t = _Top(Engine())
     e = t.engine
     return t, e, [e.wa, e.wd, e.we, e.ra, e.rb, e.rc, e.ren, e.oa, e.ob, e.oc]
 

@@ -32,7 +32,6 @@ the IR emulator and the engine RTL is tested against this.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -481,22 +480,3 @@ def _run_chunk(prog: Program, x: np.ndarray, hazard: int) -> np.ndarray:
     if cls != prog.classes:
         raise NetlistError(f"the program ends {cls} of {prog.classes} classes")
     return scores
-
-
-def memory_map(prog: Program, feature_ram_bits: int | None = None) -> dict:
-    """Bits each memory holds: the program (SPRAM), the activations and the features (block RAM, one copy per
-    read port)."""
-    lay = prog.layout
-    act = prog.activation_words * lay.lanes
-    return {"program_words": prog.n_words, "program_bits": prog.n_words * WORD_BITS,
-            "program_bits_used": prog.n_words * lay.width,
-            "activation_bits": act, "activation_copies": 2 * lay.lanes,
-            "feature_bits": prog.n_features * lay.input_bits, "feature_copies": lay.lanes}
-
-
-def cycles_per_sample(prog: Program, pipeline: int) -> int:
-    return prog.n_words + pipeline
-
-
-def log2_ceil(n: int) -> int:
-    return max(0, math.ceil(math.log2(max(1, n))))
