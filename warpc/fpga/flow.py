@@ -344,8 +344,11 @@ def elaborate(b: Build) -> None:
     from ..hdl.uart import uart_divisor
 
     t = time.perf_counter()
-    b.say(f"[elaborate] UART shell + core, pipeline {b.opts.pipeline}, interval {b.opts.interval}, {b.lut_cells} "
-          f"cells; build {b.stamp['id']}")
+    if b.arch == "folded":
+        b.say(f"[elaborate] UART shell + folded engine + SPI flash loader; build {b.stamp['id']}")
+    else:
+        b.say(f"[elaborate] UART shell + core, pipeline {b.opts.pipeline}, interval {b.opts.interval}, "
+              f"{b.lut_cells} cells; build {b.stamp['id']}")
     tools.yosys_env(b.opts.toolchain)
     baud = b.opts.baud or b.board.baud
     divisor = uart_divisor(b.board.clock_hz, baud)
