@@ -143,14 +143,12 @@ def _formal_script(il: str, mod: str, models: str, structural: bool) -> str:
 
 
 def formal_check(exe: str, cwd: Path, modules: dict[str, str], il: str = "top.il", synth_json: str = "top.json",
-                 timeout: float = 600.0, progress: Progress | None = None, may_stay_unproven=()) -> dict:
+                 timeout: float = 600.0, progress: Progress | None = None) -> dict:
     """Yosys equiv_* between RTL and synthesised netlist per module. Returns {label: status, ..., seconds}.
 
     Each block is first proven structurally (explicit SB_LUT4/SB_CARRY cells as blackboxes, paired by
     equiv_struct: seconds even for a 784-feature encoder); when that does not close (logic Yosys re-mapped, or a
-    differing cell), the full proof with every cell's model runs and decides. Blocks in `may_stay_unproven`
-    (sequential control whose induction need not close, e.g. when synthesis dropped a register that is constant
-    in every reachable state) end as "unproven" instead of failing the build: their simulation decides."""
+    differing cell), the full proof with every cell's model runs and decides."""
     write_cell_models(cwd / "ice40_cell_models.v")
     write_structural_models(cwd / "ice40_cell_models_struct.v")
     # the synthesised JSON carries blackbox declarations of every iCE40 cell: drop them so the models apply
@@ -184,9 +182,6 @@ def formal_check(exe: str, cwd: Path, modules: dict[str, str], il: str = "top.il
                 if structural:
                     continue  # not provable cell by cell: the full models decide
                 msg = str(e)
-                if label in may_stay_unproven and "unproven" in msg.lower():
-                    status, how = "unproven", "induction did not close; covered by simulation"
-                    break
                 if "unproven" in msg.lower() or "equiv_status" in msg:
                     raise EquivalenceError(f"formal check of the {label} failed: synthesised netlist and RTL "
                                            f"differ (see {cwd / f'eqf_{label}.log'}):\n"

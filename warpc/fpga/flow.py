@@ -540,8 +540,7 @@ def prove_formal(b: Build) -> None:
     t = time.perf_counter()
     b.say("[formal] yosys equiv_* RTL vs synthesised netlist, per block")
     fmods, skipped = _formal_blocks(b)
-    fo = equiv.formal_check(b.exe["yosys"], b.out, fmods, timeout=b.opts.formal_timeout, progress=b.say,
-                            may_stay_unproven=("loader",) if b.arch == "folded" else ())
+    fo = equiv.formal_check(b.exe["yosys"], b.out, fmods, timeout=b.opts.formal_timeout, progress=b.say)
     fo["modules"].update(skipped)
     fo["complete"] = fo["complete"] and not skipped
     b.eq["formal"] = fo

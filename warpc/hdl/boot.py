@@ -98,7 +98,7 @@ class FlashLoader(Elaboratable):
         bit, last_cycle = cyc[1:], cyc == SLOT - 1
         sample = ~cyc[0]                        # sck is low now and rises next cycle: cipo is stable
         byte = Signal(range(max(16, wb, wait_slots(self.clock_hz))))
-        crc = Signal(16, init=CRC16_INIT)
+        crc = Signal(16, init=CRC16_INIT, attrs={"keep": 1})  # keep: its name survives synthesis, so the formal check can pair it
         bad = Signal()                         # a header bit differed from the expected one
         word = self.wr_data                    # its top byte is the bit shift register
 
