@@ -84,6 +84,8 @@ def test_folded_build_end_to_end(folded_build):
     fo = rep["equivalence"]["formal"]
     assert fo["modules"]["engine"]["status"] == "simulated only" and not fo["complete"]
     assert fo["modules"]["loader"]["status"] == "proven"
+    r = CliRunner().invoke(main, ["report", str(out)])
+    assert r.exit_code == 0 and "folded: " in r.stdout and "boot " in r.stdout, r.output
     r = CliRunner().invoke(main, ["run", "--build", str(out), "--simulate", "--dataset", "digits", "--limit", "5",
                                   "--json"])
     assert r.exit_code == 0, r.output

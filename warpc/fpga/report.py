@@ -203,6 +203,15 @@ def _format_report(r: dict) -> str:
              + f", interval {r.get('Interval_cycles')} cycle(s) per sample"
              + (f", core {r['throughput']['core_samples_per_s']:,} samples/s at {r.get('clock_MHz')} MHz"
                 if (r.get("throughput") or {}).get("core_samples_per_s") else ""))
+    f = r.get("folded")
+    if f:
+        mem, prog = f["memory"], f["program"]
+        L.append(f"folded: {prog['words']:,} program words of {prog['layout']['word_bits']} bits "
+                 f"({prog['layout']['lanes']} node(s) per clock), {f['cycles_per_sample']:,} cycles per sample; "
+                 f"SPRAM {mem['SPRAM']} ({mem['program']['bits_used']:,} of {mem['program']['bits_available']:,} "
+                 f"bits), EBR {mem['EBR']} (activations {mem['activations']['blocks']}, features "
+                 f"{mem['features']['blocks']}); boot {f['boot_ms']} ms from flash offset "
+                 f"0x{int(f['image']['flash_offset']):X} ({f['image']['file']}, {f['image']['bytes']:,} bytes)")
     uart = r.get("uart") or {}
     if uart.get("max_samples_per_s"):
         L.append(f"UART {uart.get('baud')} baud: at most {uart['max_samples_per_s']} samples/s")
