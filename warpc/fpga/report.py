@@ -219,7 +219,8 @@ def _format_report(r: dict) -> str:
     if eq.get("enabled"):
         sims = eq.get("simulation") or {}
         L.append(f"equivalence: {'PASSED' if eq.get('passed') else 'FAILED/incomplete'} on {eq.get('vectors')} vectors "
-                 f"({eq.get('data')}); simulated " + ", ".join(f"{k} {v.get('seconds')} s" for k, v in sims.items()))
+                 f"({eq.get('data')}); simulated " + ", ".join(f"{k} {v.get('seconds')} s" for k, v in sims.items()
+                                                                if v.get("simulated", True)))
         fo = eq.get("formal")
         if fo:
             L.append("formal: " + ", ".join(f"{k} {v['status']} ({v['seconds']} s)" for k, v in fo["modules"].items()))
