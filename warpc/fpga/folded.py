@@ -21,13 +21,13 @@ from ..ir.netlist import Netlist
 
 IMAGE_FILE = "program.bin"
 EBR_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
-# LCs of the folded design outside the memories (engine, loader, UART shell), a least-squares fit to the four
-# 2-lane builds of 2026-12-03 (digits 300+150: 708 LCs; Fashion-MNIST 2,400+1,000: 729, 2 x 8,000: 771,
-# 2 x 16,000: 804; residuals within +-12 LCs, scripts/results/folded_builds.md): the activation address width
-# and the score width set most of the datapath; with --scores the engine keeps every class score (one FF each)
-# and the shell's reply register grows (one LC per reply bit, as in spatial builds). Not fitted on 1-lane builds.
-LC_MODEL = {"base": 635.3, "per_addr_bit": 1.85, "per_score_bit": 12.1, "per_score_register_bit": 1.0,
-            "per_reply_bit": 1.0}
+# LCs of the folded design outside the memories (engine, loader, UART shell): a least-squares fit to the five
+# 2-lane builds of 2026-12-03 (digits 300+150: 726 LCs; Fashion-MNIST 2,400+1,000: 747, 2 x 8,000: 794,
+# 2 x 16,000: 821, 2 x 20,000: 824; residuals within +-13 LCs, scripts/results/folded_builds.md). The score
+# width sets the accumulator, comparator and score paths; the address width did not add a significant term. With
+# --scores the engine keeps every class score (one FF each) and the shell's reply register grows (one LC per
+# reply bit, as in spatial builds). Not fitted on 1-lane builds.
+LC_MODEL = {"base": 661.1, "per_score_bit": 14.1, "per_score_register_bit": 1.0, "per_reply_bit": 1.0}
 
 def ebrs(depth: int, width: int) -> int:
     """EBR blocks for one depth x width memory (the cheapest EBR shape)."""
@@ -75,8 +75,7 @@ def estimate_folded(net: Netlist, prog: Program, board, *, scores: bool = False)
     mem = memory_plan(prog)
     L = prog.layout.lanes
     reply_bits = prog.classes * 8 * -(-prog.score_bits // 8) if scores else 0
-    lc = int(round(LC_MODEL["base"] + LC_MODEL["per_addr_bit"] * prog.layout.addr_bits
-                   + LC_MODEL["per_score_bit"] * prog.score_bits
+    lc = int(round(LC_MODEL["base"] + LC_MODEL["per_score_bit"] * prog.score_bits
                    + (LC_MODEL["per_score_register_bit"] * prog.classes * prog.score_bits if scores else 0)
                    + LC_MODEL["per_reply_bit"] * reply_bits))
     cap = dict(board.capacity)
