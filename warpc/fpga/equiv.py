@@ -64,7 +64,7 @@ def write_cell_models(path: Path) -> Path:
         if m is None:
             raise ToolchainError(f"cells_sim.v has no module {name}")
         parts.append(m.group(0))
-    path.write_text("\n\n".join(parts) + "\n")
+    path.write_text("\n\n".join(parts + _MEMORY_STUBS) + "\n")
     return path
 
 
@@ -111,6 +111,18 @@ def export_modules(exe: str, cwd: Path, modules: dict[str, str], il: str = "top.
     return _yosys(exe, "\n".join(lines) + "\n", cwd, "eq_export")
 
 
+# Memories stay blackboxes in every formal check: the folded engine instantiates them explicitly (SB_RAM40_4K,
+# SB_SPRAM256KA), so the RTL and the netlist hold the same cells, which equiv_struct pairs by type, parameters
+# and inputs; their contents are not modelled (the simulations check the data they hold).
+_MEMORY_STUBS = [
+    "(* blackbox *) module SB_RAM40_4K(output [15:0] RDATA, input RCLK, RCLKE, RE, input [10:0] RADDR, input WCLK, "
+    "WCLKE, WE, input [10:0] WADDR, input [15:0] MASK, WDATA); parameter WRITE_MODE = 0; parameter READ_MODE = 0; "
+    + " ".join(f"parameter [255:0] INIT_{i:X} = 0;" for i in range(16)) + ' parameter INIT_FILE = ""; endmodule',
+    "(* blackbox *) module SB_SPRAM256KA(input [13:0] ADDRESS, input [15:0] DATAIN, input [3:0] MASKWREN, "
+    "input WREN, CHIPSELECT, CLOCK, STANDBY, SLEEP, POWEROFF, output [15:0] DATAOUT); endmodule",
+]
+
+
 def write_structural_models(path: Path) -> Path:
     """Flip-flop models with SB_LUT4 / SB_CARRY as blackboxes: blocks written as explicit cells are then proven
     cell by cell (equiv_struct pairs identical cells, parameters included) instead of expanding every LUT."""
@@ -120,20 +132,27 @@ def write_structural_models(path: Path) -> Path:
         text = re.sub(rf"^module {name}\b.*?^endmodule", "", text, flags=re.S | re.M)
     stubs = ["(* blackbox *) module SB_LUT4(output O, input I0, I1, I2, I3); parameter [15:0] LUT_INIT = 0; endmodule",
              "(* blackbox *) module SB_CARRY(output CO, input I0, I1, CI); endmodule"]
-    path.write_text("\n".join(stubs) + "\n" + text)
+    path.write_text("\n".join(stubs + _MEMORY_STUBS) + "\n" + text)
     return path
 
 
-def _formal_script(il: str, mod: str, models: str, structural: bool) -> str:
+MEMORY_CELLS = ("SB_RAM40_4K", "SB_SPRAM256KA")
+
+
+def _formal_script(il: str, mod: str, models: str, structural: bool, cut: bool = False) -> str:
     """Gold (RTL) vs gate (synthesised) for one module; `structural`: explicit cells stay blackboxes and are
     paired by equiv_struct (fails with "No SAT model" when a block holds logic Yosys re-mapped, or a cell
     differs: then the full-model proof decides)."""
     read = f"read_verilog -D NO_ICE40_DEFAULT_ASSIGNMENTS {models}"
+    # cut: every memory cell becomes a cut point in both designs (its inputs extra outputs that must be equal, its
+    # outputs extra inputs shared by both), so the proof covers all logic around the memories but not their
+    # contents; the cells must then be the same in both (check_memory_cells)
+    evert = [f"expose -evert {' '.join('t:' + c for c in MEMORY_CELLS)}"] if cut else []
     return "\n".join([
-        read, f"read_rtlil {il}", f"hierarchy -top {mod}", "proc", "flatten", "opt_clean",
+        read, f"read_rtlil {il}", f"hierarchy -top {mod}", "proc", "flatten", "opt_clean", *evert,
         f"rename {mod} gold", "hierarchy -top gold", "write_rtlil eqf_gold.il", "design -reset",
         read, "read_json eqf_synth.json", f"hierarchy -top {mod}", "setattr -mod -unset keep_hierarchy *", "proc",
-        "flatten", "opt_clean", f"rename {mod} gate", "hierarchy -top gate", "write_rtlil eqf_gate.il",
+        "flatten", "opt_clean", *evert, f"rename {mod} gate", "hierarchy -top gate", "write_rtlil eqf_gate.il",
         "design -reset", read, "read_rtlil eqf_gold.il", "read_rtlil eqf_gate.il", "async2sync",
         "equiv_make gold gate equiv", "hierarchy -top equiv",
         *(["equiv_struct"] if structural else []),
@@ -143,7 +162,7 @@ def _formal_script(il: str, mod: str, models: str, structural: bool) -> str:
 
 
 def formal_check(exe: str, cwd: Path, modules: dict[str, str], il: str = "top.il", synth_json: str = "top.json",
-                 timeout: float = 600.0, progress: Progress | None = None) -> dict:
+                 timeout: float = 600.0, progress: Progress | None = None, cut_memories=()) -> dict:
     """Yosys equiv_* between RTL and synthesised netlist per module. Returns {label: status, ..., seconds}.
 
     Each block is first proven structurally (explicit SB_LUT4/SB_CARRY cells as blackboxes, paired by
@@ -172,7 +191,8 @@ def formal_check(exe: str, cwd: Path, modules: dict[str, str], il: str = "top.il
             if left <= 0:
                 break
             try:
-                _yosys(exe, _formal_script(il, mod, models, structural), cwd, f"eqf_{label}", timeout=left)
+                _yosys(exe, _formal_script(il, mod, models, structural, cut=label in cut_memories), cwd,
+                       f"eqf_{label}", timeout=left)
                 status, how = "proven", "cell by cell" if structural else "full cell models"
                 break
             except TimeoutError:
@@ -335,3 +355,35 @@ def _compare_encoder(sim: NetSim, net: Netlist, x: np.ndarray, used: list[int], 
         raise EquivalenceError(f"{what} differs on test sample {offset + i}: bit [x[{b.feature}] >= {b.threshold}] "
                                f"is {int(got[i, j])}, expected {int(exp[i, j])} ({int(bad.sum())} of the {n} "
                                f"samples {offset}..{offset + n - 1} of {total} differ)")
+
+
+def check_memory_cells(rtl_json: Path, gate_json: Path, what: str) -> int:
+    """The memory cells of a block's RTL and netlist (as exported by export_modules) are the same cells: same
+    names, types and parameters (the formal check cuts them out, see _formal_script). Returns how many."""
+    def cells(p: Path) -> dict:
+        d = json.loads(Path(p).read_text())
+        mod = next(iter(m for m in d["modules"].values()
+                        if not str((m.get("attributes") or {}).get("blackbox", "0")).strip("0")
+                        and any(c["type"] in MEMORY_CELLS for c in m["cells"].values())), None)
+        if mod is None:
+            return {}
+        return {n: (c["type"], {k: _param_value(v) for k, v in c.get("parameters", {}).items()})
+                for n, c in mod["cells"].items() if c["type"] in MEMORY_CELLS}
+
+    gold, gate = cells(rtl_json), cells(gate_json)
+    if set(gold) != set(gate):
+        raise EquivalenceError(f"{what}: the netlist's memory cells {sorted(gate)} are not the RTL's {sorted(gold)}")
+    for n, (typ, params) in gold.items():
+        gtyp, gparams = gate[n]
+        defaults = {k: 0 for k in set(params) ^ set(gparams)}  # a parameter left out is its default, 0
+        if typ != gtyp or {**defaults, **params} != {**defaults, **gparams}:
+            raise EquivalenceError(f"{what}: memory cell {n} differs between RTL and netlist ({typ} {params} vs "
+                                   f"{gtyp} {gparams})")
+    return len(gold)
+
+
+def _param_value(v) -> int:
+    if isinstance(v, int):
+        return v
+    t = str(v).strip()
+    return int(t, 2) if t and set(t) <= {"0", "1"} else 0 if not t else int(t) if t.isdigit() else hash(t)

@@ -41,6 +41,92 @@ def latency(prog: Program) -> int:
     return prog.n_words + PIPELINE
 
 
+# SB_RAM40_4K shapes (READ_MODE = WRITE_MODE = m): 256 << m words of 16 >> m bits; data bit k of a mode-m word
+# sits on RDATA / WDATA pin EBR_PINS[m][k] (Yosys' cells_sim.v)
+EBR_PINS = {0: list(range(16)), 1: list(range(0, 16, 2)), 2: [1, 5, 9, 13], 3: [3, 11]}
+
+
+def ebr_shape(depth: int, width: int) -> tuple[int, int, int]:
+    """(mode, banks, slices) of the cheapest SB_RAM40_4K tiling of a depth x width memory (fewest blocks, then
+    fewest banks: the read multiplexer grows with them)."""
+    best = None
+    for m in range(4):
+        banks, slices = -(-depth // (256 << m)), -(-width // (16 >> m))
+        key = (banks * slices, banks)
+        if best is None or key < best[0]:
+            best = (key, m, banks, slices)
+    return best[1], best[2], best[3]
+
+
+def _addr11(addr: Signal, low: int):
+    """The block's word address (the low `low` bits) on the 11-bit RADDR / WADDR pins, unused pins 0."""
+    a = addr[:min(low, len(addr))]
+    return Cat(a, Const(0, 11 - len(a)))
+
+
+class EbrMemory(Elaboratable):
+    """A depth x width RAM as explicit SB_RAM40_4K cells (one write port, one registered read port with enable),
+    so the synthesised netlist holds the same cells as the RTL and the formal check pairs them one by one.
+    Read data are valid the cycle after `ren`; a read and a write of the same word at one edge read the old word."""
+
+    def __init__(self, depth: int, width: int) -> None:
+        self.depth, self.width = depth, width
+        self.mode, self.banks, self.slices = ebr_shape(depth, width)
+        abits = max(1, (depth - 1).bit_length())
+        self.raddr = Signal(abits)
+        self.waddr = Signal(abits)
+        self.ren = Signal()
+        self.wen = Signal()
+        self.rdata = Signal(width)
+        self.wdata = Signal(width)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        mode, pins = self.mode, EBR_PINS[self.mode]
+        dw, low = 16 >> mode, 8 + mode  # data bits and word-address bits per block
+        rbank = Signal(range(max(2, self.banks)))
+        if self.banks > 1:
+            with m.If(self.ren):
+                m.d.sync += rbank.eq(self.raddr[low:])
+        outs = []
+        for b in range(self.banks):
+            bank_out = []
+            for j in range(self.slices):
+                bits = range(j * dw, min(self.width, (j + 1) * dw))
+                wdata = [Const(0, 1)] * 16
+                for k, bit in enumerate(bits):
+                    wdata[pins[k]] = self.wdata[bit]
+                # keep: the name survives synthesis, so the formal check pairs the cells' outputs by name
+                rdata = Signal(16, name=f"ebr{b}_{j}_rdata", attrs={"keep": 1})
+                sel_w = self.wen if self.banks == 1 else self.wen & (self.waddr[low:] == b)
+                m.submodules[f"ebr{b}_{j}"] = Instance(
+                    "SB_RAM40_4K",
+                    p_READ_MODE=mode, p_WRITE_MODE=mode,
+                    **{f"p_INIT_{i:X}": Const(0, 256) for i in range(16)},
+                    i_RCLK=ClockSignal(), i_RCLKE=Const(1), i_RE=self.ren,
+                    i_RADDR=_addr11(self.raddr, low),
+                    i_WCLK=ClockSignal(), i_WCLKE=Const(1), i_WE=sel_w,
+                    i_WADDR=_addr11(self.waddr, low),
+                    i_MASK=Const(0, 16), i_WDATA=Cat(*wdata), o_RDATA=rdata)
+                bank_out += [rdata[pins[k]] for k in range(len(bits))]
+            outs.append(Cat(*bank_out))
+        if self.banks == 1:
+            m.d.comb += self.rdata.eq(outs[0])
+        else:
+            with m.Switch(rbank):
+                for b, o in enumerate(outs):
+                    with m.Case(b):
+                        m.d.comb += self.rdata.eq(o)
+        return m
+
+
+class _Port:
+    """addr / data / en of one EbrMemory port, shaped like an Amaranth memory port."""
+
+    def __init__(self, addr: Signal, data: Signal, en: Signal) -> None:
+        self.addr, self.data, self.en = addr, data, en
+
+
 def spram_count(prog: Program) -> int:
     """SB_SPRAM256KA blocks side by side for the program's word width."""
     return -(-prog.layout.width // SPRAM_WIDTH)
@@ -91,7 +177,7 @@ class FoldedEngine(Elaboratable):
                          wp.data.eq(self.prog_data[:lay.width]), wp.en.eq(self.prog_we)]
             return word
         for i in range(spram_count(prog)):
-            out = Signal(SPRAM_WIDTH, name=f"spram{i}_out")
+            out = Signal(SPRAM_WIDTH, name=f"spram{i}_out", attrs={"keep": 1})  # kept for the formal pairing
             m.submodules[f"spram{i}"] = Instance(
                 "SB_SPRAM256KA",
                 i_ADDRESS=addr, i_DATAIN=self.prog_data[i * SPRAM_WIDTH:(i + 1) * SPRAM_WIDTH],
@@ -101,6 +187,16 @@ class FoldedEngine(Elaboratable):
             lo = i * SPRAM_WIDTH
             m.d.comb += word[lo:min(lay.width, lo + SPRAM_WIDTH)].eq(out)
         return word
+
+    def _ram(self, m: Module, name: str, depth: int, width: int):
+        """(read port, write port) of a block RAM, each with addr / data / en: an Amaranth memory (portable), or
+        explicit SB_RAM40_4K cells beside the SPRAM program (so the formal check pairs them cell by cell)."""
+        if self.program_mem == "portable":
+            mem = Memory(shape=width, depth=depth, init=[])
+            m.submodules[name] = mem
+            return mem.read_port(transparent_for=()), mem.write_port()
+        m.submodules[name] = ebr = EbrMemory(depth, width)
+        return (_Port(ebr.raddr, ebr.rdata, ebr.ren), _Port(ebr.waddr, ebr.wdata, ebr.wen))
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -139,19 +235,14 @@ class FoldedEngine(Elaboratable):
         for i in range(L):
             row = []
             for p in range(2):
-                mem = Memory(shape=L, depth=prog.activation_words, init=[])
-                m.submodules[f"act{i}_{p}"] = mem
-                rp = mem.read_port(transparent_for=())
+                rp, wp = self._ram(m, f"act{i}_{p}", prog.activation_words, L)
                 a = lanes[i][p * A:(p + 1) * A]
                 # reads only for a valid word: outside a program pass the program memory's output is undefined
                 m.d.comb += [rp.addr.eq(a[sel_bits:]), rp.en.eq(v1)]
                 row.append(rp.data)
-                act_ports_w.append(mem.write_port())
+                act_ports_w.append(wp)
             act_rd.append(row)
-            fmem = Memory(shape=lay.input_bits, depth=prog.n_features, init=[])
-            m.submodules[f"feat{i}"] = fmem
-            frp = fmem.read_port(transparent_for=())
-            fwp = fmem.write_port()
+            frp, fwp = self._ram(m, f"feat{i}", prog.n_features, lay.input_bits)
             m.d.comb += [frp.addr.eq(lanes[i][:lay.feature_bits]), frp.en.eq(v1), fwp.addr.eq(fw_addr),
                          fwp.data.eq(fw_data), fwp.en.eq(fw_en)]
             feat_rd.append(frp.data)
