@@ -10,6 +10,7 @@ from warpc.hdl.folded import FoldedEngine, latency, spram_count
 from warpc.ir.emulate import argmax_lowest, emulate_counts
 from warpc.ir.fold import WORD_BITS, fold
 
+from _cellsim import needs_yosys
 from ir_gen import all_features, random_netlist
 
 
@@ -96,12 +97,13 @@ def test_spram_needs_a_loader():
     assert prog.layout.width <= WORD_BITS
 
 
+@needs_yosys
 @pytest.mark.parametrize("synth", [False, True])
 @pytest.mark.parametrize("seed,lanes", [(1, 2), (2, 1), (5, 2)])
 def test_engine_with_ice40_memories_equals_emulator(seed, lanes, synth):
     """The board variant (SPRAM program, explicit SB_RAM40_4K activation and feature memories, banked when deep)
     in netsim, RTL and after synth_ice40, program loaded as the boot loader leaves it."""
-    from _cellsim import cell_sim, needs_yosys  # noqa: F401  (skip without yosys)
+    from _cellsim import cell_sim
     from warpc.fpga.folded import load_program, run_engine
 
     net = random_netlist(seed, max_k=4, n_nodes=60, classes=3, n_features=40 if seed == 5 else 4,
@@ -126,6 +128,7 @@ def test_ebr_shapes():
     assert ebr_shape(64, 8) == (0, 1, 1)
 
 
+@needs_yosys
 @pytest.mark.parametrize("depth,width", [(3000, 2), (700, 8), (300, 20)])
 def test_ebr_memory_banks_and_slices(depth, width):
     """EbrMemory against a plain array: every word written (per-lane data), then read back; banked and sliced
