@@ -22,12 +22,12 @@ from ..ir.netlist import Netlist
 IMAGE_FILE = "program.bin"
 EBR_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
 # LCs of the folded design outside the memories (engine, loader, UART shell): a least-squares fit to the five
-# 2-lane builds of 2026-12-03 (digits 300+150: 726 LCs; Fashion-MNIST 2,400+1,000: 747, 2 x 8,000: 794,
-# 2 x 16,000: 821, 2 x 20,000: 824; residuals within +-13 LCs, scripts/results/folded_builds.md). The score
-# width sets the accumulator, comparator and score paths; the address width did not add a significant term. With
-# --scores the engine keeps every class score (one FF each) and the shell's reply register grows (one LC per
+# 2-lane builds of 2026-12-03 with explicit EBR cells (digits 300+150: 616 LCs; Fashion-MNIST 2,400+1,000: 625,
+# 2 x 8,000: 645, 2 x 16,000: 675, 2 x 20,000: 671; residuals within +-13 LCs, scripts/results/folded_builds.md).
+# The score width sets the accumulator, comparator and score paths; the address width added no significant term.
+# With --scores the engine keeps every class score (one FF each) and the shell's reply register grows (one LC per
 # reply bit, as in spatial builds). Not fitted on 1-lane builds.
-LC_MODEL = {"base": 661.1, "per_score_bit": 14.1, "per_score_register_bit": 1.0, "per_reply_bit": 1.0}
+LC_MODEL = {"base": 577.1, "per_score_bit": 8.06, "per_score_register_bit": 1.0, "per_reply_bit": 1.0}
 
 def ebrs(depth: int, width: int) -> int:
     """EBR blocks for one depth x width memory (the cheapest EBR shape)."""
