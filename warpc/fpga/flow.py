@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import __version__
-from ..errors import ConfigError, ToolchainError, ToolTimeoutError
+from ..errors import ConfigError, DoesNotFitError, ToolchainError, ToolTimeoutError
 from ..ir.emulate import argmax_lowest, emulate_counts
 from ..ir.netlist import Netlist
 from ..ir.source import compiled_netlist, sample_data
@@ -262,6 +262,11 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
                                       "the spatial design does not fit; the net runs folded from memory"))
     if arch == "folded":
         net, src_info, prog, est, compile_s = _prepare_folded(source, brd, opts, say, t)
+        if opts.interval > 1 and est["Interval_cycles"] > opts.interval:
+            # auto with an explicit --interval: the folded design must meet it too
+            raise DoesNotFitError(f"the spatial design does not fit the {brd.device} at --interval {opts.interval}, "
+                                  f"and the folded one takes {est['Interval_cycles']:,} cycles per sample; ask for "
+                                  f"--interval {est['Interval_cycles']} or more, or a smaller net")
     b_arch = arch
     if x is None and (dataset is not None or net.dataset):
         what = dataset if dataset is not None else "the model's dataset"
