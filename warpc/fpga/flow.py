@@ -298,7 +298,7 @@ def _prepare_folded(source, brd: Board, opts: BuildOptions, say: Progress, t: fl
     from .folded import estimate_folded, fold_for_board
 
     say(f"[compile] {source if isinstance(source, (str, Path)) else type(source).__name__} -> netlist "
-        "(unpacked, for the folded engine)")
+        "(no LUT packing: the folded engine evaluates two-input nodes)")
     net, src_info = compiled_netlist(source, lut_size=None)
     check_buildable(net)
     prog = fold_for_board(net, brd)
