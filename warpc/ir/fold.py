@@ -32,13 +32,15 @@ the IR emulator and the engine RTL is tested against this.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import heapq
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..errors import NetlistError
 from . import tt
 from .netlist import CONST0, CONST1, Netlist, Node
+from .passes import _like
 
 HAZARD = 3            # a word may read what a word HAZARD or more program words earlier wrote
 WORD_BITS = 64        # the program memory's width (4 x 16-bit SPRAM)
@@ -46,6 +48,9 @@ MAX_WORDS = 16384     # the program memory's depth (SB_SPRAM256KA: 16K words)
 KIND_NODE, KIND_ENC, KIND_COUNT, KIND_SUM = 0, 1, 2, 3
 KIND_NAMES = ("NODE", "ENC", "COUNT", "SUM")
 AND2, OR2, ANDNOT2 = 0b1000, 0b1110, 0b0100  # ANDNOT2: ~x0 & x1 (fanin (x, f))
+# an unused lane: all-zero bits (table 0 in NODE / COUNT / SUM words; in an ENC word feature 0 >= 0, stored at an
+# address no word reads)
+_IDLE_LANE = ("node", 0, 0, 0)
 
 
 def _bits_for(n: int) -> int:
@@ -104,10 +109,8 @@ def lower_to_k2(net: Netlist) -> Netlist:
 
     for n in net.nodes:
         remap.append(build(n.table, [remap[f] for f in n.fanin], n.layer))
-    out = Netlist(n_features=net.n_features, inputs=list(net.inputs), nodes=nodes,
-                  outputs=[[remap[s] for s in g] for g in net.outputs], input_bits=net.input_bits,
-                  class_names=net.class_names, tau_head=net.tau_head, dataset=net.dataset, packed_k=None)
-    return out.validate()
+    out = _like(net, list(net.inputs), nodes, [[remap[s] for s in g] for g in net.outputs])
+    return replace(out, packed_k=None).validate()  # two-input gates, no longer a packing
 
 
 # --- the program ---------------------------------------------------------------------------------------------
@@ -184,12 +187,12 @@ class Program:
 
 
 class _Op:
-    """One lane of work: kind NODE/ENC/COUNT/SUM, the signals it reads, its lane payload builder."""
+    """One lane of work: kind NODE/COUNT/SUM, the signal it computes or sums, the signals it reads, its table."""
 
-    __slots__ = ("kind", "sig", "reads", "table", "enc")
+    __slots__ = ("kind", "sig", "reads", "table")
 
-    def __init__(self, kind: int, sig: int | None, reads: tuple[int, ...], table: int = 0, enc=None) -> None:
-        self.kind, self.sig, self.reads, self.table, self.enc = kind, sig, reads, table, enc
+    def __init__(self, kind: int, sig: int | None, reads: tuple[int, ...], table: int = 0) -> None:
+        self.kind, self.sig, self.reads, self.table = kind, sig, reads, table
 
 
 def _node_ops(net: Netlist) -> tuple[list[_Op], list[list[_Op]], set[int]]:
@@ -261,33 +264,39 @@ def fold(net: Netlist, lanes: int | None = None, hazard: int = HAZARD) -> Progra
     node_ops, per_class, stored = _node_ops(net)
     inputs = sorted(s for s in stored if net.is_input(s))
     fw, ib = _bits_for(net.n_features - 1), net.input_bits
-    n_stored = len(inputs) + len(node_ops)
     choices = [lanes] if lanes is not None else [2, 1]
     last_err = None
     for L in choices:
         if L not in (1, 2):
             raise NetlistError(f"lanes must be 1 or 2, got {L}")
-        # address bits for the worst case of one NOP per stored word (refined below)
-        for slack in (0, 1):
-            A = _bits_for(max(1, (n_stored + L) * (1 + slack) - 1))
-            lay = Layout(L, A, fw, ib)
-            if lay.width > WORD_BITS:
-                last_err = NetlistError(f"a program word would need {lay.width} bits ({L} lanes, {A}-bit "
-                                        f"addresses) but the program memory is {WORD_BITS} bits wide")
-                break
-            prog = _schedule(net, lay, inputs, node_ops, per_class, hazard)
-            if prog.stored <= (1 << A):
-                if prog.n_words > MAX_WORDS:
-                    raise NetlistError(f"the folded program needs {prog.n_words} words; the program memory holds "
-                                       f"{MAX_WORDS}")
-                return prog
+        # slot addresses do not depend on the address width: schedule, then size the fields to what it stored
+        words, n_stored, counts = _schedule(net, L, inputs, node_ops, per_class, hazard)
+        A = _bits_for(max(1, n_stored - 1))
+        lay = Layout(L, A, fw, ib)
+        if lay.width > WORD_BITS:
+            last_err = NetlistError(f"a program word would need {lay.width} bits ({L} lanes, {A}-bit "
+                                    f"addresses) but the program memory is {WORD_BITS} bits wide")
+            continue
+        if len(words) > MAX_WORDS:
+            raise NetlistError(f"the folded program needs {len(words)} words; the program memory holds {MAX_WORDS}")
+        score_bits = _bits_for(max(len(g) for g in net.outputs))
+        return Program(lay, [_encode(lay, w) for w in words], net.n_features, len(net.outputs), score_bits,
+                       n_stored, counts)
     raise last_err or NetlistError("no program layout fits")
 
 
-def _schedule(net: Netlist, lay: Layout, inputs: list[int], node_ops: list[_Op], per_class: list[list[_Op]],
-              hazard: int) -> Program:
-    L = lay.lanes
-    words: list[int] = []
+def _encode(lay: Layout, word: tuple) -> int:
+    """A scheduled word (kind, end, lanes; a lane is ("node", a0, a1, table) or ("enc", feature, threshold))
+    as the program word's bits."""
+    kind, end, lanes = word
+    return lay.word(kind, end, [lay.enc_lane(*ln[1:]) if ln[0] == "enc" else lay.node_lane(*ln[1:])
+                                for ln in lanes])
+
+
+def _schedule(net: Netlist, L: int, inputs: list[int], node_ops: list[_Op], per_class: list[list[_Op]],
+              hazard: int) -> tuple[list[tuple], int, dict[str, int]]:
+    """The words (kind, end, lanes) of an L-lane program, the activation addresses it stores, its statistics."""
+    words: list[tuple] = []
     addr: dict[int, int] = {}      # signal -> activation address
     written: dict[int, int] = {}   # signal -> program word index that wrote it
     wp = 0
@@ -298,8 +307,8 @@ def _schedule(net: Netlist, lay: Layout, inputs: list[int], node_ops: list[_Op],
     def ready_at(reads) -> int:
         return max((written[s] + hazard if s in written else never for s in reads if s > CONST1), default=0)
 
-    def emit(kind: int, lanes_: list[int], end: bool = False) -> int:
-        words.append(lay.word(kind, end, lanes_ + [0] * (L - len(lanes_))))
+    def emit(kind: int, lanes_: list[tuple], end: bool = False) -> int:
+        words.append((kind, end, lanes_ + [_IDLE_LANE] * (L - len(lanes_))))
         return len(words) - 1
 
     def nop_until(pc: int) -> None:
@@ -322,18 +331,16 @@ def _schedule(net: Netlist, lay: Layout, inputs: list[int], node_ops: list[_Op],
         batch = []
         for s in inputs[i:i + L]:
             b = net.inputs[s - 2]
-            batch.append((s, lay.enc_lane(b.feature, b.threshold)))
+            batch.append((s, ("enc", b.feature, b.threshold)))
         store_word(KIND_ENC, batch)
 
-    def node_lane(op: _Op) -> int:
+    def node_lane(op: _Op) -> tuple:
         reads, table = _two_port(op)
         a = [addr[s] for s in reads] + [0] * (2 - len(reads))
-        return lay.node_lane(a[0], a[1], _expand(table, len(reads)))
+        return ("node", a[0], a[1], _expand(table, len(reads)))
 
     # NODE words: list scheduling with a heap of ops whose fanins are all written, keyed by (ready word, level
     # order); an op enters the heap when its last stored fanin is scheduled
-    import heapq
-
     waiting: dict[int, int] = {}          # op index -> fanins not yet written
     dependents: dict[int, list[int]] = {}
     heap: list[tuple[int, int]] = []
@@ -363,16 +370,16 @@ def _schedule(net: Netlist, lay: Layout, inputs: list[int], node_ops: list[_Op],
 
     # per class: COUNT lanes (fused nodes, constant ones) and SUM lanes (two stored signals each)
     for ops in per_class:
-        units: list[tuple[int, int, tuple[int, ...]]] = []  # (kind, payload, reads)
+        units: list[tuple[int, tuple, tuple[int, ...]]] = []  # (kind, lane, reads)
         counts = [op for op in ops if op.kind == KIND_COUNT]
         sums = [op.sig for op in ops if op.kind == KIND_SUM]
         for op in counts:
-            units.append((KIND_COUNT, node_lane(op) if op.sig is not None else lay.node_lane(0, 0, 0b1111),
+            units.append((KIND_COUNT, node_lane(op) if op.sig is not None else ("node", 0, 0, 0b1111),
                           tuple(s for s in op.reads if s > CONST1)))
         for i in range(0, len(sums), 2):
             pair = sums[i:i + 2]
             a = [addr[s] for s in pair] + [0] * (2 - len(pair))
-            units.append((KIND_SUM, lay.node_lane(a[0], a[1], 0b11 if len(pair) == 2 else 0b01), tuple(pair)))
+            units.append((KIND_SUM, ("node", a[0], a[1], 0b11 if len(pair) == 2 else 0b01), tuple(pair)))
         class_words = 0
         while units:
             pc = len(words)
@@ -395,13 +402,12 @@ def _schedule(net: Netlist, lay: Layout, inputs: list[int], node_ops: list[_Op],
         if class_words == 0:
             emit(KIND_COUNT, [], end=True)
 
-    score_bits = _bits_for(max(len(g) for g in net.outputs))
-    kinds = [w & 3 for w in words]
+    kinds = [w[0] for w in words]
     counts = {"words_" + KIND_NAMES[k].lower(): kinds.count(k) for k in range(4)}
     counts.update(nops=nops, nodes_stored=len(node_ops), inputs_stored=len(inputs),
                   nodes_fused=sum(1 for ops in per_class for op in ops if op.kind == KIND_COUNT and op.sig),
                   nodes_after_lowering=len(net.nodes))
-    return Program(lay, words, net.n_features, len(net.outputs), score_bits, wp * L, counts)
+    return words, wp * L, counts
 
 
 # --- the naive reference: decode and execute the words --------------------------------------------------------
