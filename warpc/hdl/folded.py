@@ -341,7 +341,9 @@ class FoldedShell(FramedShell):
             self.loader = FlashLoader(n_words=prog.n_words, word_bits=WORD_BITS, design_id=self.design_id,
                                       clock_hz=clock_hz)
             self.ready, self.fault = self.loader.ready, self.loader.failed
-        self.sck, self.cs_n, self.copi, self.cipo = Signal(), Signal(init=1), Signal(), Signal()
+            # the flash pins are the loader's (BoardTop connects them to the board's SPI flash)
+            ld = self.loader
+            self.sck, self.cs_n, self.copi, self.cipo = ld.sck, ld.cs_n, ld.copi, ld.cipo
 
     def _attach(self, m: Module) -> None:
         eng, ld = self.engine, self.loader
@@ -349,8 +351,7 @@ class FoldedShell(FramedShell):
         m.d.sync += eng.start.eq(0)
         if ld is not None:
             m.submodules[self.LOADER] = ld
-            m.d.comb += [self.sck.eq(ld.sck), self.cs_n.eq(ld.cs_n), self.copi.eq(ld.copi), ld.cipo.eq(self.cipo),
-                         eng.prog_we.eq(ld.wr_en), eng.prog_addr.eq(ld.wr_addr), eng.prog_data.eq(ld.wr_data)]
+            m.d.comb += [eng.prog_we.eq(ld.wr_en), eng.prog_addr.eq(ld.wr_addr), eng.prog_data.eq(ld.wr_data)]
 
     def _take_feature(self, m: Module, strobe, value, index) -> None:
         eng = self.engine
@@ -367,9 +368,7 @@ class FoldedShell(FramedShell):
              "Latency_from": "the last feature byte (the engine's start) to the class index; receiving a sample "
                              "over the UART takes its bytes' time"}
         if self.loader is not None:
-            from .boot import FlashLoader
-
-            d["boot_cycles"] = FlashLoader.boot_cycles(prog.n_words, WORD_BITS, self.loader.clock_hz)
+            d["boot_cycles"] = self.loader.boot_cycles(prog.n_words, WORD_BITS, self.loader.clock_hz)
         return d
 
     def _done(self):
