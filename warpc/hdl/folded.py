@@ -163,16 +163,13 @@ class FoldedEngine(Elaboratable):
         return [self.start, self.busy, self.done, self.cls, *self.scores, self.feat_we, self.feat_addr,
                 self.feat_data, self.prog_we, self.prog_addr, self.prog_data]
 
-
     # --- program memory: one word per clock at `addr`, data one cycle later ---------------------------------
     def _program(self, m: Module, addr: Signal) -> Signal:
         prog, lay = self.prog, self.prog.layout
         word = Signal(lay.width)
         if self.program_mem == "portable":
-            init = [w for w in prog.words] if self.init_program else []
-            m.submodules.program = mem = Memory(shape=lay.width, depth=prog.n_words, init=init)
-            rp = mem.read_port(transparent_for=())
-            wp = mem.write_port()
+            rp, wp = self._ram(m, "program", prog.n_words, lay.width,
+                               init=list(prog.words) if self.init_program else [])
             m.d.comb += [rp.addr.eq(addr), word.eq(rp.data), wp.addr.eq(self.prog_addr),
                          wp.data.eq(self.prog_data[:lay.width]), wp.en.eq(self.prog_we)]
             return word
@@ -188,11 +185,12 @@ class FoldedEngine(Elaboratable):
             m.d.comb += word[lo:min(lay.width, lo + SPRAM_WIDTH)].eq(out)
         return word
 
-    def _ram(self, m: Module, name: str, depth: int, width: int):
-        """(read port, write port) of a block RAM, each with addr / data / en: an Amaranth memory (portable), or
-        explicit SB_RAM40_4K cells beside the SPRAM program (so the formal check pairs them cell by cell)."""
+    def _ram(self, m: Module, name: str, depth: int, width: int, init=()):
+        """(read port, write port) of a block RAM, each with addr / data / en: an Amaranth memory (portable, with
+        `init`), or explicit SB_RAM40_4K cells beside the SPRAM program (so the formal check pairs them cell by
+        cell)."""
         if self.program_mem == "portable":
-            mem = Memory(shape=width, depth=depth, init=[])
+            mem = Memory(shape=width, depth=depth, init=list(init))
             m.submodules[name] = mem
             return mem.read_port(transparent_for=()), mem.write_port()
         m.submodules[name] = ebr = EbrMemory(depth, width)
