@@ -14,7 +14,7 @@ from _cellsim import needs_yosys
 from ir_gen import all_features, random_netlist
 
 
-def run_engine(prog, x: np.ndarray, *, load_program: bool = False) -> tuple[list[int], list[list[int]], list[int]]:
+def sim_engine(prog, x: np.ndarray, *, load_program: bool = False) -> tuple[list[int], list[list[int]], list[int]]:
     """Each sample: write its features through the feature port, strobe start, wait for done. Returns the
     classes, the scores and the cycles from start to done. load_program: write the words through the program
     port first (as the boot loader does) instead of starting with an initialised memory."""
@@ -63,7 +63,7 @@ def test_engine_equals_emulator_on_random_nets(seed, lanes):
     prog = fold(net, lanes=lanes)
     x = all_features(net, 12, seed)
     ref = emulate_counts(net, x)
-    cls, scores, cycles = run_engine(prog, x)
+    cls, scores, cycles = sim_engine(prog, x)
     assert scores == ref.tolist()
     assert cls == argmax_lowest(ref).tolist()
     assert cycles == [latency(prog)] * len(x)
@@ -74,7 +74,7 @@ def test_engine_loaded_through_the_program_port():
     prog = fold(net)
     x = all_features(net, 4, 1)
     ref = emulate_counts(net, x)
-    _, scores, _ = run_engine(prog, x, load_program=True)
+    _, scores, _ = sim_engine(prog, x, load_program=True)
     assert scores == ref.tolist()
 
 
@@ -85,7 +85,7 @@ def test_engine_on_a_dependent_chain():
     net = _chain(9)
     prog = fold(net, lanes=2)
     x = all_features(net, 16)
-    _, scores, _ = run_engine(prog, x)
+    _, scores, _ = sim_engine(prog, x)
     assert scores == emulate_counts(net, x).tolist()
 
 

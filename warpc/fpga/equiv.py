@@ -242,9 +242,9 @@ def _ticker(what: str, vectors_done: Callable[[int], int], total: int, progress:
     return tick
 
 
-def _load_sim(json_path: Path, what: str, progress: Progress | None) -> NetSim:
+def _load_sim(json_path: Path, what: str, progress: Progress | None, x_fill: str = "zero") -> NetSim:
     t0 = time.perf_counter()
-    sim = NetSim(json.loads(Path(json_path).read_text()))
+    sim = NetSim(json.loads(Path(json_path).read_text()), x_fill=x_fill)
     dt = time.perf_counter() - t0
     if progress and dt > 2.0:  # large designs take a while to compile into Python; say so before simulating
         progress(f"[equivalence] {what}: {sum(sim.cell_counts.values())} cells loaded into the simulator in "

@@ -163,7 +163,7 @@ def load_program(sim, prog: Program, what: str) -> None:
         mems[name].load(_spram_words(prog, i))
 
 
-def run_engine(sim, prog: Program, x: np.ndarray, what: str, tick=None) -> tuple[np.ndarray, np.ndarray | None]:
+def run_engine(sim, prog: Program, x: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray | None]:
     """All samples at once, one per lane: write the features (one per cycle), strobe start, and read cls (and
     the scores) in the cycle `done` rises, which must be exactly latency(prog) cycles after the start."""
     from ..hdl.folded import latency
@@ -172,12 +172,9 @@ def run_engine(sim, prog: Program, x: np.ndarray, what: str, tick=None) -> tuple
     n = len(x)
     lat = latency(prog)
     sess = sim.session(n)
-    total = prog.n_features + 1 + lat
     ib = prog.layout.input_bits
     for f in range(prog.n_features):
         sess.step({"feat_we": 1, "feat_addr": f, "feat_data": lanes_of(x[:, f], ib)})
-        if tick:
-            tick(f + 1, total)
     sess.step({"start": 1})
     n_scores = sum(1 for p in sim.outputs if p.startswith("score"))
     for t in range(1, lat + 1):
@@ -185,8 +182,6 @@ def run_engine(sim, prog: Program, x: np.ndarray, what: str, tick=None) -> tuple
         done = out["done"][0]
         if t < lat and done:
             raise EquivalenceError(f"{what}: done rose {t} cycles after start, expected {lat}")
-        if tick and t % 256 == 0:
-            tick(prog.n_features + 1 + t, total)
     if done != sess.M:
         raise EquivalenceError(f"{what}: done did not rise {lat} cycles after start")
     cls = values_of(out["cls"], n)
@@ -196,23 +191,20 @@ def run_engine(sim, prog: Program, x: np.ndarray, what: str, tick=None) -> tuple
 
 def check_engine(json_path: Path, prog: Program, x: np.ndarray, ref: np.ndarray, what: str,
                  progress=None) -> dict:
-    """The engine module (RTL or post-synthesis JSON) with its program memory loaded, on every vector."""
-    import json
-
+    """The engine module (RTL or post-synthesis JSON) with its program memory loaded, on every vector (a program
+    pass per chunk of lanes; each says how far it got)."""
     from ..ir.emulate import argmax_lowest
-    from .equiv import _ticker
-    from .netsim import NetSim
+    from .equiv import _load_sim
 
     t0 = time.perf_counter()
     # x_fill random: any use of an undefined memory output (SPRAM after a write, EBR before its first read)
     # shows up as a mismatch instead of reading as a lucky 0
-    sim = NetSim(json.loads(Path(json_path).read_text()), x_fill="random")
+    sim = _load_sim(json_path, what, progress, x_fill="random")
     load_program(sim, prog, what)
     chunk = 4096
-    tick = _ticker(what, lambda c: 0, len(x), progress)
     for lo in range(0, len(x), chunk):
         xs, rs = x[lo:lo + chunk], ref[lo:lo + chunk]
-        cls, scores = run_engine(sim, prog, xs, what, tick)
+        cls, scores = run_engine(sim, prog, xs, what)
         want = argmax_lowest(rs)
         bad = np.nonzero(cls != want)[0]
         if scores is not None and not len(bad):
@@ -234,14 +226,12 @@ def check_loader(json_path: Path, prog: Program, what: str, clock_hz: int, progr
     """The boot loader module on the build's own image in a (powered-down) SPI flash model: it must write every
     program word once, in order, and be ready exactly FlashLoader.boot_cycles after reset; with `corrupt`, the
     same loader on a flash holding the image with one payload bit flipped must fail without becoming ready."""
-    import json
-
     from ..hdl.boot import FlashLoader
-    from .netsim import NetSim
+    from .equiv import _load_sim
     from .spiflash import SpiFlashModel
 
     t0 = time.perf_counter()
-    sim = NetSim(json.loads(Path(json_path).read_text()))
+    sim = _load_sim(json_path, what, progress)
     image = pack_image(prog.words, WORD_BITS)
     boot = FlashLoader.boot_cycles(prog.n_words, WORD_BITS, clock_hz)
     res = _boot(sim, SpiFlashModel({IMAGE_OFFSET: image}, powered_down=True), boot + 64)
