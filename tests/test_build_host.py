@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from _backend_nets import random_net, random_x
+from _faults import damage
 from reference_eval import reference_counts
 from warpc.fpga.host import flash, run_on_board
 from warpc.fpga.protocol import (ACK_BYTE, SYNC_BYTE, BoardModel, crc8, frame_bytes, idle_timeout_s, parse_reply,
@@ -69,33 +70,17 @@ class FaultySerial(FakeSerial):
         self.faults, self.reply_faults, self.at = faults or {}, reply_faults or {}, at
         self.nw = self.nr = 0
 
-    @staticmethod
-    def damage(data, kind, at):
-        f = bytearray(data)
-        at = at % len(f) if f else 0
-        if kind == "drop":
-            del f[at]
-        elif kind == "duplicate":
-            f.insert(at, f[at])
-        elif kind == "corrupt":
-            f[at] ^= 0x41
-        elif kind == "extra":
-            f.insert(at, SYNC_BYTE)
-        elif kind == "noise":
-            f[:0] = bytes([0x00, SYNC_BYTE, 0x12])
-        return bytes(f)
-
     def line_in(self, data):
         kind = self.faults.get(self.nw)
         self.nw += 1
-        return self.damage(data, kind, self.at) if kind else data
+        return damage(data, kind, self.at) if kind else data
 
     def line_out(self, data):
         if not data:
             return data
         kind = self.reply_faults.get(self.nr)
         self.nr += 1
-        return self.damage(data, kind, 1) if kind else data
+        return damage(data, kind, 1) if kind else data
 
 
 def _build_dir(tmp_path, net, scores):
