@@ -8,7 +8,7 @@ from _backend_nets import random_net, random_x
 from _faults import damage
 from reference_eval import reference_counts
 from warpc.fpga.host import flash, run_on_board
-from warpc.fpga.protocol import (ACK_BYTE, SYNC_BYTE, BoardModel, crc8, frame_bytes, idle_timeout_s, parse_reply,
+from warpc.fpga.protocol import (ACK_BYTE, BoardModel, crc8, frame_bytes, idle_timeout_s, parse_reply,
                                   reply_bytes)
 from warpc.hdl.framing import crc8_matrix
 from warpc.errors import BoardError
