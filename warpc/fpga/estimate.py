@@ -521,7 +521,6 @@ def _blocks(net: Netlist, *, pipeline: int, interval: int, lut_cells: str, score
                                     "of more than 4 inputs, more) LUT4s" if portable else "")}
 
     # counter and argmax: exact packing of their cell plans when the blocks expose them
-    val_ns = None
     if pipeline > 0:
         lut_ns = _level()  # one LUT level of the network: a route and a LUT
         users = ln["comb_users"]
@@ -534,7 +533,7 @@ def _blocks(net: Netlist, *, pipeline: int, interval: int, lut_cells: str, score
         def val_ns(i: int) -> float:
             return ln["in_stage"].get(out_signals[i], 0) * lut_ns
     else:
-        value_lut = None
+        value_lut = val_ns = None
     if pipeline == 0:
         cnt = _comb_counter(net, out_signals, sh.score_bits)
         blocks["popcount"] = {**cnt, "lc": cnt["lut"], "exact_cells": False,
@@ -701,11 +700,9 @@ def estimate(source, board="icebreaker", *, interval: int = 1, pipeline: int = 1
         est = estimate_net(net, brd, interval=interval, pipeline=pipeline, lut_cells=lut_cells, scores=scores)
         est["arch"] = "spatial"
     if arch == "folded" or (arch == "auto" and est["fits"] is False):
-        from .folded import estimate_folded, fold_for_board
+        from .folded import plan_folded
 
-        net, info = compiled_netlist(source, lut_size=None)
-        check_buildable(net)
-        est = estimate_folded(net, fold_for_board(net, brd), brd, scores=scores)
+        est = plan_folded(source, brd, scores=scores)[3]
     est["source"] = str(source) if isinstance(source, (str, Path)) else type(source).__name__
     est["compile_seconds"] = round(time.perf_counter() - t0, 3)
     return est

@@ -267,7 +267,6 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
             raise DoesNotFitError(f"the spatial design does not fit the {brd.device} at --interval {opts.interval}, "
                                   f"and the folded one takes {est['Interval_cycles']:,} cycles per sample; ask for "
                                   f"--interval {est['Interval_cycles']} or more, or a smaller net")
-    b_arch = arch
     if x is None and (dataset is not None or net.dataset):
         what = dataset if dataset is not None else "the model's dataset"
         say(f"[data] loading the test split of {what}")
@@ -281,10 +280,10 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
         xs, ys = xs[:opts.max_vectors], (None if ys is None else ys[:opts.max_vectors])
     exe = {name: tools.tool(opts.toolchain, name) for name in ("yosys", "nextpnr-ice40", "icepack")}
     b = Build(out=out, board=brd, board_arg=str(board), opts=opts, lut_cells=lut_cells, net=net, src_info=src_info,
-              x=xs, y=ys, data_name=name, say=say, exe=exe, arch=b_arch, prog=prog)
+              x=xs, y=ys, data_name=name, say=say, exe=exe, arch=arch, prog=prog)
     b.stages["compile_s"] = compile_s
     b.estimate = est
-    b.options = {"board": brd.name, "arch": b_arch, "pipeline": opts.pipeline, "interval": opts.interval,
+    b.options = {"board": brd.name, "arch": arch, "pipeline": opts.pipeline, "interval": opts.interval,
                  "baud": opts.baud or brd.baud, "toolchain": opts.toolchain, "lut_cells": lut_cells,
                  "scores": opts.scores, "seed": opts.seed, "router": opts.router}
     b.stamp = stamp(net, b.options)
@@ -294,19 +293,15 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
 def _prepare_folded(source, brd: Board, opts: BuildOptions, say: Progress, t: float):
     """The folded build's netlist (optimised, not packed: the engine evaluates two-input nodes), its program and
     estimate; DoesNotFitError when the board's memories cannot hold the program."""
-    from ..hdl.core import check_buildable
-    from .folded import estimate_folded, fold_for_board
+    from .folded import plan_folded
 
     say(f"[compile] {source if isinstance(source, (str, Path)) else type(source).__name__} -> netlist "
         "(no LUT packing: the folded engine evaluates two-input nodes)")
-    net, src_info = compiled_netlist(source, lut_size=None)
-    check_buildable(net)
-    prog = fold_for_board(net, brd)
+    net, src_info, prog, est = plan_folded(source, brd, scores=opts.scores)
     compile_s = time.perf_counter() - t
     lay = prog.layout
     say(f"[compile] done in {compile_s:.1f} s: {len(net.nodes)} nodes -> a {prog.n_words:,}-word program "
         f"({lay.lanes} node(s) per word, {lay.width}-bit words, {prog.stored:,} activation bits)")
-    est = estimate_folded(net, prog, brd, scores=opts.scores)
     mem = est["folded"]["memory"]
     say(f"[estimate] folded: ~{est['LC']:,} LCs, {mem['EBR']} EBR, {mem['SPRAM']} SPRAM; "
         f"{est['Interval_cycles']:,} cycles per sample")

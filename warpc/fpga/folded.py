@@ -70,6 +70,18 @@ def fold_for_board(net: Netlist, board) -> Program:
     return prog
 
 
+def plan_folded(source, board, *, scores: bool = False) -> tuple[Netlist, dict, Program, dict]:
+    """(netlist, provenance, program, estimate) of a folded build of `source`: compiled without LUT packing (the
+    engine evaluates two-input nodes), checked, folded for the board's memories (DoesNotFitError otherwise)."""
+    from ..hdl.core import check_buildable
+    from ..ir.source import compiled_netlist
+
+    net, info = compiled_netlist(source, lut_size=None)
+    check_buildable(net)
+    prog = fold_for_board(net, board)
+    return net, info, prog, estimate_folded(net, prog, board, scores=scores)
+
+
 def estimate_folded(net: Netlist, prog: Program, board, *, scores: bool = False) -> dict:
     """The folded build's estimate, in warpc.fpga.estimate's format (LCs from LC_MODEL: approximate)."""
     mem = memory_plan(prog)
