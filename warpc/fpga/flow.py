@@ -354,11 +354,18 @@ def elaborate(b: Build) -> None:
     divisor = uart_divisor(b.board.clock_hz, baud)
     b.board = replace(b.board, baud=baud)  # the report's uart section describes the line as built
     if b.arch == "folded":
-        return _elaborate_folded(b, divisor, t)
-    b.shell = UartShell(b.net, divisor=divisor, pipeline=b.opts.pipeline, lut_cells=b.lut_cells,
-                        scores=b.opts.scores, interval=b.opts.interval,
-                        idle_cycles=idle_cycles(b.board.clock_hz, divisor))
-    b.blocks = block_modules(TOP)
+        from ..hdl.folded import FoldedShell, folded_block_modules
+
+        b.shell = FoldedShell(b.net, b.prog, divisor=divisor, scores=b.opts.scores,
+                              idle_cycles=idle_cycles(b.board.clock_hz, divisor), clock_hz=b.board.clock_hz)
+        b.blocks = folded_block_modules(TOP)
+        done = f"folded: {b.prog.n_words:,} words, {b.shell.describe()['Interval_cycles']:,} cycles per sample"
+    else:
+        b.shell = UartShell(b.net, divisor=divisor, pipeline=b.opts.pipeline, lut_cells=b.lut_cells,
+                            scores=b.opts.scores, interval=b.opts.interval,
+                            idle_cycles=idle_cycles(b.board.clock_hz, divisor))
+        b.blocks = block_modules(TOP)
+        done = f"latency {b.shell.core.latency} cycles"
     b.plan = platform_for(b.board).build(
         BoardTop(b.shell), name=TOP, do_build=False,
         # -dffe_min_ce_use: an iCE40 tile's 8 LCs share one clock enable, so the serial encoder's per-feature
@@ -367,26 +374,7 @@ def elaborate(b: Build) -> None:
         script_after_read="setattr -mod -set keep_hierarchy 1 " + " ".join(b.blocks.values()),
         script_after_synth="tee -q -o stat.json stat -json",
     )
-    b.say(f"[elaborate] done in {_timed(b, 'elaborate_s', t):.1f} s (latency {b.shell.core.latency} cycles)")
-
-
-def _elaborate_folded(b: Build, divisor: int, t: float) -> None:
-    from ..hdl.folded import FoldedShell
-    from ..hdl.framing import idle_cycles
-    from ..hdl.shell import BoardTop
-
-    b.shell = FoldedShell(b.net, b.prog, divisor=divisor, scores=b.opts.scores,
-                          idle_cycles=idle_cycles(b.board.clock_hz, divisor), clock_hz=b.board.clock_hz)
-    shell = f"{TOP}.{BoardTop.SHELL}"
-    b.blocks = {"engine": f"{shell}.{FoldedShell.ENGINE}", "loader": f"{shell}.{FoldedShell.LOADER}"}
-    b.plan = platform_for(b.board).build(
-        BoardTop(b.shell), name=TOP, do_build=False,
-        synth_opts=f"-device {b.board.synth_device} -dffe_min_ce_use 8",
-        script_after_read="setattr -mod -set keep_hierarchy 1 " + " ".join(b.blocks.values()),
-        script_after_synth="tee -q -o stat.json stat -json",
-    )
-    b.say(f"[elaborate] done in {_timed(b, 'elaborate_s', t):.1f} s (folded: {b.prog.n_words:,} words, "
-          f"{b.shell.describe()['Latency_cycles']:,} cycles per sample)")
+    b.say(f"[elaborate] done in {_timed(b, 'elaborate_s', t):.1f} s ({done})")
 
 
 def _formal_blocks(b: Build) -> tuple[dict[str, str], dict]:

@@ -110,12 +110,13 @@ class SimulatedBoard:
         import shutil
         import tempfile
 
+        from ..hdl.folded import folded_block_modules
         from ..hdl.shell import block_modules
         from .equiv import export_modules
         from .tools import tool
 
         folded = rep.get("arch") == "folded"
-        module = "top.shell.engine" if folded else block_modules("top")[label]
+        module = (folded_block_modules if folded else block_modules)("top")[label]
 
         p = d / f"eq_{label}_gate.json"
         if p.is_file():

@@ -374,3 +374,12 @@ class FoldedShell(FramedShell):
 
     def _result(self):
         return self._reply_word(self.engine.cls, self.engine.scores)
+
+
+def folded_block_modules(top: str = "top") -> dict[str, str]:
+    """Block label -> module name in the synthesised BoardTop(FoldedShell) named `top` (as shell.block_modules is
+    for the spatial design): the blocks the build keeps, reports and checks."""
+    from .shell import BoardTop
+
+    shell = f"{top}.{BoardTop.SHELL}"
+    return {"engine": f"{shell}.{FoldedShell.ENGINE}", "loader": f"{shell}.{FoldedShell.LOADER}"}
