@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BoardError
+from ..families import CELL_STYLES, FAMILIES, PORTABLE, Family
 
-PROGRAMMERS = ("iceprog", "openFPGALoader")  # the only executables `warpc flash` runs
-LUT_CELLS = ("sb_lut4", "portable")
+PROGRAMMERS = ("iceprog", "ecpprog", "openFPGALoader")  # the only executables `warpc flash` runs
+LUT_CELLS = CELL_STYLES
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _PLATFORM = re.compile(r"^amaranth_boards\.[a-z0-9_]+:[A-Za-z_][A-Za-z0-9_]*$")
 _FLAG = re.compile(r"^[A-Za-z0-9_.{}=:-]+$")  # programmer arguments: no shell syntax, no spaces
-_FIELDS = {"name", "description", "platform", "device", "package", "synth_device", "nextpnr_device",
+_FIELDS = {"name", "description", "family", "platform", "device", "package", "synth_device", "nextpnr_device",
            "nextpnr_package", "clock_hz", "uart", "capacity", "lut_cells", "programmers"}
+_ICE40_ONLY = ("synth_device", "nextpnr_device", "nextpnr_package")  # other families: from the platform
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,9 @@ class Board:
     platform: str                 # "amaranth_boards.<module>:<PlatformClass>"
     device: str                   # for reports, e.g. iCE40UP5K
     package: str
-    synth_device: str             # synth_ice40 -device
-    nextpnr_device: str           # nextpnr-ice40 device flag, e.g. --up5k
-    nextpnr_package: str
+    synth_device: str             # iCE40 only: synth_ice40 -device
+    nextpnr_device: str           # iCE40 only: nextpnr-ice40 device flag, e.g. --up5k
+    nextpnr_package: str          # iCE40 only
     clock_hz: int                 # the platform's default clock, which clocks the design
     baud: int
     usb_port_hint: str | None
@@ -66,10 +68,20 @@ class Board:
     lut_cells: str = "sb_lut4"
     programmers: tuple[Programmer, ...] = ()
     source: str = ""              # the file it was read from
+    family_name: str = "ice40"    # warpc.families key
 
     @property
     def uart_divisor(self) -> int:
         return round(self.clock_hz / self.baud)
+
+    @property
+    def family(self) -> Family:
+        return FAMILIES[self.family_name]
+
+    @property
+    def logic_capacity(self) -> int:
+        """Logic cells (iCE40: LCs) or LUT4s (ECP5, Gowin): what estimates are compared against."""
+        return int(self.capacity.get(self.family.logic_unit, 0))
 
 
 def boards_dir() -> Path:
@@ -146,6 +158,10 @@ def parse_board(d, path: Path | str = "<board>", default_name: str = "board") ->
     desc = d.get("description", "")
     if not isinstance(desc, str):
         raise BoardError(f"{where}: field description must be a string, got {desc!r}")
+    fam = d.get("family", "ice40")
+    if fam not in FAMILIES:
+        raise BoardError(f"{where}: field family must be one of {', '.join(FAMILIES)}, got {fam!r}")
+    family = FAMILIES[fam]
     platform = text("platform", _PLATFORM, 'an amaranth-boards platform "amaranth_boards.<module>:<Class>"')
     clock = need("clock_hz", int, "the clock frequency in Hz, a positive integer")
     if clock <= 0:
@@ -171,20 +187,33 @@ def parse_board(d, path: Path | str = "<board>", default_name: str = "board") ->
     for k, v in cap.items():
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise BoardError(f"{where}: field capacity.{k} must be a non-negative integer, got {v!r}")
-    if "LC" not in cap:
-        raise BoardError(f"{where}: missing field capacity.LC (logic cells of the device)")
-    lut_cells = d.get("lut_cells", "sb_lut4")
-    if lut_cells not in LUT_CELLS:
-        raise BoardError(f"{where}: field lut_cells must be one of {', '.join(LUT_CELLS)}, got {lut_cells!r}")
+    unit = family.logic_unit
+    if unit not in cap:
+        raise BoardError(f"{where}: missing field capacity.{unit} "
+                         f"({'logic cells' if unit == 'LC' else 'LUT4s'} of the {family.title} device)")
+    lut_cells = d.get("lut_cells", family.cell_style)
+    styles = (family.cell_style, PORTABLE)
+    if lut_cells not in styles:
+        raise BoardError(f"{where}: field lut_cells must be one of {', '.join(styles)} on {family.title}, "
+                         f"got {lut_cells!r}")
+    if fam == "ice40":
+        ice = dict(
+            synth_device=text("synth_device", re.compile(r"^[a-z0-9]+$"), "a synth_ice40 -device value, e.g. u"),
+            nextpnr_device=text("nextpnr_device", re.compile(r"^--[a-z0-9]+$"), "a nextpnr device flag, e.g. --up5k"),
+            nextpnr_package=text("nextpnr_package", re.compile(r"^[a-z0-9]+$"), "a nextpnr package, e.g. sg48"))
+    else:
+        extra = [k for k in _ICE40_ONLY if k in d]
+        if extra:
+            raise BoardError(f"{where}: field(s) {', '.join(extra)} apply to iCE40 boards only (on {family.title} "
+                             "the amaranth-boards platform gives the device flags)")
+        ice = dict(synth_device="", nextpnr_device="", nextpnr_package="")
     progs = need("programmers", list, "a list of programmers")
     return Board(
         name=name.lower(), description=desc, platform=platform,
-        device=text("device"), package=text("package"),
-        synth_device=text("synth_device", re.compile(r"^[a-z0-9]+$"), "a synth_ice40 -device value, e.g. u"),
-        nextpnr_device=text("nextpnr_device", re.compile(r"^--[a-z0-9]+$"), "a nextpnr device flag, e.g. --up5k"),
-        nextpnr_package=text("nextpnr_package", re.compile(r"^[a-z0-9]+$"), "a nextpnr package, e.g. sg48"),
+        device=text("device"), package=text("package"), **ice,
         clock_hz=clock, baud=baud, usb_port_hint=hint, capacity=dict(cap), lut_cells=lut_cells,
         programmers=tuple(_programmer(p, i, where) for i, p in enumerate(progs)), source=str(path),
+        family_name=fam,
     )
 
 
@@ -219,10 +248,15 @@ def platform_for(board: Board):
         klass = getattr(importlib.import_module(mod), cls)
     except (ImportError, AttributeError) as e:
         raise BoardError(f"board {board.name}: cannot load platform {board.platform} ({e})") from None
+    from amaranth import vendor
     from amaranth.build import Platform
 
     if not (isinstance(klass, type) and issubclass(klass, Platform)):
         raise BoardError(f"board {board.name}: {board.platform} is not an Amaranth platform class")
+    fam = board.family
+    if not issubclass(klass, getattr(vendor, fam.platform_class)):
+        raise BoardError(f"board {board.name}: {board.platform} is not a {fam.title} platform, but the board file "
+                         f"says family {fam.name!r}")
     plat = klass()
     if ("uart", 0) not in plat.resources:
         raise BoardError(f"board {board.name}: platform {board.platform} has no uart resource")

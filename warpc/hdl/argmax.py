@@ -17,6 +17,7 @@ from __future__ import annotations
 from amaranth.hdl import Const, Elaboratable, Module, Signal
 
 from ..errors import ConfigError
+from ..families import CELL_STYLES
 from .popcount import C0, _init, _is_const, _Plan
 
 
@@ -114,9 +115,9 @@ class TreeArgmax(Elaboratable):
     interval = 1
 
     def __init__(self, classes: int, score_bits: int, *, lut_cells: str = "portable") -> None:
-        if lut_cells not in ("sb_lut4", "portable"):
+        if lut_cells not in CELL_STYLES:
             self._MustUse__silence = True  # not built: no "unused elaboratable" warning
-            raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose one of sb_lut4, portable")
+            raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose one of {', '.join(CELL_STYLES)}")
         self.classes, self.score_bits, self.lut_cells = int(classes), int(score_bits), lut_cells
         self._plan, self._idx, self.latency, self._valid = _plan_argmax(self.classes, self.score_bits)
         self.scores = Signal(self.classes * self.score_bits)

@@ -20,12 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
 
 from ..errors import ConfigError, NetlistError
+from ..families import CELL_STYLES, primitives
 from ..ir.netlist import Netlist
 
-LUT_CELLS = ("sb_lut4", "portable")
+LUT_CELLS = CELL_STYLES  # each family's explicit LUT4 cells (see warpc.families) or portable logic
 
 
 def _bits_for(value: int) -> int:
@@ -124,11 +125,12 @@ def check_interval(net: Netlist, pipeline: int, interval) -> int:
 def check_lut_cells(net: Netlist, lut_cells: str) -> None:
     if lut_cells not in LUT_CELLS:
         raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose one of {', '.join(LUT_CELLS)}")
-    if lut_cells == "sb_lut4":
+    prim = primitives(lut_cells)
+    if prim is not None:
         big = [n.k for n in net.nodes if n.k > 4]
         if big:
             raise NetlistError(
-                f"{len(big)} nodes have more than 4 inputs (up to {max(big)}); iCE40 SB_LUT4 cells take 4: "
+                f"{len(big)} nodes have more than 4 inputs (up to {max(big)}); {prim.lut_type} cells take 4: "
                 "pack the netlist first (warpc compile ... -K 4) or use lut_cells='portable'"
             )
 
@@ -250,6 +252,7 @@ class LutNetwork(Elaboratable):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        prim = primitives(self.lut_cells)
         net, N = self.net, self.pipeline
         levels = net.levels()
         # stage of a value = the cycle (after the input register) in which it is computed
@@ -287,14 +290,9 @@ class LutNetwork(Elaboratable):
             o = Signal(name=f"n{sid}")
             if node.k == 0:
                 m.d.comb += o.eq(node.table & 1)
-            elif self.lut_cells == "sb_lut4":
+            elif prim is not None:
                 pads = ins + [Const(0, 1)] * (4 - node.k)
-                m.submodules[f"lut_{sid}"] = Instance(
-                    "SB_LUT4",
-                    p_LUT_INIT=Const(lut4_init(node.table, node.k), 16),
-                    i_I0=pads[0], i_I1=pads[1], i_I2=pads[2], i_I3=pads[3],
-                    o_O=o,
-                )
+                m.submodules[f"lut_{sid}"] = prim.lut4(lut4_init(node.table, node.k), pads, o)
             else:
                 m.d.comb += o.eq(Const(node.table, 1 << node.k).bit_select(Cat(*ins), 1))
             comb[sid] = o

@@ -56,6 +56,7 @@ from __future__ import annotations
 from amaranth.hdl import Elaboratable
 
 from ..errors import ConfigError
+from ..families import CELL_STYLES, primitives
 from ..ir.netlist import Netlist
 
 CHAIN_MAX = 16   # LCs per physical carry chain (ripple length of one pipeline stage)
@@ -148,7 +149,7 @@ class _Plan:
     def build(self, m, lut_cells: str, sigs: dict, name: str = "p"):
         """Instantiate into Amaranth module m; sigs maps ("v", i) / ("x", name) to Amaranth values. Returns a
         resolver ref -> Amaranth value."""
-        from amaranth.hdl import Cat, ClockSignal, Const, Instance, ResetSignal, Signal
+        from amaranth.hdl import Cat, Const, Signal
 
         lut_o = [Signal(name=f"{name}_l{k}") for k in range(len(self.luts))]
         car_o = [Signal(name=f"{name}_k{k}") for k in range(len(self.carries))]
@@ -168,32 +169,25 @@ class _Plan:
                 return sigs["values"][r[1]]
             return sigs[r[1]]
 
+        prim = primitives(lut_cells)
         for k, (init, pins) in enumerate(self.luts):
             p = [val(r) for r in pins]
-            if lut_cells == "sb_lut4":
-                m.submodules[f"{name}_lut{k}"] = Instance(
-                    "SB_LUT4", p_LUT_INIT=Const(init, 16), i_I0=p[0], i_I1=p[1], i_I2=p[2], i_I3=p[3],
-                    o_O=lut_o[k])
+            if prim is not None:
+                m.submodules[f"{name}_lut{k}"] = prim.lut4(init, p, lut_o[k])
             else:
                 m.d.comb += lut_o[k].eq(Const(init, 16).bit_select(Cat(*p), 1))
         for k, (i0, i1, ci) in enumerate(self.carries):
             a, b, c = val(i0), val(i1), val(ci)
-            if lut_cells == "sb_lut4":
-                m.submodules[f"{name}_carry{k}"] = Instance("SB_CARRY", i_I0=a, i_I1=b, i_CI=c, o_CO=car_o[k])
+            if prim is not None and prim.carry:
+                m.submodules[f"{name}_carry{k}"] = prim.carry_cell(a, b, c, car_o[k])
             else:
                 m.d.comb += car_o[k].eq((a & b) | ((a | b) & c))
         for k, (d, en, rs) in enumerate(self.ffs):
-            if lut_cells == "sb_lut4":
+            if prim is not None and prim.explicit_ffs:
                 # explicit flip-flops too: the formal check then pairs RTL and netlist cell by cell (equiv_struct)
                 # instead of proving a 1,000-bit adder tree by SAT; SB_DFF(E)(SR) = Amaranth's sync semantics
                 # (SB_DFFESR resets only while enabled: the block's only reset flip-flops have no enable)
-                kind = "SB_DFF" + ("E" if en is not None else "") + ("SR" if rs else "")
-                ports = {"i_C": ClockSignal("sync"), "i_D": val(d), "o_Q": ff_o[k]}
-                if en is not None:
-                    ports["i_E"] = val(en)
-                if rs:
-                    ports["i_R"] = ResetSignal("sync")
-                m.submodules[f"{name}_ff{k}"] = Instance(kind, **ports)
+                m.submodules[f"{name}_ff{k}"] = prim.dff_cell(val(d), ff_o[k], None if en is None else val(en), rs)
             elif en is None:
                 m.d.sync += ff_o[k].eq(val(d))
             else:
@@ -375,9 +369,9 @@ class TreeCounter(Elaboratable):
                  register_inputs: bool = False) -> None:
         from amaranth.hdl import Signal
 
-        if lut_cells not in ("sb_lut4", "portable"):
+        if lut_cells not in CELL_STYLES:
             self._MustUse__silence = True  # not built: no "unused elaboratable" warning
-            raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose one of sb_lut4, portable")
+            raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose one of {', '.join(CELL_STYLES)}")
         self.net, self.out_signals, self.lut_cells = net, list(out_signals), lut_cells
         self.score_bits = _score_bits(net)
         self.register_inputs = bool(register_inputs)

