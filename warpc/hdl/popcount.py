@@ -178,12 +178,12 @@ class _Plan:
                 m.d.comb += lut_o[k].eq(Const(init, 16).bit_select(Cat(*p), 1))
         for k, (i0, i1, ci) in enumerate(self.carries):
             a, b, c = val(i0), val(i1), val(ci)
-            if prim is not None and prim.carry:
+            if prim is not None:
                 m.submodules[f"{name}_carry{k}"] = prim.carry_cell(a, b, c, car_o[k])
             else:
                 m.d.comb += car_o[k].eq((a & b) | ((a | b) & c))
         for k, (d, en, rs) in enumerate(self.ffs):
-            if prim is not None and prim.explicit_ffs:
+            if prim is not None:
                 # explicit flip-flops too: the formal check then pairs RTL and netlist cell by cell (equiv_struct)
                 # instead of proving a 1,000-bit adder tree by SAT; SB_DFF(E)(SR) = Amaranth's sync semantics
                 # (SB_DFFESR resets only while enabled: the block's only reset flip-flops have no enable)

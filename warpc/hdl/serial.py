@@ -220,12 +220,12 @@ class _Cells:
         for i in sorted(carries):
             i0, i1, ci = (v(s) for s in self.carries[i])
             o = val[("C", i)]
-            if prim is not None and prim.carry:
+            if prim is not None:
                 m.submodules[f"{prefix}carry{i}"] = prim.carry_cell(i0, i1, ci, o)
             else:
                 m.d.comb += o.eq((i0 & i1) | ((i0 | i1) & ci))
         for i in sorted(ffs):
-            if prim is not None and prim.explicit_ffs:
+            if prim is not None:
                 # explicit flip-flops: the build's formal check pairs RTL and netlist cell by cell (equiv_struct)
                 m.submodules[f"{prefix}dff{i}"] = prim.dff_cell(v(self.ffs[i]), val[("F", i)],
                                                                v(self.ens[i]) if i in self.ens else None)

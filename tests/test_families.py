@@ -1,0 +1,120 @@
+"""The family layer: each family's LUT4 computes INIT[{I3, I2, I1, I0}] whatever it folds or shrinks, its carry is
+maj, its flip-flops are the cells the family's synthesis keeps, and every catalogue board names a platform of its
+family. The toolchain builds of each family are in test_build_families_slow.py."""
+import itertools
+import json
+import random
+
+import pytest
+from amaranth.hdl import Const, Signal
+from click.testing import CliRunner
+
+from warpc.cli import main
+from warpc.errors import BoardError, ConfigError
+from warpc.families import CELL_STYLES, FAMILIES, primitives
+from warpc.families.base import MAJ3, _depends
+from warpc.fpga.boards import catalogue, load_board, parse_board, platform_for, supported_boards
+
+
+def _lut_value(inst, sigs: list, bits) -> int:
+    """What a LUT Instance outputs with signal sigs[i] at bits[i]: a naive reading of its INIT parameter and input
+    connections in port order (LUT1..LUT4 / SB_LUT4: INIT[inputs as an index, first input = LSB])."""
+    init = next(iter(inst.parameters.values()))
+    init = init.value if isinstance(init, Const) else int(init)
+    idx = 0
+    inputs = [v for v, d in inst.ports.values() if d == "i"]
+    for j, v in enumerate(inputs):
+        bit = v.value & 1 if isinstance(v, Const) else bits[next(i for i, s in enumerate(sigs) if s is v)]
+        idx |= bit << j
+    return (init >> idx) & 1
+
+
+@pytest.mark.parametrize("style", ["sb_lut4", "ecp5_lut4", "gowin_lut4"])
+def test_lut4_computes_its_table_with_constant_and_unused_inputs(style):
+    prim = primitives(style)
+    rng = random.Random(7)
+    sigs = [Signal(name=f"s{i}") for i in range(4)]
+    for trial in range(60):
+        init = rng.getrandbits(16) if trial % 3 else rng.choice([0xAAAA, 0xCCCC, 0xF0F0, 0xFF00, 0x8888, 0x0000, 0xFFFF])
+        consts = {i: rng.getrandbits(1) for i in range(4) if rng.random() < 0.3}
+        ins = [Const(consts[i], 1) if i in consts else sigs[i] for i in range(4)]
+        inst = prim.lut4(init, ins, Signal())
+        for bits in itertools.product((0, 1), repeat=4):
+            full = [consts.get(i, bits[i]) for i in range(4)]
+            want = (init >> sum(b << i for i, b in enumerate(full))) & 1
+            assert _lut_value(inst, sigs, bits) == want, (style, hex(init), consts)
+
+
+def test_gowin_shrinks_and_ecp5_ties_what_the_table_ignores():
+    a, b = Signal(), Signal()
+    g = primitives("gowin_lut4").lut4(0xFF00, [a, a, a, b], Signal())  # depends on I3 only
+    assert g.type == "LUT1" and g.ports["I0"][0] is b
+    e = primitives("ecp5_lut4").lut4(0xFF00, [a, a, a, b], Signal())
+    assert e.type == "LUT4" and all(isinstance(e.ports[p][0], Const) for p in "ABC")
+    i = primitives("sb_lut4").lut4(0xFF00, [a, a, a, b], Signal())  # iCE40: untouched (SB_CARRY pairing)
+    assert i.type == "SB_LUT4" and i.ports["I0"][0] is a
+
+
+def test_depends_and_majority():
+    assert [_depends(0xAAAA, i) for i in range(4)] == [True, False, False, False]
+    assert [_depends(MAJ3, i) for i in range(4)] == [True, True, True, False]
+    for c in range(8):
+        assert (MAJ3 >> c) & 1 == (bin(c).count("1") >= 2)
+
+
+def test_carry_and_flip_flops_per_family():
+    a, b, c, o = Signal(), Signal(), Signal(), Signal()
+    assert primitives("sb_lut4").carry_cell(a, b, c, o).type == "SB_CARRY"
+    for style in ("ecp5_lut4", "gowin_lut4"):  # maj in a LUT (the counters' carries)
+        cell = primitives(style).carry_cell(a, b, c, o)
+        assert cell.type.startswith("LUT")
+    kinds = {style: [primitives(style).dff_cell(a, o, en, rs).type for en in (None, b) for rs in (False, True)]
+             for style in ("sb_lut4", "ecp5_lut4", "gowin_lut4")}
+    assert kinds["sb_lut4"] == ["SB_DFF", "SB_DFFSR", "SB_DFFE", "SB_DFFESR"]
+    assert kinds["ecp5_lut4"] == ["TRELLIS_FF"] * 4
+    assert kinds["gowin_lut4"] == ["DFF", "DFFR", "DFFE", "DFFRE"]
+    assert primitives("portable") is None
+    with pytest.raises(ConfigError, match="unknown LUT cell style"):
+        primitives("lut6")
+
+
+def test_cell_models_come_from_yosys_and_blackboxes_keep_their_ports():
+    for fam in FAMILIES.values():
+        full = fam.cell_models()
+        for cell in fam.model_cells:
+            assert f"module {cell}" in full.replace("module \\", "module ") or f"module {cell} " in full
+        bb = fam.cell_models(blackbox=fam.struct_cells)
+        assert bb.count("(* blackbox *)") == len(fam.struct_cells)
+    assert "parameter [15:0] INIT" in FAMILIES["ecp5"].cell_models(blackbox=("LUT4",))
+
+
+def test_every_catalogue_board_loads_with_its_family_platform():
+    rows = {r["name"]: r for r in catalogue()}
+    assert {"icebreaker", "ulx3s-85f", "ulx3s-12f", "ecpix5-85", "tangnano9k"} <= set(rows)
+    assert not [r for r in rows.values() if "error" in r]
+    for name in supported_boards():
+        b = load_board(name)
+        plat = platform_for(b)
+        assert ("uart", 0) in plat.resources and b.lut_cells in (b.family.cell_style, "portable")
+        assert b.logic_capacity > 0
+    assert rows["ulx3s-85f"]["family"] == "ecp5" and rows["tangnano9k"]["bitstream"] == "top.fs"
+    assert rows["icebreaker"]["archs"] == ["spatial", "folded"] and rows["ulx3s-12f"]["archs"] == ["spatial"]
+
+
+def test_a_board_file_must_name_a_platform_of_its_family(tmp_path):
+    d = json.loads(load_board("ulx3s-85f").source and open(load_board("ulx3s-85f").source).read())
+    d["platform"] = "amaranth_boards.tang_nano_9k:TangNano9kPlatform"
+    d["clock_hz"] = 27_000_000
+    with pytest.raises(BoardError, match="not a Lattice ECP5 platform"):
+        platform_for(parse_board(d, "b.json"))
+
+
+def test_boards_command_lists_the_catalogue():
+    r = CliRunner().invoke(main, ["boards"])
+    assert r.exit_code == 0 and "ulx3s-85f" in r.output and "83,640 LUT" in r.output and "5,280 LC" in r.output
+    r = CliRunner().invoke(main, ["boards", "--json"])
+    assert r.exit_code == 0 and {x["name"] for x in json.loads(r.output)} >= {"icebreaker", "tangnano9k"}
+
+
+def test_cell_styles_are_each_familys_and_portable():
+    assert CELL_STYLES == ("sb_lut4", "ecp5_lut4", "gowin_lut4", "portable")
