@@ -2,11 +2,13 @@
 the small digits model through `warpc synth` for an ECP5 and a Gowin board, with equivalence on the whole test split,
 every block proven, and the same report keys as the iCE40 build (test_build_synth_slow.py). Marked slow."""
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from warpc.cli import main
+from warpc.fpga.boards import load_board
 
 from _backend_nets import train_small_digits
 
@@ -22,9 +24,16 @@ def small_digits(tmp_path_factory):
 
 
 @pytest.mark.parametrize("board,family,bitstream", [("ulx3s-12f", "ecp5", "top.bit"),
-                                                    ("tangnano9k", "gowin", "top.fs")])
+                                                    ("tangnano9k", "gowin", "top.fs"),
+                                                    ("ulx3s-12f@50MHz", "ecp5", "top.bit")])
 def test_synth_on_each_family(small_digits, tmp_path, board, family, bitstream, monkeypatch):
     out = tmp_path / "build"
+    name = board
+    if "@" in board:  # the same board with its core clock from the ECP5's PLL (a board file of one's own)
+        name, _, mhz = board.partition("@")
+        doc = json.loads(open(load_board(name).source).read())
+        board = str(tmp_path / "pll_board.json")
+        Path(board).write_text(json.dumps({**doc, "core_clock_hz": int(mhz[:-3]) * 1_000_000}))
     r = CliRunner().invoke(main, ["synth", str(small_digits), "--board", board, "-o", str(out)])
     assert r.exit_code == 0, r.output
     rep = json.loads((out / "report.json").read_text())
@@ -40,7 +49,10 @@ def test_synth_on_each_family(small_digits, tmp_path, board, family, bitstream, 
     assert 0 < rep["LC"] <= rep["capacity"]["LC"] and rep["Fmax_MHz"] >= rep["clock_MHz"]
     assert rep["accuracy"]["samples"] == 360 and rep["accuracy"]["accuracy"] > 0.5
     r = CliRunner().invoke(main, ["report", str(out)])
-    assert r.exit_code == 0 and "PASSED" in r.output and board in r.output
+    assert r.exit_code == 0 and "PASSED" in r.output and name in r.output
+    if "pll" in board:
+        assert rep["clocks"] == {"board_MHz": 25.0, "core_MHz": 50.0, "pll": True}
+        assert [f["constraint_MHz"] for f in rep["fmax"].values()] == [50.0]
     r = CliRunner().invoke(main, ["run", "--build", str(out), "--simulate", "--limit", "4", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["agreement_with_model"] == 1.0

@@ -118,3 +118,27 @@ def test_boards_command_lists_the_catalogue():
 
 def test_cell_styles_are_each_familys_and_portable():
     assert CELL_STYLES == ("sb_lut4", "ecp5_lut4", "gowin_lut4", "portable")
+
+
+def test_ecp5_pll_settings_are_legal_and_exact():
+    from warpc.families.ecp5 import pll_params
+
+    for f_in, f_out in [(25e6, 50e6), (25e6, 100e6), (100e6, 50e6), (25e6, 60e6), (12e6, 48e6)]:
+        p = pll_params(f_in, f_out)
+        vco = p["f_out"] * p["CLKOP_DIV"]
+        assert 400e6 <= vco <= 800e6 and f_in / p["CLKI_DIV"] >= 3.125e6
+        assert p["f_out"] == f_in * p["CLKFB_DIV"] / p["CLKI_DIV"] and abs(p["f_out"] / f_out - 1) < 1e-3
+    with pytest.raises(ConfigError, match="cannot make"):
+        pll_params(25e6, 1e9)
+
+
+def test_a_core_clock_needs_a_family_pll():
+    d = json.loads(open(load_board("ulx3s-85f").source).read())
+    b = parse_board({**d, "core_clock_hz": 50_000_000}, "b.json")
+    assert b.core_clock_hz == 50_000_000 and b.clock_hz == 25_000_000 and b.uart_divisor == 434
+    with pytest.raises(BoardError, match="core_clock_hz: the ECP5 PLL cannot make"):
+        parse_board({**d, "core_clock_hz": 2_000_000_000}, "b.json")
+    g = json.loads(open(load_board("tangnano9k").source).read())
+    with pytest.raises(BoardError, match="core_clock_hz needs the family's PLL"):
+        parse_board({**g, "core_clock_hz": 54_000_000}, "b.json")
+    assert parse_board({**g, "core_clock_hz": 27_000_000}, "b.json").core_clock_hz == 27_000_000

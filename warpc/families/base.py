@@ -108,8 +108,14 @@ class Family:
     synth_opts: Callable[[Any, Any], str] = field(default=lambda board, plat: "")
     nextpnr_args: Callable[[Any, Any], list] = field(default=lambda board, plat: [])
     pack_args: Callable[[Any, Any], list] = field(default=lambda board, plat: [])
-    # router1 / router2 choice and extra flags by measurement, per family
-    default_router: str = "router2"
+    # (module, board clock signal, f_in, f_out) -> (core clock, locked): the PLL a board's core_clock_hz uses
+    pll: Callable[..., Any] | None = None
+    pll_plan: Callable[..., Any] | None = None  # (f_in, f_out) -> the PLL's settings, ConfigError if impossible
+
+    def pll_check(self, f_in: float, f_out: float) -> None:
+        """ConfigError when the family's PLL cannot make f_out from f_in."""
+        if self.pll_plan is not None:
+            self.pll_plan(f_in, f_out)
 
     def kind_of(self, cell_type: str) -> str | None:
         for pat, kind in self.kinds.items():

@@ -16,6 +16,49 @@ def _ff(d, q, en, reset):
                     i_CE=en if en is not None else Const(1, 1), i_DI=d, o_Q=q)
 
 
+def pll_params(f_in: float, f_out: float) -> dict:
+    """EHXPLLL dividers for f_out from f_in (feedback from CLKOP: f_out = f_in * CLKFB_DIV / CLKI_DIV, VCO =
+    f_out * CLKOP_DIV within 400-800 MHz, the PFD f_in / CLKI_DIV >= 3.125 MHz), the closest; ConfigError when
+    nothing is within 0.1 %."""
+    from ..errors import ConfigError
+
+    best = None
+    for ki in range(1, 129):
+        if f_in / ki < 3.125e6:
+            break
+        for kf in range(1, 81):
+            f = f_in * kf / ki
+            for ko in range(1, 129):
+                if 400e6 <= f * ko <= 800e6:
+                    err = abs(f / f_out - 1)
+                    if best is None or err < best[0]:
+                        best = (err, ki, kf, ko, f)
+                    break
+    if best is None or best[0] > 1e-3:
+        raise ConfigError(f"the ECP5 PLL cannot make {f_out / 1e6:g} MHz from {f_in / 1e6:g} MHz within 0.1 %")
+    _, ki, kf, ko, f = best
+    return {"CLKI_DIV": ki, "CLKFB_DIV": kf, "CLKOP_DIV": ko, "f_out": f}
+
+
+def _pll(m, clk_in, f_in: float, f_out: float):
+    """An EHXPLLL making the core clock (returns its output and lock signals)."""
+    from amaranth.hdl import Const, Instance, Signal
+
+    p = pll_params(f_in, f_out)
+    clk, locked = Signal(name="pll_clk"), Signal(name="pll_locked")
+    m.submodules.pll = Instance(
+        "EHXPLLL", a_FREQUENCY_PIN_CLKI=str(f_in / 1e6), a_FREQUENCY_PIN_CLKOP=str(p["f_out"] / 1e6),
+        a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
+        p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED", p_DPHASE_SOURCE="DISABLED",
+        p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB", p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+        p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"], p_CLKOP_CPHASE=p["CLKOP_DIV"] - 1,
+        p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP", p_CLKFB_DIV=p["CLKFB_DIV"],
+        i_RST=Const(0, 1), i_STDBY=Const(0, 1), i_CLKI=clk_in, o_CLKOP=clk, i_CLKFB=clk,
+        i_PHASESEL0=Const(0, 1), i_PHASESEL1=Const(0, 1), i_PHASEDIR=Const(1, 1), i_PHASESTEP=Const(1, 1),
+        i_PHASELOADREG=Const(1, 1), i_PLLWAKESYNC=Const(0, 1), i_ENCLKOP=Const(0, 1), o_LOCK=locked)
+    return clk, locked
+
+
 def _nextpnr(board, plat) -> list:
     dev = plat._nextpnr_device_options[plat.device]
     pkg = plat._nextpnr_package_options[plat.package].upper()
@@ -49,4 +92,6 @@ ECP5 = Family(
     nextpnr_args=_nextpnr,
     pack_args=lambda board, plat: ["--compress", "--input", "top.config", "--bit", "top.bit"],
     pack_log="ecppack.log",
+    pll=_pll,
+    pll_plan=pll_params,
 )

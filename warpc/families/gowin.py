@@ -24,7 +24,7 @@ _FF = r"DFF(N)?(E|S|SE|R|RE|P|PE|C|CE)?"
 
 def _nextpnr(board, plat) -> list:
     return ["--device", plat.part, "--vopt", f"family={plat._chipdb_device}", "--vopt", "cst=top.cst",
-            "--json", "top.syn.json", "--write", "top.pnr.json", "--freq", f"{board.clock_hz / 1e6:g}"]
+            "--json", "top.syn.json", "--write", "top.pnr.json", "--freq", f"{board.core_clock_hz / 1e6:g}"]
 
 
 GOWIN = Family(

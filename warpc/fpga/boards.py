@@ -23,7 +23,7 @@ LUT_CELLS = CELL_STYLES
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _PLATFORM = re.compile(r"^amaranth_boards\.[a-z0-9_]+:[A-Za-z_][A-Za-z0-9_]*$")
 _FLAG = re.compile(r"^[A-Za-z0-9_.{}=:-]+$")  # programmer arguments: no shell syntax, no spaces
-_FIELDS = {"name", "description", "family", "platform", "device", "package", "synth_device", "nextpnr_device",
+_FIELDS = {"name", "description", "family", "platform", "core_clock_hz", "device", "package", "synth_device", "nextpnr_device",
            "nextpnr_package", "clock_hz", "uart", "capacity", "lut_cells", "programmers"}
 _ICE40_ONLY = ("synth_device", "nextpnr_device", "nextpnr_package")  # other families: from the platform
 
@@ -69,10 +69,16 @@ class Board:
     programmers: tuple[Programmer, ...] = ()
     source: str = ""              # the file it was read from
     family_name: str = "ice40"    # warpc.families key
+    pll_clock_hz: int | None = None  # the core's clock, made from clock_hz by the family's PLL (None: clock_hz)
+
+    @property
+    def core_clock_hz(self) -> int:
+        """The clock the design runs at: the board's, or the PLL's when the board file asks for one."""
+        return self.pll_clock_hz or self.clock_hz
 
     @property
     def uart_divisor(self) -> int:
-        return round(self.clock_hz / self.baud)
+        return round(self.core_clock_hz / self.baud)
 
     @property
     def family(self) -> Family:
@@ -166,6 +172,18 @@ def parse_board(d, path: Path | str = "<board>", default_name: str = "board") ->
     clock = need("clock_hz", int, "the clock frequency in Hz, a positive integer")
     if clock <= 0:
         raise BoardError(f"{where}: field clock_hz must be a positive number of Hz, got {clock}")
+    board_clock = clock
+    core = d.get("core_clock_hz", clock)
+    if not isinstance(core, int) or isinstance(core, bool) or core <= 0:
+        raise BoardError(f"{where}: field core_clock_hz must be a positive number of Hz, got {core!r}")
+    if core != clock:
+        if family.pll is None:
+            raise BoardError(f"{where}: field core_clock_hz needs the family's PLL, which warpc drives on ECP5 only")
+        try:
+            family.pll_check(clock, core)
+        except Exception as e:
+            raise BoardError(f"{where}: field core_clock_hz: {e}") from None
+        clock = core  # the UART and everything else run at the core clock
     uart = need("uart", dict, 'an object {"baud": ...}')
     baud = need("baud", int, "a positive integer (bits per second)", uart, "uart.")
     if baud <= 0:
@@ -211,9 +229,9 @@ def parse_board(d, path: Path | str = "<board>", default_name: str = "board") ->
     return Board(
         name=name.lower(), description=desc, platform=platform,
         device=text("device"), package=text("package"), **ice,
-        clock_hz=clock, baud=baud, usb_port_hint=hint, capacity=dict(cap), lut_cells=lut_cells,
+        clock_hz=board_clock, baud=baud, usb_port_hint=hint, capacity=dict(cap), lut_cells=lut_cells,
         programmers=tuple(_programmer(p, i, where) for i, p in enumerate(progs)), source=str(path),
-        family_name=fam,
+        family_name=fam, pll_clock_hz=None if core == board_clock else core,
     )
 
 
@@ -280,7 +298,7 @@ def catalogue() -> list[dict]:
             "name": b.name, "family": b.family.name, "device": b.device, "package": b.package,
             "logic": {"unit": b.family.logic_unit, "available": b.logic_capacity},
             "BRAM": b.capacity.get("BRAM"), "SPRAM": b.capacity.get("SPRAM"), "DSP": b.capacity.get("DSP"),
-            "clock_MHz": b.clock_hz / 1e6, "uart_baud": b.baud, "uart_port_hint": b.usb_port_hint,
+            "clock_MHz": b.clock_hz / 1e6, "core_clock_MHz": b.core_clock_hz / 1e6, "uart_baud": b.baud, "uart_port_hint": b.usb_port_hint,
             "lut_cells": b.lut_cells, "programmers": [p.tool for p in b.programmers],
             "bitstream": b.family.bitstream, "platform": b.platform, "description": b.description,
             "archs": ["spatial", "folded"] if b.family.name == "ice40" and b.capacity.get("SPRAM") else ["spatial"],

@@ -188,7 +188,7 @@ def build(source, board: str | Path = "icebreaker", out: str | Path = "build", *
         status = "done"
     finally:
         bdir.close(status)
-    say(f"[done] {b.out / (TOP + '.bin')}  LC {report.get('LC')}  Fmax {report.get('Fmax_MHz')} MHz  "
+    say(f"[done] {b.out / b.board.family.bitstream}  LC {report.get('LC')}  Fmax {report.get('Fmax_MHz')} MHz  "
         f"latency {report['Latency_cycles']} cycles  in {b.stages['total_s']:.1f} s")
     return report
 
@@ -235,7 +235,7 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
     platform_for(brd)
     from ..hdl.uart import uart_divisor
 
-    uart_divisor(brd.clock_hz, opts.baud or brd.baud)  # ConfigError: too fast, or > 2 % off at this clock
+    uart_divisor(brd.core_clock_hz, opts.baud or brd.baud)  # ConfigError: too fast, or > 2 % off at this clock
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out} is a file, not a folder; give a folder for the build")
@@ -362,29 +362,36 @@ def elaborate(b: Build) -> None:
               f"{b.lut_cells} cells; build {b.stamp['id']}")
     tools.yosys_env(b.opts.toolchain)
     baud = b.opts.baud or b.board.baud
-    divisor = uart_divisor(b.board.clock_hz, baud)
+    divisor = uart_divisor(b.board.core_clock_hz, baud)
     b.board = replace(b.board, baud=baud)  # the report's uart section describes the line as built
     if b.arch == "folded":
         from ..hdl.folded import FoldedShell, folded_block_modules
 
         b.shell = FoldedShell(b.net, b.prog, divisor=divisor, scores=b.opts.scores,
-                              idle_cycles=idle_cycles(b.board.clock_hz, divisor), clock_hz=b.board.clock_hz)
+                              idle_cycles=idle_cycles(b.board.core_clock_hz, divisor), clock_hz=b.board.core_clock_hz)
         b.blocks = folded_block_modules(TOP)
         done = f"folded: {b.prog.n_words:,} words, {b.shell.describe()['Interval_cycles']:,} cycles per sample"
     else:
         b.shell = UartShell(b.net, divisor=divisor, pipeline=b.opts.pipeline, lut_cells=b.lut_cells,
                             scores=b.opts.scores, interval=b.opts.interval,
-                            idle_cycles=idle_cycles(b.board.clock_hz, divisor))
+                            idle_cycles=idle_cycles(b.board.core_clock_hz, divisor))
         b.blocks = block_modules(TOP)
         done = f"latency {b.shell.core.latency} cycles"
     b.platform = platform_for(b.board)
     b.plan = b.platform.build(
-        BoardTop(b.shell), name=TOP, do_build=False,
+        BoardTop(b.shell, pll=_pll_of(b.board)), name=TOP, do_build=False,
         synth_opts=b.board.family.synth_opts(b.board, b.platform),
         script_after_read="setattr -mod -set keep_hierarchy 1 " + " ".join(b.blocks.values()),
         script_after_synth="tee -q -o stat.json stat -json",
     )
     b.say(f"[elaborate] done in {_timed(b, 'elaborate_s', t):.1f} s ({done})")
+
+
+def _pll_of(board: Board):
+    """(family PLL, board clock, core clock) when the board file asks for a core clock other than the board's."""
+    if board.core_clock_hz == board.clock_hz:
+        return None
+    return board.family.pll, board.clock_hz, board.core_clock_hz
 
 
 def _formal_blocks(b: Build) -> tuple[dict[str, str], dict]:
@@ -488,7 +495,7 @@ def _explain_pnr_failure(b: Build) -> None:
     log_path = b.out / "nextpnr.log"
     log = log_path.read_text(errors="replace") if log_path.exists() else ""
     if "FAIL at" in log:
-        raise ToolchainError(f"timing not met at {b.board.clock_hz / 1e6:g} MHz: {_fmax_lines(log)}. Pipeline "
+        raise ToolchainError(f"timing not met at {b.board.core_clock_hz / 1e6:g} MHz: {_fmax_lines(log)}. Pipeline "
                              f"deeper (--pipeline N, fewer LUT levels per stage) or pass --allow-timing-fail. "
                              f"Log: {log_path}") from None
 

@@ -142,7 +142,7 @@ def folded_report(b, report: dict) -> dict:
     mem = memory_plan(prog)
     mem["EBR_placed"] = (util.get("ICESTORM_RAM") or {}).get("used")
     mem["SPRAM_placed"] = (util.get("ICESTORM_SPRAM") or {}).get("used")
-    clock = b.board.clock_hz
+    clock = b.board.core_clock_hz
     boot = d.get("boot_cycles")
     return {
         "program": prog.to_dict(),
@@ -318,7 +318,7 @@ def simulate_folded(b, ref: np.ndarray) -> None:
         b.say(f"[equivalence] simulating the {kind} boot loader on the image")
         # the corrupted image only on the netlist that runs on the chip (the RTL loader simulates ~4x slower)
         sims[f"loader_{level}"] = check_loader(b.out / f"eq_loader_{level}.json", b.prog, f"{kind} loader",
-                                               b.board.clock_hz, progress=b.say, corrupt=level == "gate")
+                                               b.board.core_clock_hz, progress=b.say, corrupt=level == "gate")
     b.eq["simulation"] = sims
     b.eq["simulation_passed"] = True
     b.say(f"[equivalence] simulation passed: program, engine (RTL, netlist) on {len(b.x)} vectors, loader "

@@ -81,7 +81,7 @@ def summarize_build(out: Path, board, net, shell, options: dict, stamp: dict, st
     bram = util.get(keys["BRAM"], {})
     dsp = util.get(keys["DSP"], {})
     fmax = pnr.get("fmax", {})
-    core_clock = float(board.clock_hz)
+    core_clock = float(board.core_clock_hz)
     f_ach = min((v["achieved_MHz"] for v in fmax.values()), default=None)
     d = shell.describe()
     lat, ii = d["Latency_cycles"], d["Interval_cycles"]
@@ -102,6 +102,9 @@ def summarize_build(out: Path, board, net, shell, options: dict, stamp: dict, st
                      "DSP": dsp.get("available", cap.get("DSP"))},
         "Fmax_MHz": f_ach,
         "clock_MHz": core_clock / 1e6,
+        # the board's oscillator; a board file's core_clock_hz runs the design from the family's PLL instead
+        "clocks": {"board_MHz": board.clock_hz / 1e6, "core_MHz": core_clock / 1e6,
+                   "pll": board.core_clock_hz != board.clock_hz},
         "Latency_cycles": lat,
         "Interval_cycles": ii,
         # the core alone (one sample per interval at the clock it runs at, and at the Fmax nextpnr found);

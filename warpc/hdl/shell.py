@@ -31,7 +31,7 @@ the net uses and only those bits are stored, instead of buffering n_features * i
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Cat, ClockDomain, Const, Elaboratable, Module, Mux, Signal
 
 from ..errors import ConfigError
 from ..families import primitives
@@ -476,12 +476,19 @@ class BoardTop(Elaboratable):
 
     SHELL = "shell"
 
-    def __init__(self, shell: FramedShell) -> None:
+    def __init__(self, shell: FramedShell, pll=None) -> None:
         self.shell = shell
+        self.pll = pll  # (family PLL, board Hz, core Hz): the sync domain runs on the PLL's output, in reset until lock
 
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules[self.SHELL] = shell = self.shell
+        if self.pll is not None:
+            make, f_in, f_out = self.pll
+            clk = platform.request(platform.default_clk, 0)
+            pll_clk, locked = make(m, clk.i, f_in, f_out)
+            m.domains.sync = cd = ClockDomain("sync")
+            m.d.comb += [cd.clk.eq(pll_clk), cd.rst.eq(~locked)]
         uart = platform.request("uart", 0)
         m.d.comb += [shell.rx.eq(uart.rx.i), uart.tx.o.eq(shell.tx)]
         leds = []
