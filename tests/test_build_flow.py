@@ -23,7 +23,7 @@ def _fake_tools(monkeypatch, fail_at: str | None = None):
     """tools.run stand-in: writes what each stage's tool would (captured stat/nextpnr reports), or fails."""
     stages = []
 
-    def run(cmd, cwd, log, stage, progress=None, every=15.0, ok=(0,), timeout=None):
+    def run(cmd, cwd, log, stage, progress=None, every=15.0, ok=(0,), timeout=None, status=None):
         stages.append(stage)
         Path(log).write_text("stub\n")
         if stage == fail_at:

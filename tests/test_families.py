@@ -142,3 +142,17 @@ def test_a_core_clock_needs_a_family_pll():
     with pytest.raises(BoardError, match="core_clock_hz needs the family's PLL"):
         parse_board({**g, "core_clock_hz": 54_000_000}, "b.json")
     assert parse_board({**g, "core_clock_hz": 27_000_000}, "b.json").core_clock_hz == 27_000_000
+
+
+def test_nextpnr_progress_says_where_it_is(tmp_path):
+    from warpc.fpga.tools import nextpnr_status
+
+    log = tmp_path / "nextpnr.log"
+    assert nextpnr_status(log) == ""
+    log.write_text("Info: Creating initial analytic placement for 27001 cells\nInfo: HeAP Placer Time: 17.07s\n")
+    assert nextpnr_status(log) == "placing"
+    log.write_text(log.read_text() + "Info: Running router2...\nInfo:     iter=1 wires=425777 overused=33261 "
+                   "overuse=37935 archfail=NA\nInfo:     iter=2 wires=445077 overused=20755 overuse=22253\n")
+    assert nextpnr_status(log) == "routing (router2 iteration 2, 20,755 overused wires)"
+    log.write_text("Info:      34000 |     9345      24654 |  307   693 |     78093|       2.52      66.88|\n")
+    assert nextpnr_status(log) == "routing (router1 iteration 34,000, 78,093 arcs left)"

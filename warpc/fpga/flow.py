@@ -457,15 +457,18 @@ def place_and_route(b: Build) -> None:
     t = time.perf_counter()
     log = b.out / "nextpnr.stdout.log"
     dense: list[str] = []
+
+    def status() -> str:
+        return tools.nextpnr_status(b.out / "nextpnr.log")
     while True:
         try:
             try:
                 limit = o.router2_timeout if (o.router == "auto" and rt == "router2") else None
-                tools.run(cmd(rt, dense), b.out, log, "place-and-route", b.say, timeout=limit)
+                tools.run(cmd(rt, dense), b.out, log, "place-and-route", b.say, timeout=limit, status=status)
             except ToolTimeoutError:
                 b.say("[place-and-route] router2 did not converge in time; routing again with router1")
                 b.options["router_used"] = "router1 (router2 timed out)"
-                tools.run(cmd("router1", dense), b.out, log, "place-and-route", b.say)
+                tools.run(cmd("router1", dense), b.out, log, "place-and-route", b.say, status=status)
             break
         except ToolchainError:
             if not dense and _legalisation_failed(b):

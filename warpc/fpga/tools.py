@@ -42,9 +42,38 @@ def tail(path: Path, n: int = 15) -> str:
     return "\n".join("    " + ln for ln in lines[-n:])
 
 
+_R2 = re.compile(r"iter=(\d+) wires=\d+ overused=(\d+)")
+_R1 = re.compile(r"^Info:\s+(\d+) \|\s+\d+\s+\d+ \|\s+\d+\s+\d+ \|\s+(\d+)\|", re.M)
+
+
+def nextpnr_status(log: Path) -> str:
+    """Where a running nextpnr is, from the tail of its log: placing, or routing with router2's overused wires /
+    router1's arcs left (so a long place-and-route on a big device shows that it moves)."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 6000))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    r2 = _R2.findall(text)
+    if r2:
+        return f"routing (router2 iteration {r2[-1][0]}, {int(r2[-1][1]):,} overused wires)"
+    r1 = _R1.findall(text)
+    if r1:
+        return f"routing (router1 iteration {int(r1[-1][0]):,}, {int(r1[-1][1]):,} arcs left)"
+    if "Routing" in text or "router" in text:
+        return "routing"
+    if "placer" in text or "Placed" in text or "HeAP" in text:
+        return "placing"
+    return ""
+
+
 def run(cmd: list[str], cwd: Path, log: Path, stage: str, progress: Progress | None = None,
-        every: float = 15.0, ok: tuple[int, ...] = (0,), timeout: float | None = None) -> tuple[int, float]:
-    """Run cmd in cwd with stdout+stderr into `log`; report `stage` progress every `every` seconds.
+        every: float = 15.0, ok: tuple[int, ...] = (0,), timeout: float | None = None,
+        status: Callable[[], str] | None = None) -> tuple[int, float]:
+    """Run cmd in cwd with stdout+stderr into `log`; report `stage` progress every `every` seconds (with
+    `status()` appended, e.g. nextpnr_status).
     Returns (exit code, seconds); raises ToolchainError for an exit code not in `ok`, ToolTimeoutError (after
     killing the tool) when it runs longer than `timeout` seconds."""
     t0 = time.perf_counter()
@@ -70,7 +99,8 @@ def run(cmd: list[str], cwd: Path, log: Path, stage: str, progress: Progress | N
                     raise ToolTimeoutError(f"{stage}: {cmd[0]} stopped after {el:.0f} s (limit {timeout:g} s); "
                                            f"log: {log}") from None
                 if progress and el >= nxt:
-                    progress(f"[{stage}] running, {el:.0f} s")
+                    extra = status() if status else ""
+                    progress(f"[{stage}] running, {el:.0f} s" + (f": {extra}" if extra else ""))
                     nxt += every
             except KeyboardInterrupt:
                 p.kill()
