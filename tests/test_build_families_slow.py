@@ -42,8 +42,9 @@ def test_synth_on_each_family(small_digits, tmp_path, board, family, bitstream, 
     eq = rep["equivalence"]
     assert eq["passed"] and eq["vectors"] == 360 and all(v["vectors"] == 360 for v in eq["simulation"].values())
     assert eq["formal"]["complete"] and all(v["status"] == "proven" for v in eq["formal"]["modules"].values())
-    # the counters are the family's explicit cells: proven cell by cell, as on iCE40
-    assert eq["formal"]["modules"]["popcount"]["how"] == "cell by cell"
+    # every block is the family's explicit cells: proven cell by cell, as on iCE40
+    assert {k: v["how"] for k, v in eq["formal"]["modules"].items()} == dict.fromkeys(
+        ("encoder", "lutnet", "popcount", "argmax"), "cell by cell")
     assert set(rep["blocks"]) == {"encoder", "lutnet", "popcount", "argmax", "core", "shell"}
     assert rep["blocks"]["lutnet"]["LUT"] > 0 and rep["LUT"] >= sum(b["LUT"] for b in rep["blocks"].values())
     assert 0 < rep["LC"] <= rep["capacity"]["LC"] and rep["Fmax_MHz"] >= rep["clock_MHz"]

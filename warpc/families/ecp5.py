@@ -86,7 +86,7 @@ ECP5 = Family(
            "PFUMX|L6MUX21": "MUX"},
     cells_sim="ecp5/common_sim.vh",
     model_cells=("LUT4", "LUT2", "PFUMX", "L6MUX21", "TRELLIS_FF", "CCU2C", "INV", "VLO", "VHI"),
-    struct_cells=("LUT4", "TRELLIS_FF"),
+    struct_cells=("LUT4",),
     extra_models=("ecp5/ccu2c_sim.vh",),
     synth_opts=lambda board, plat: "",
     nextpnr_args=_nextpnr,

@@ -47,7 +47,7 @@ GOWIN = Family(
     cells_sim="gowin/cells_sim.v",
     model_cells=("LUT1", "LUT2", "LUT3", "LUT4", "MUX2", "MUX2_LUT5", "MUX2_LUT6", "MUX2_LUT7", "MUX2_LUT8", "ALU",
                  "DFF", "DFFE", "DFFS", "DFFSE", "DFFR", "DFFRE", "DFFP", "DFFPE", "DFFC", "DFFCE", "VCC", "GND"),
-    struct_cells=("LUT1", "LUT2", "LUT3", "LUT4", "DFF", "DFFE", "DFFR", "DFFRE"),
+    struct_cells=("LUT1", "LUT2", "LUT3", "LUT4"),
     # Amaranth's Gowin platform instantiates the IBUF / OBUF of the pins itself, while synth_gowin's iopadmap would
     # also buffer the ports of every block whose hierarchy the build keeps (nextpnr: "Unconstrained IO")
     synth_opts=lambda board, plat: "-noiopads",

@@ -141,11 +141,14 @@ def _formal_script(il: str, mod: str, models: str, structural: bool, cut: bool =
     # outputs extra inputs shared by both), so the proof covers all logic around the memories but not their
     # contents; the cells must then be the same in both (check_memory_cells)
     evert = [f"expose -evert {' '.join('t:' + c for c in MEMORY_CELLS)}"] if cut else []
+    # ECP5's TRELLIS_FF model (and Gowin's DFF*) hold their configuration as constant muxes: fold those, so a
+    # flip-flop is the plain $dff that the RTL's synchronous assignment is and equiv_struct pairs the LUTs around it
+    fold = [] if family.native_sim else ["opt_expr -mux_undef", "opt_clean"]
     return "\n".join([
-        read, f"read_rtlil {il}", f"hierarchy -top {mod}", "proc", "flatten", "opt_clean", *evert,
+        read, f"read_rtlil {il}", f"hierarchy -top {mod}", "proc", "flatten", "opt_clean", *fold, *evert,
         f"rename {mod} gold", "hierarchy -top gold", "write_rtlil eqf_gold.il", "design -reset",
         read, "read_json eqf_synth.json", f"hierarchy -top {mod}", "setattr -mod -unset keep_hierarchy *", "proc",
-        "flatten", "opt_clean", *evert, f"rename {mod} gate", "hierarchy -top gate", "write_rtlil eqf_gate.il",
+        "flatten", "opt_clean", *fold, *evert, f"rename {mod} gate", "hierarchy -top gate", "write_rtlil eqf_gate.il",
         "design -reset", read, "read_rtlil eqf_gold.il", "read_rtlil eqf_gate.il", "async2sync",
         "equiv_make gold gate equiv", "hierarchy -top equiv",
         *(["equiv_struct"] if structural else []),
