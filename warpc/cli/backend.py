@@ -79,9 +79,10 @@ def hdl_cmd(source, out, pipeline, interval, lut_cells, lut_size, name, toolchai
               help="UART rate in bits/s; at 12 MHz up to 3000000 (e.g. 115200, 230400, 460800, 921600, 1000000, "
                    "1500000, 2000000, 3000000); refused when the clock cannot make it within 2 %")
 @click.option("--router", type=click.Choice(["auto", "router1", "router2"]), default="auto", show_default=True,
-              help="nextpnr router; auto: router2, redone with router1 if it does not converge in --router2-timeout")
+              help="nextpnr router; auto: router2 (on iCE40 redone with router1 if it does not converge in "
+                   "--router2-timeout)")
 @click.option("--router2-timeout", default=300.0, show_default=True,
-              help="with --router auto: seconds before a stuck router2 run is redone with router1")
+              help="iCE40 with --router auto: seconds before a stuck router2 run is redone with router1")
 @click.option("--seed", default=1, show_default=True, help="nextpnr placement seed")
 @click.option("--no-equiv", is_flag=True, show_default="off",
               help="skip the equivalence checks (simulation and formal)")

@@ -51,4 +51,5 @@ ICE40 = Family(
                                       "--pcf", "top.pcf", "--asc", "top.asc"],
     pack_args=lambda board, plat: ["top.asc", "top.bin"],
     pack_log="icepack.log",
+    router1_fallback=True,
 )

@@ -438,7 +438,8 @@ def synthesize(b: Build) -> None:
 
 def place_and_route(b: Build) -> None:
     """nextpnr; with router auto, router2 (above ROUTER2_ABOVE_LUTS), and router1 when router2 does not converge
-    within router2_timeout (seen once: router2 cycling on 4 overused wires for 9+ minutes)."""
+    within router2_timeout (seen once: router2 cycling on 4 overused wires for 9+ minutes) on families where router1
+    is the better second try (Family.router1_fallback: iCE40 only)."""
     o = b.opts
     fam = b.board.family
     n_lut = sum(int(v) for k, v in ((b.stat.get("design") or {}).get("num_cells_by_type") or {}).items()
@@ -463,7 +464,8 @@ def place_and_route(b: Build) -> None:
     while True:
         try:
             try:
-                limit = o.router2_timeout if (o.router == "auto" and rt == "router2") else None
+                limit = (o.router2_timeout if (o.router == "auto" and rt == "router2" and fam.router1_fallback)
+                         else None)
                 tools.run(cmd(rt, dense), b.out, log, "place-and-route", b.say, timeout=limit, status=status)
             except ToolTimeoutError:
                 b.say("[place-and-route] router2 did not converge in time; routing again with router1")
