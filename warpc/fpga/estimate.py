@@ -672,7 +672,10 @@ def estimate_net(net: Netlist, board, *, interval: int = 1, pipeline: int = 1, l
         "clearly_over": None if not lc_cap else tot["lc"] > FIT_MARGIN * lc_cap,
         "blocks": {k: {"LC": v["lc"], "LUT": v["lut"], "FF": v["ff"], "CARRY": v["carry"],
                        "exact_cells": v["exact_cells"], "model": v["model"]} for k, v in blocks.items()},
-        "Fmax": fmax_class(facts, pipeline, util or 0.0),
+        # the path model is calibrated on the UP5K; ECP5 / Gowin builds of the same designs measured faster
+        # (docs/families.md), so elsewhere the class is a lower bound
+        "Fmax": {**fmax_class(facts, pipeline, util or 0.0), "calibrated_on": "iCE40UP5K",
+                 "lower_bound": board.family.name != "ice40"},
         "Latency_cycles": facts["latency"] if pipeline > 0 else 0,
         "Interval_cycles": interval,
         "pipeline": {"lut_levels_per_stage": pipeline, "lut_stages": sh.lut_stages, "depth": sh.depth},
@@ -740,7 +743,8 @@ def estimate_line(est: dict) -> str:
     pct = f" of {cap:,} ({est['utilization_pct']['LC']} %)" if cap else ""
     unit = "LCs" if est.get("unit", "LC") == "LC" else "LUT4s"
     return (f"[estimate] ~{est['LC']:,} {unit}{pct}: " + ", ".join(f"{k} {v['LC']:,}" for k, v in est["blocks"].items())
-            + f"; Fmax {est['Fmax']['class']}")
+            + f"; Fmax {est['Fmax']['class']}" + (" (iCE40 scale: a lower bound here)"
+                                                   if est["Fmax"].get("lower_bound") else ""))
 
 
 def format_estimate(est: dict) -> str:
@@ -765,7 +769,8 @@ def format_estimate(est: dict) -> str:
         L.append(f"{est.get('unit', 'LC')} {est['LC']:,} of {cap:,} ({est['utilization_pct']['LC']} %): {verdict}")
     L.append(f"BRAM {est['BRAM']}, IO {est['IO']}")
     f = est["Fmax"]
-    L.append(f"Fmax {f['class']} (longest path estimate ~{f['path_estimate_MHz']} MHz, in the {f['limited_by']})")
+    L.append(f"Fmax {f['class']} (longest path estimate ~{f['path_estimate_MHz']} MHz, in the {f['limited_by']})"
+             + ("; calibrated on the iCE40 UP5K, a lower bound on this family" if f.get("lower_bound") else ""))
     lat = est.get("Latency_cycles")
     L.append(f"latency {lat if lat is not None else '?'} cycles, interval {est['Interval_cycles']} cycle(s) per "
              f"sample; estimated in {est['seconds']} s (+ {est.get('compile_seconds', 0)} s reading/compiling)")
