@@ -31,6 +31,9 @@ class Primitives:
     # semantics (synchronous reset, taking precedence over the enable)
     ff: Callable[..., Any]
     carry_cell_type: str | None = None  # SB_CARRY on iCE40
+    # a hard carry chain: (CI, [(a, b, S signal or None) per element], CO signal, name) -> [(name, Instance)],
+    # element i computing S = a ^ b ^ c_i and c_(i+1) = maj(a, b, c_i); None: carries are cells or LUTs
+    chain_cell: Callable[..., Any] | None = None
     # tie the inputs the function ignores to 0, as synthesis would (synth_ecp5 / synth_gowin run opt_lut_ins, which
     # rewrites such LUTs): the netlist then holds the very cells of the RTL, and the formal check pairs them. Not
     # on iCE40, where an SB_CARRY shares the LC of the LUT whose I1 / I2 it reads

