@@ -41,7 +41,7 @@ def row(rep: dict, wall: float | None = None) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| model | board | accuracy on chip | LUT4 | logic cells used | FF | Fmax (board clock) | latency | "
+    out = ["| model | board | accuracy on chip | LUT4 + carry cells | logic cells used | FF | Fmax (board clock) | latency | "
            "synth / place+route / pack / checks / total |", "|" + "---|" * 9]
     ii = (lambda r: f" (II {r['Interval_cycles']})" if r.get("Interval_cycles", 1) != 1 else "")
     for r in rows:
@@ -53,7 +53,7 @@ def markdown(rows: list[dict]) -> str:
         checks = round((s.get("equiv_sim_s") or 0) + (s.get("formal_s") or 0), 1)
         out.append(
             f"| {r['model']} | {r['board']}{ii(r)} | {acc} ({r['vectors']} equal{', proven' if r['formally_complete'] else ''}) | "
-            f"{r['LUT']:,} | {r['LC']:,} of {r['LC_available']:,} {r['LC_unit']} | {r['FF']:,} | "
+            f"{r['LUT']:,} + {r['CARRY']:,} | {r['LC']:,} of {r['LC_available']:,} {r['LC_unit']} | {r['FF']:,} | "
             f"{r['Fmax_MHz']} MHz ({r['clock_MHz']:g}) | {r['Latency_cycles']} cycles | "
             f"{s.get('synth_s')} / {s.get('pnr_s')} / {s.get('pack_s')} / {checks} / {s.get('total_s')} s |")
     return "\n".join(out) + "\n"

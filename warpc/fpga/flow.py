@@ -69,6 +69,7 @@ class BuildOptions:
     baud: int | None = None           # UART rate (bits/s); None = the board's (uart.baud in its .json)
     estimate_check: bool = True       # refuse before synthesis when the estimate is clearly over the device
     arch: str = "auto"                # spatial (a LUT per node), folded (nodes streamed from memory), auto
+    hard_carry: bool = True           # ECP5 / Gowin: the tree counters on the hard carry chain (CCU2C / ALU)
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "BuildOptions":
@@ -98,7 +99,7 @@ class BuildOptions:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not (0 < v < math.inf):
                 raise ConfigError(f"{flag(name)} must be a positive number of seconds, got {v!r}")
-        for name in ("scores", "equivalence", "formal", "allow_timing_fail", "estimate_check"):
+        for name in ("scores", "equivalence", "formal", "allow_timing_fail", "estimate_check", "hard_carry"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.arch not in ARCHS:
@@ -297,6 +298,8 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
     b.options = {"board": brd.name, "arch": arch, "pipeline": opts.pipeline, "interval": opts.interval,
                  "baud": opts.baud or brd.baud, "toolchain": opts.toolchain, "lut_cells": lut_cells,
                  "scores": opts.scores, "seed": opts.seed, "router": opts.router}
+    if fam.primitives.chain_cell is not None:
+        b.options["hard_carry"] = opts.hard_carry
     b.stamp = stamp(net, b.options)
     return b
 
@@ -374,7 +377,7 @@ def elaborate(b: Build) -> None:
     else:
         b.shell = UartShell(b.net, divisor=divisor, pipeline=b.opts.pipeline, lut_cells=b.lut_cells,
                             scores=b.opts.scores, interval=b.opts.interval,
-                            idle_cycles=idle_cycles(b.board.core_clock_hz, divisor))
+                            idle_cycles=idle_cycles(b.board.core_clock_hz, divisor), hard_carry=b.opts.hard_carry)
         b.blocks = block_modules(TOP)
         done = f"latency {b.shell.core.latency} cycles"
     b.platform = platform_for(b.board)

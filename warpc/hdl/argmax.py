@@ -114,11 +114,12 @@ class TreeArgmax(Elaboratable):
 
     interval = 1
 
-    def __init__(self, classes: int, score_bits: int, *, lut_cells: str = "portable") -> None:
+    def __init__(self, classes: int, score_bits: int, *, lut_cells: str = "portable", hard_carry: bool = True) -> None:
         if lut_cells not in CELL_STYLES:
             self._MustUse__silence = True  # not built: no "unused elaboratable" warning
             raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose one of {', '.join(CELL_STYLES)}")
         self.classes, self.score_bits, self.lut_cells = int(classes), int(score_bits), lut_cells
+        self.hard_carry = bool(hard_carry)
         self._plan, self._idx, self.latency, self._valid = _plan_argmax(self.classes, self.score_bits)
         self.scores = Signal(self.classes * self.score_bits)
         self.valid_in = Signal()
@@ -136,7 +137,8 @@ class TreeArgmax(Elaboratable):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        val = self._plan.build(m, self.lut_cells, {"values": self.scores, "valid_in": self.valid_in}, "am")
+        val = self._plan.build(m, self.lut_cells, {"values": self.scores, "valid_in": self.valid_in}, "am",
+                               hard_carry=self.hard_carry)
         for k, r in enumerate(self._idx):
             m.d.comb += self.cls[k].eq(val(r) if r is not None else Const(0, 1))
         m.d.comb += self.valid_out.eq(val(self._valid))

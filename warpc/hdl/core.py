@@ -373,19 +373,19 @@ class Argmax(Elaboratable):
         return m
 
 
-def make_counter(net: Netlist, out_signals: list[int], *, interval: int, lut_cells: str):
+def make_counter(net: Netlist, out_signals: list[int], *, interval: int, lut_cells: str, hard_carry: bool = True):
     """The class counter for an interval: the pipelined cell tree at II = 1, shift chains into accumulators
     above."""
     if interval == 1:
         from .popcount import TreeCounter
 
-        return TreeCounter(net, out_signals, lut_cells=lut_cells)
+        return TreeCounter(net, out_signals, lut_cells=lut_cells, hard_carry=hard_carry)
     from .serial import SerialCounter
 
     return SerialCounter(net, out_signals, interval=interval, lut_cells=lut_cells)
 
 
-def make_argmax(classes: int, score_bits: int, *, interval: int, lut_cells: str):
+def make_argmax(classes: int, score_bits: int, *, interval: int, lut_cells: str, hard_carry: bool = True):
     """One sequential comparator when the interval leaves it the time, else the pipelined tournament."""
     from .serial import SerialArgmax
 
@@ -393,7 +393,7 @@ def make_argmax(classes: int, score_bits: int, *, interval: int, lut_cells: str)
         return SerialArgmax(classes, score_bits, interval=interval, lut_cells=lut_cells)
     from .argmax import TreeArgmax
 
-    return TreeArgmax(classes, score_bits, lut_cells=lut_cells)
+    return TreeArgmax(classes, score_bits, lut_cells=lut_cells, hard_carry=hard_carry)
 
 
 class WarpCore(Elaboratable):
@@ -406,7 +406,7 @@ class WarpCore(Elaboratable):
     BLOCKS = ("lutnet", "popcount", "argmax")  # submodule names (module names in a kept hierarchy)
 
     def __init__(self, net: Netlist, *, pipeline: int = 0, lut_cells: str = "portable", encoder: bool = True,
-                 input_reg: bool = True, interval: int = 1, scores: bool = True) -> None:
+                 input_reg: bool = True, interval: int = 1, scores: bool = True, hard_carry: bool = True) -> None:
         net.validate()
         check_ports(net)
         check_lut_cells(net, lut_cells)
@@ -419,8 +419,11 @@ class WarpCore(Elaboratable):
         sh = self.shape
         out_signals = out_signals_of(net)
         if self.pipeline > 0:
-            self.counter = make_counter(net, out_signals, interval=interval, lut_cells=lut_cells)
-            self.argmax = make_argmax(sh.classes, sh.score_bits, interval=interval, lut_cells=lut_cells)
+            # hard_carry: the tree counters' chains on the family's carry chain where it has one (ECP5, Gowin)
+            self.counter = make_counter(net, out_signals, interval=interval, lut_cells=lut_cells,
+                                        hard_carry=hard_carry)
+            self.argmax = make_argmax(sh.classes, sh.score_bits, interval=interval, lut_cells=lut_cells,
+                                      hard_carry=hard_carry)
             self.lutnet = LutNetwork(net, self.pipeline, lut_cells, fused=getattr(self.counter, "fused", ()))
             self.front_latency = int(sh.input_reg) + sh.last_stage  # valid_in -> the counter loads
             self.latency = self.front_latency + self.counter.latency + self.argmax.latency

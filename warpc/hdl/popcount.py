@@ -219,7 +219,7 @@ class _Plan:
         read = {ch[-1] for ch in chains if uses.get(("k", ch[-1]))}
         return chains, {k: j for k, j in sum_lut.items() if k in inside}, read
 
-    def build(self, m, lut_cells: str, sigs: dict, name: str = "p", extra_uses=()):
+    def build(self, m, lut_cells: str, sigs: dict, name: str = "p", extra_uses=(), hard_carry: bool = True):
         """Instantiate into Amaranth module m; sigs maps ("v", i) / ("x", name) to Amaranth values. Returns a
         resolver ref -> Amaranth value."""
         from amaranth.hdl import Cat, Const, Signal
@@ -245,7 +245,7 @@ class _Plan:
         prim = primitives(lut_cells)
         chained: set[int] = set()
         absorbed: set[int] = set()
-        if prim is not None and prim.chain_cell is not None:
+        if prim is not None and prim.chain_cell is not None and hard_carry:
             chains, sums, read = self.carry_chains(extra_uses)
             for c, chain in enumerate(chains):
                 elems = [(val(self.carries[k][0]), val(self.carries[k][1]),
@@ -456,13 +456,14 @@ class TreeCounter(Elaboratable):
     interval = 1
 
     def __init__(self, net: Netlist, out_signals: list[int], *, lut_cells: str = "portable",
-                 register_inputs: bool = False) -> None:
+                 register_inputs: bool = False, hard_carry: bool = True) -> None:
         from amaranth.hdl import Signal
 
         if lut_cells not in CELL_STYLES:
             self._MustUse__silence = True  # not built: no "unused elaboratable" warning
             raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose one of {', '.join(CELL_STYLES)}")
         self.net, self.out_signals, self.lut_cells = net, list(out_signals), lut_cells
+        self.hard_carry = bool(hard_carry)
         self.score_bits = _score_bits(net)
         self.register_inputs = bool(register_inputs)
         self._plan, self._final, self.latency, self._valid = _plan_counter(net, self.out_signals,
@@ -489,7 +490,8 @@ class TreeCounter(Elaboratable):
         from amaranth.hdl import Const, Module
 
         m = Module()
-        val = self._plan.build(m, self.lut_cells, {"values": self.values, "valid_in": self.valid_in}, "pc")
+        val = self._plan.build(m, self.lut_cells, {"values": self.values, "valid_in": self.valid_in}, "pc",
+                               hard_carry=self.hard_carry)
         sb = self.score_bits
         for c, heap in enumerate(self._final):
             for j, col in enumerate(heap):

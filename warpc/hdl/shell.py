@@ -421,10 +421,11 @@ class UartShell(FramedShell):
     ENCODER, CORE = "encoder", "core"  # submodule names: the synthesised hierarchy's module names derive from them
 
     def __init__(self, net: Netlist, *, divisor: int, pipeline: int = 1, lut_cells: str = "portable",
-                 scores: bool = False, interval: int = 1, idle_cycles: int | None = None) -> None:
+                 scores: bool = False, interval: int = 1, idle_cycles: int | None = None,
+                 hard_carry: bool = True) -> None:
         # the serial encoder's bit register is the core's input register (saves one FF per used input bit)
         self.core = WarpCore(net, pipeline=pipeline, lut_cells=lut_cells, encoder=False, input_reg=pipeline == 0,
-                             interval=interval, scores=scores)
+                             interval=interval, scores=scores, hard_carry=hard_carry)
         self.encoder = SerialEncoder(net, lut_cells=lut_cells)
         sh = self.core.shape
         super().__init__(net, divisor=divisor, classes=sh.classes, score_bits=sh.score_bits, scores=scores,
