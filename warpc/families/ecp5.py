@@ -16,7 +16,11 @@ def _ff(d, q, en, reset):
                     i_CE=en if en is not None else Const(1, 1), i_DI=d, o_Q=q)
 
 
-CCU2C_ADD = 0x96AA  # with C = 0, D = 1: the LUT4 is A ^ B (S = A ^ B ^ CIN), its LUT2 half A (CO = A ^ B ? CIN : A)
+# An adder bit in a CCU2C half with C = D = A, so no pin needs a constant (Yosys' own mapping ties C = 0, D = 1:
+# 0x96AA): the LUT4 reads nibble 0 (C = D = 0) where A = 0 and nibble 3 where A = 1, and is A ^ B in both (0xC: B
+# at A = 0; 0x2: ~B at A = 1), so S = A ^ B ^ CIN; the LUT2 half is nibble 0 = B, which equals A wherever the carry
+# takes it (A ^ B = 0), so CO = A ^ B ? CIN : A
+CCU2C_ADD = 0x200C
 
 
 def _chain(cin, elems, cout, name, cout_read: bool = True):
@@ -26,7 +30,7 @@ def _chain(cin, elems, cout, name, cout_read: bool = True):
     (A = B = 0: S = CI), as synth_ecp5 would rewrite it; an odd element count ends in such an element anyway."""
     from amaranth.hdl import Const, Instance, Signal
 
-    zero, one = Const(0, 1), Const(1, 1)
+    zero = Const(0, 1)
     if not isinstance(cin, Const):
         elems = [(cin, cin, None)] + list(elems)
         cin = zero
@@ -39,8 +43,8 @@ def _chain(cin, elems, cout, name, cout_read: bool = True):
     for i in range(0, len(elems), 2):
         (a0, b0, s0), (a1, b1, s1) = elems[i], elems[i + 1]
         co = Signal(name=f"{name}_c{i + 2}")
-        ports = {"i_CIN": carry, "i_A0": a0, "i_B0": b0, "i_C0": zero, "i_D0": one, "i_A1": a1, "i_B1": b1,
-                 "i_C1": zero, "i_D1": one, "o_COUT": co}
+        ports = {"i_CIN": carry, "i_A0": a0, "i_B0": b0, "i_C0": a0, "i_D0": a0, "i_A1": a1, "i_B1": b1,
+                 "i_C1": a1, "i_D1": a1, "o_COUT": co}
         for j, (key, s) in enumerate((("o_S0", s0), ("o_S1", s1))):
             # every output connected, as synthesis leaves it: equiv_struct pairs cells with the same ports
             ports[key] = s if s is not None else Signal(name=f"{name}_s{i + j}")
