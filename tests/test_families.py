@@ -156,3 +156,19 @@ def test_nextpnr_progress_says_where_it_is(tmp_path):
     assert nextpnr_status(log) == "routing (router2 iteration 2, 20,755 overused wires)"
     log.write_text("Info:      34000 |     9345      24654 |  307   693 |     78093|       2.52      66.88|\n")
     assert nextpnr_status(log) == "routing (router1 iteration 34,000, 78,093 arcs left)"
+
+
+def test_hard_carry_is_chosen_by_size_unless_asked():
+    from warpc.fpga.flow import HARD_CARRY_MAX_LUTS, BuildOptions, _hard_carry
+    from warpc.families import FAMILIES
+
+    said = []
+    ecp5, ice40 = FAMILIES["ecp5"], FAMILIES["ice40"]
+    assert _hard_carry(BuildOptions(), ecp5, {"LC": 4_000}, said.append) is True and not said
+    assert _hard_carry(BuildOptions(), ecp5, {"LC": HARD_CARRY_MAX_LUTS + 1}, said.append) is False
+    assert said and "--hard-carry forces" in said[0]
+    assert _hard_carry(BuildOptions(hard_carry=True), ecp5, {"LC": 50_000}, said.append) is True
+    assert _hard_carry(BuildOptions(hard_carry=False), ecp5, {"LC": 10}, said.append) is False
+    assert _hard_carry(BuildOptions(), ice40, {"LC": 50_000}, said.append) is True  # no chain cells: moot
+    with pytest.raises(ConfigError, match="hard_carry"):
+        BuildOptions(hard_carry="yes").validate()

@@ -100,13 +100,13 @@ def hdl_cmd(source, out, pipeline, interval, lut_cells, lut_size, name, toolchai
               help="synthesise even when the pre-synthesis estimate is clearly over the device (> 110 % of its LCs)")
 @click.option("--arch", type=click.Choice(["auto", "spatial", "folded"]), default="auto", show_default=True,
               help=ARCH_HELP)
-@click.option("--no-hard-carry", is_flag=True, show_default="off",
-              help="ECP5 / Gowin: the counters' carries as LUTs instead of the hard carry chain (slower, but a very "
-                   "large random-wired design may route only so; docs/families.md)")
+@click.option("--hard-carry/--no-hard-carry", default=None, show_default="by size: on up to ~12,000 LUT4s",
+              help="ECP5 / Gowin: the counters' carries on the hard carry chain (faster), or as LUTs (a very large "
+                   "random-wired design routes only so; docs/families.md)")
 @click.option("--json", "as_json", is_flag=True, show_default="off", help="print the report as JSON")
 def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scores, baud, router, router2_timeout, seed, no_equiv,
               no_formal, formal_timeout, dataset, data_dir, max_vectors, allow_timing_fail, as_json, arch="auto",
-              no_estimate_check=False, no_hard_carry=False):
+              no_estimate_check=False, hard_carry=None):
     """Checkpoint (or netlist JSON) -> bitstream (OUT/top.bin, top.bit or top.fs), OUT/report.json, with
     equivalence checks.
     Progress goes to stderr, the report to stdout."""
@@ -117,7 +117,7 @@ def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scor
                 pipeline=pipeline, interval=interval, toolchain=toolchain, lut_cells=lut_cells, scores=scores, seed=seed,
                 router=router, equivalence=not no_equiv, formal=not no_formal, formal_timeout=formal_timeout,
                 max_vectors=max_vectors, allow_timing_fail=allow_timing_fail, router2_timeout=router2_timeout,
-                baud=baud, estimate_check=not no_estimate_check, arch=arch, hard_carry=not no_hard_carry)
+                baud=baud, estimate_check=not no_estimate_check, arch=arch, hard_carry=hard_carry)
     click.echo(json.dumps(rep, indent=1, default=str) if as_json else format_report(rep))
 
 

@@ -40,6 +40,11 @@ TOP = "top"  # the design's name: top.il, top.json, top.bin and the hierarchy's 
 ROUTER2_ABOVE_LUTS = 0
 ROUTERS = ("auto", "router1", "router2")
 ARCHS = ("auto", "spatial", "folded")
+# Measured on the ULX3S-85F (docs/families.md): designs of 3,700-4,600 logic cells route in ~20 s with the counters
+# on the carry chain (and run 1.6-1.9x faster); a 23,000-cell one did not converge in router2 (12,000-15,000
+# overused wires after 16 min) where the same net with LUT carries routed in 9 min. Above this estimate the chain
+# is off unless asked for.
+HARD_CARRY_MAX_LUTS = 12_000
 PLACER_DENSITY = (0.9, 0.98)  # nextpnr heap placer density: its default, and the retry for nearly full devices
 RANDOM_VECTORS = 1000  # equivalence vectors when no test set is known
 # what the tool stages write (the family's packer files, the elaborated plan's files and the equivalence files are
@@ -69,7 +74,8 @@ class BuildOptions:
     baud: int | None = None           # UART rate (bits/s); None = the board's (uart.baud in its .json)
     estimate_check: bool = True       # refuse before synthesis when the estimate is clearly over the device
     arch: str = "auto"                # spatial (a LUT per node), folded (nodes streamed from memory), auto
-    hard_carry: bool = True           # ECP5 / Gowin: the tree counters on the hard carry chain (CCU2C / ALU)
+    hard_carry: bool | None = None    # ECP5 / Gowin: the tree counters on the hard carry chain (CCU2C / ALU);
+                                      # None = by size (HARD_CARRY_MAX_LUTS)
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "BuildOptions":
@@ -99,7 +105,9 @@ class BuildOptions:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not (0 < v < math.inf):
                 raise ConfigError(f"{flag(name)} must be a positive number of seconds, got {v!r}")
-        for name in ("scores", "equivalence", "formal", "allow_timing_fail", "estimate_check", "hard_carry"):
+        if self.hard_carry is not None and not isinstance(self.hard_carry, (bool, np.bool_)):
+            raise ConfigError(f"hard_carry must be True, False or None (by size), got {self.hard_carry!r}")
+        for name in ("scores", "equivalence", "formal", "allow_timing_fail", "estimate_check"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.arch not in ARCHS:
@@ -143,6 +151,7 @@ class Build:
     arch: str = "spatial"             # the architecture chosen (BuildOptions.arch resolved)
     prog: Any = None                  # the folded program (arch folded)
     image: dict = field(default_factory=dict)     # the program image file (arch folded)
+    hard_carry: bool = True           # BuildOptions.hard_carry resolved
 
 
 def build(source, board: str | Path = "icebreaker", out: str | Path = "build", *, x=None, y=None,
@@ -298,10 +307,23 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
     b.options = {"board": brd.name, "arch": arch, "pipeline": opts.pipeline, "interval": opts.interval,
                  "baud": opts.baud or brd.baud, "toolchain": opts.toolchain, "lut_cells": lut_cells,
                  "scores": opts.scores, "seed": opts.seed, "router": opts.router}
+    b.hard_carry = _hard_carry(opts, fam, est, say)
     if fam.primitives.chain_cell is not None:
-        b.options["hard_carry"] = opts.hard_carry
+        b.options["hard_carry"] = b.hard_carry
     b.stamp = stamp(net, b.options)
     return b
+
+
+def _hard_carry(opts: BuildOptions, fam, est: dict, say: Progress) -> bool:
+    """Whether the tree counters use the family's carry chain: as asked, else by the estimated size."""
+    if fam.primitives.chain_cell is None or opts.hard_carry is not None:
+        return bool(opts.hard_carry) if opts.hard_carry is not None else True
+    luts = int((est or {}).get("LC") or 0)
+    if luts > HARD_CARRY_MAX_LUTS:
+        say(f"[carry] counters with LUT carries: ~{luts:,} LUT4s is above {HARD_CARRY_MAX_LUTS:,}, where the carry "
+            "chains made random-wired nets unroutable (docs/families.md); --hard-carry forces the chain")
+        return False
+    return True
 
 
 def _prepare_folded(source, brd: Board, opts: BuildOptions, say: Progress, t: float):
@@ -377,7 +399,7 @@ def elaborate(b: Build) -> None:
     else:
         b.shell = UartShell(b.net, divisor=divisor, pipeline=b.opts.pipeline, lut_cells=b.lut_cells,
                             scores=b.opts.scores, interval=b.opts.interval,
-                            idle_cycles=idle_cycles(b.board.core_clock_hz, divisor), hard_carry=b.opts.hard_carry)
+                            idle_cycles=idle_cycles(b.board.core_clock_hz, divisor), hard_carry=b.hard_carry)
         b.blocks = block_modules(TOP)
         done = f"latency {b.shell.core.latency} cycles"
     b.platform = platform_for(b.board)
