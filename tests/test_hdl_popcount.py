@@ -333,10 +333,7 @@ def test_counter_and_argmax_on_other_families_count_exactly(style, hard_carry):
     ref = ref_counts(net, sigs, values)
     check_stream(valid, list(range(T)), vo, scores, blk.latency, lambda t: ref[t])
     chains, sums, _ = blk._plan.carry_chains()
-    if hard_carry:  # every carry on a chain
-        assert sum(map(len, chains)) == len(blk._plan.carries) and len(sums) > len(chains)
-    else:  # LUT full / half adders only: one LUT level per stage
-        assert blk.lut_only and not blk._plan.carries
+    assert sum(map(len, chains)) == len(blk._plan.carries) and len(sums) > len(chains)  # every carry on a chain
     sb = 7
     sc = rng.integers(0, 1 << sb, size=(T, 5))
     sc[::3, 1] = sc[::3, 3]  # ties: the lowest index wins

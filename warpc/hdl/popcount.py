@@ -293,11 +293,9 @@ class _Segment:
         self.cin, self.pos, self.carry_col = cin, pos, carry_col
 
 
-def _compress_stage(plan: _Plan, heaps: list[list[list]], sb: int, first: bool, lut_only: bool = False
-                    ) -> list[list[list]]:
+def _compress_stage(plan: _Plan, heaps: list[list[list]], sb: int, first: bool) -> list[list[list]]:
     """One compression stage over all classes' heaps (lists of columns of refs, constants first); returns the
-    new heaps (combinational refs, registered by the caller). lut_only: every stage is one level of LUT full and
-    half adders (for carries that are LUTs: a ripple segment would be one LUT level per column)."""
+    new heaps (combinational refs, registered by the caller)."""
     outs = []
     segs: list[tuple[_Segment, list]] = []
     left: list[tuple[list, int, tuple]] = []  # bits that wait a stage: (out heap, column, ref)
@@ -319,9 +317,6 @@ def _compress_stage(plan: _Plan, heaps: list[list[list]], sb: int, first: bool, 
             if not cand:
                 break
             j0 = cand[0]
-            if lut_only:
-                lut_add(j0, [avail[j0].pop() for _ in range(min(3, len(avail[j0])))])
-                continue
             if first:
                 if len(avail[j0]) < 3:
                     break
@@ -395,7 +390,7 @@ def _score_bits(net: Netlist) -> int:
     return max(1, max(len(g) for g in net.outputs).bit_length())
 
 
-def _plan_counter(net: Netlist, out_signals: list[int], register_inputs: bool = False, lut_only: bool = False):
+def _plan_counter(net: Netlist, out_signals: list[int], register_inputs: bool = False):
     """The counter's cell plan: (plan, final heaps (<= 1 ref per column), latency, valid_out ref)."""
     sb = _score_bits(net)
     index: dict[int, int] = {}
@@ -424,7 +419,7 @@ def _plan_counter(net: Netlist, out_signals: list[int], register_inputs: bool = 
     stage_ffs: list[int] = []
     while stage == 0 or any(len(col) > 1 for h in heaps for col in h):
         stage += 1
-        heaps = _compress_stage(plan, heaps, sb, first=stage == 1, lut_only=lut_only)
+        heaps = _compress_stage(plan, heaps, sb, first=stage == 1)
         stage_ffs = []
         regd = []
         for h in heaps:
@@ -471,12 +466,8 @@ class TreeCounter(Elaboratable):
         self.hard_carry = bool(hard_carry)
         self.score_bits = _score_bits(net)
         self.register_inputs = bool(register_inputs)
-        # a family with a hard carry chain that is not used (ECP5 / Gowin, --no-hard-carry): carries would be
-        # LUTs, and a ripple segment one LUT level per column; full / half adders keep every stage one LUT level
-        prim = primitives(lut_cells)
-        self.lut_only = prim is not None and prim.chain_cell is not None and not self.hard_carry
         self._plan, self._final, self.latency, self._valid = _plan_counter(net, self.out_signals,
-                                                                           self.register_inputs, self.lut_only)
+                                                                           self.register_inputs)
         self.values = Signal(max(1, len(self.out_signals)))
         self.valid_in = Signal()
         self.scores = Signal(net.classes * self.score_bits)
