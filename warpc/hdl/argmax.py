@@ -137,8 +137,9 @@ class TreeArgmax(Elaboratable):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        outs = [r for r in self._idx if r is not None] + [self._valid]
         val = self._plan.build(m, self.lut_cells, {"values": self.scores, "valid_in": self.valid_in}, "am",
-                               hard_carry=self.hard_carry)
+                               extra_uses=outs, hard_carry=self.hard_carry)
         for k, r in enumerate(self._idx):
             m.d.comb += self.cls[k].eq(val(r) if r is not None else Const(0, 1))
         m.d.comb += self.valid_out.eq(val(self._valid))

@@ -164,8 +164,8 @@ class _Plan:
         """The carries as physical chains for a family with a hard carry chain (ECP5 CCU2C, Gowin ALU), where a
         chain element computes S = a ^ b ^ CI and CO = maj(a, b, CI) and only the chain's last carry-out reaches
         the fabric. Returns (chains of carry indices, carry -> the LUT whose output is that element's S, the chains'
-        last carries that the fabric reads). A chain
-        qualifies when each inner carry-out feeds only the next carry's CI and the next element's sum LUT, and
+        last carries that the fabric reads). `extra_uses`: the refs the caller reads from the block's outputs.
+        A chain qualifies when each inner carry-out feeds only the next carry's CI and the next element's sum LUT, and
         every LUT read beside a carry is its sum (I1 ^ I2 ^ I3 with the carry's a, b, CI on I1, I2, I3; the
         extract LCs' LUT = CI is one, as their a and b are one signal); the others stay LUT + carry-LUT pairs."""
         uses: dict = {}
@@ -490,8 +490,9 @@ class TreeCounter(Elaboratable):
         from amaranth.hdl import Const, Module
 
         m = Module()
+        outs = [r for heap in self._final for col in heap for r in col] + [self._valid]
         val = self._plan.build(m, self.lut_cells, {"values": self.values, "valid_in": self.valid_in}, "pc",
-                               hard_carry=self.hard_carry)
+                               extra_uses=outs, hard_carry=self.hard_carry)
         sb = self.score_bits
         for c, heap in enumerate(self._final):
             for j, col in enumerate(heap):
