@@ -159,16 +159,33 @@ def test_nextpnr_progress_says_where_it_is(tmp_path):
 
 
 def test_hard_carry_is_chosen_by_size_unless_asked():
-    from warpc.fpga.flow import HARD_CARRY_MAX_LUTS, BuildOptions, _hard_carry
+    from warpc.fpga.estimate import HARD_CARRY_MAX_LUTS
+    from warpc.fpga.flow import BuildOptions, _hard_carry
     from warpc.families import FAMILIES
 
     said = []
     ecp5, ice40 = FAMILIES["ecp5"], FAMILIES["ice40"]
-    assert _hard_carry(BuildOptions(), ecp5, {"LC": 4_000}, said.append) is True and not said
-    assert _hard_carry(BuildOptions(), ecp5, {"LC": HARD_CARRY_MAX_LUTS + 1}, said.append) is False
+    assert HARD_CARRY_MAX_LUTS > 5_000
+    assert _hard_carry(BuildOptions(), ecp5, {"hard_carry": True}, said.append) is True and not said
+    assert _hard_carry(BuildOptions(), ecp5, {"hard_carry": False}, said.append) is False
     assert said and "--hard-carry forces" in said[0]
-    assert _hard_carry(BuildOptions(hard_carry=True), ecp5, {"LC": 50_000}, said.append) is True
-    assert _hard_carry(BuildOptions(hard_carry=False), ecp5, {"LC": 10}, said.append) is False
-    assert _hard_carry(BuildOptions(), ice40, {"LC": 50_000}, said.append) is True  # no chain cells: moot
+    assert _hard_carry(BuildOptions(hard_carry=True), ecp5, {"hard_carry": False}, said.append) is True
+    assert _hard_carry(BuildOptions(hard_carry=False), ecp5, {"hard_carry": True}, said.append) is False
+    assert _hard_carry(BuildOptions(), ice40, {}, said.append) is True  # no chain cells: moot
     with pytest.raises(ConfigError, match="hard_carry"):
         BuildOptions(hard_carry="yes").validate()
+
+
+def test_the_estimate_counts_carries_as_the_build_will_place_them():
+    """Small nets: the counters' carries ride the chain (LUT4s = LUTs); above the size limit they are LUTs."""
+    from _backend_nets import random_net
+    from warpc.fpga.estimate import estimate_net
+
+    net = random_net(seed=3)
+    b = load_board("ulx3s-85f")
+    on = estimate_net(net, b, hard_carry=True)
+    off = estimate_net(net, b, hard_carry=False)
+    auto = estimate_net(net, b)
+    assert on["hard_carry"] is True and off["hard_carry"] is False and auto["hard_carry"] is True
+    assert off["LC"] - on["LC"] == on["blocks"]["popcount"]["CARRY"] + on["blocks"]["argmax"]["CARRY"] > 0
+    assert estimate_net(net, load_board("icebreaker"))["hard_carry"] is None

@@ -630,9 +630,18 @@ def net_outputs(facts: dict):
     return facts.get("outputs") or []
 
 
+# Measured on the ULX3S-85F (docs/families.md): designs of 3,700-4,600 logic cells route in ~20 s with the counters
+# on the carry chain (and run 1.6-1.9x faster); a 23,000-cell one did not converge in router2 (12,000-15,000
+# overused wires after 16 min) where the same net with LUT carries routed in 9 min. Above this estimate (with the
+# chain) the counters use LUT carries unless the chain is asked for.
+HARD_CARRY_MAX_LUTS = 12_000
+
+
 def estimate_net(net: Netlist, board, *, interval: int = 1, pipeline: int = 1, lut_cells: str | None = None,
-                 scores: bool = False) -> dict:
-    """The estimate for a netlist that is already compiled and checked (board: a Board)."""
+                 scores: bool = False, hard_carry: bool | None = None) -> dict:
+    """The estimate for a netlist that is already compiled and checked (board: a Board). hard_carry (families
+    with a carry chain): as `warpc synth --hard-carry/--no-hard-carry`; None = by size, as synth chooses; the
+    choice is in est["hard_carry"]."""
     from ..hdl.core import check_interval, check_lut_cells
 
     t0 = time.perf_counter()
@@ -649,7 +658,15 @@ def estimate_net(net: Netlist, board, *, interval: int = 1, pipeline: int = 1, l
         # ECP5 / Gowin: flip-flops have their own slots beside the LUT4s; the capacity to compare is LUT4s (the
         # per-block cell counts are the iCE40 plans', approximate here). The tree counters' carries run on the hard
         # chain, each element in the slot of the sum LUT it absorbs (CCU2C half, ALU); other carries are LUTs
-        chained = ("popcount", "argmax") if board.family.primitives.chain_cell and interval == 1 else ()
+        chain = bool(board.family.primitives.chain_cell) and interval == 1
+
+        def luts(on: bool) -> int:
+            return sum(int(b["lut"]) + (0 if on and k in ("popcount", "argmax") else int(b["carry"]))
+                       for k, b in blocks.items())
+
+        if chain and hard_carry is None:
+            hard_carry = luts(True) <= HARD_CARRY_MAX_LUTS
+        chained = ("popcount", "argmax") if chain and hard_carry else ()
         for name, b in blocks.items():
             b["lc"] = int(b["lut"]) + (0 if name in chained else int(b["carry"]))
             b["exact_cells"] = False
@@ -666,6 +683,7 @@ def estimate_net(net: Netlist, board, *, interval: int = 1, pipeline: int = 1, l
     return {
         "format": FORMAT,
         "board": board.name, "device": board.device, "family": board.family.name, "unit": unit,
+        "hard_carry": bool(hard_carry) if board.family.primitives.chain_cell else None,
         "options": {"pipeline": pipeline, "interval": interval, "lut_cells": lut_cells, "scores": scores},
         "model": net.stats(),
         "LC": tot["lc"], "LUT": tot["lut"], "FF": tot["ff"], "CARRY": tot["carry"], "BRAM": 0, "IO": io,

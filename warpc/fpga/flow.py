@@ -40,11 +40,6 @@ TOP = "top"  # the design's name: top.il, top.json, top.bin and the hierarchy's 
 ROUTER2_ABOVE_LUTS = 0
 ROUTERS = ("auto", "router1", "router2")
 ARCHS = ("auto", "spatial", "folded")
-# Measured on the ULX3S-85F (docs/families.md): designs of 3,700-4,600 logic cells route in ~20 s with the counters
-# on the carry chain (and run 1.6-1.9x faster); a 23,000-cell one did not converge in router2 (12,000-15,000
-# overused wires after 16 min) where the same net with LUT carries routed in 9 min. Above this estimate the chain
-# is off unless asked for.
-HARD_CARRY_MAX_LUTS = 12_000
 PLACER_DENSITY = (0.9, 0.98)  # nextpnr heap placer density: its default, and the retry for nearly full devices
 RANDOM_VECTORS = 1000  # equivalence vectors when no test set is known
 # what the tool stages write (the family's packer files, the elaborated plan's files and the equivalence files are
@@ -315,12 +310,14 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
 
 
 def _hard_carry(opts: BuildOptions, fam, est: dict, say: Progress) -> bool:
-    """Whether the tree counters use the family's carry chain: as asked, else by the estimated size."""
+    """Whether the tree counters use the family's carry chain: as asked, else as the estimate chose by size
+    (estimate.HARD_CARRY_MAX_LUTS)."""
+    from .estimate import HARD_CARRY_MAX_LUTS
+
     if fam.primitives.chain_cell is None or opts.hard_carry is not None:
         return bool(opts.hard_carry) if opts.hard_carry is not None else True
-    luts = int((est or {}).get("LC") or 0)
-    if luts > HARD_CARRY_MAX_LUTS:
-        say(f"[carry] counters with LUT carries: ~{luts:,} LUT4s is above {HARD_CARRY_MAX_LUTS:,}, where the carry "
+    if (est or {}).get("hard_carry") is False:
+        say(f"[carry] counters with LUT carries: the design is above {HARD_CARRY_MAX_LUTS:,} LUT4s, where the carry "
             "chains made random-wired nets unroutable (docs/families.md); --hard-carry forces the chain")
         return False
     return True
@@ -353,6 +350,7 @@ def _estimate(net: Netlist, brd: Board, opts: BuildOptions, lut_cells: str, say:
 
     try:
         est = estimate_net(net, brd, interval=opts.interval, pipeline=opts.pipeline, lut_cells=lut_cells,
+                           hard_carry=opts.hard_carry,
                            scores=opts.scores)
     except WarpcError:
         raise
