@@ -61,7 +61,6 @@ from ..ir.netlist import Netlist
 
 CHAIN_MAX = 16   # LCs per physical carry chain (ripple length of one pipeline stage)
 SEG_MAX = 10     # columns per segment
-LUT_RIPPLE_MAX = 4  # cells per chain where carries are LUTs (ECP5 / Gowin without the carry chain)
 
 C0, C1 = ("c", 0), ("c", 1)
 
@@ -294,8 +293,7 @@ class _Segment:
         self.cin, self.pos, self.carry_col = cin, pos, carry_col
 
 
-def _compress_stage(plan: _Plan, heaps: list[list[list]], sb: int, first: bool, seg_max: int = 0,
-                    chain_max: int = 0) -> list[list[list]]:
+def _compress_stage(plan: _Plan, heaps: list[list[list]], sb: int, first: bool) -> list[list[list]]:
     """One compression stage over all classes' heaps (lists of columns of refs, constants first); returns the
     new heaps (combinational refs, registered by the caller)."""
     outs = []
@@ -328,7 +326,7 @@ def _compress_stage(plan: _Plan, heaps: list[list[list]], sb: int, first: bool, 
                 cin = avail[j0].pop() if len(avail[j0]) >= 3 else None
                 pos = [(j0, avail[j0].pop(), avail[j0].pop())]
                 j = j0 + 1
-                while j < sb and len(pos) < (seg_max or SEG_MAX) and avail[j]:
+                while j < sb and len(pos) < SEG_MAX and avail[j]:
                     a = avail[j].pop()
                     b = avail[j].pop() if avail[j] else C0
                     pos.append((j, a, b))
@@ -343,13 +341,13 @@ def _compress_stage(plan: _Plan, heaps: list[list[list]], sb: int, first: bool, 
                 else:
                     left.append((out, j, r))
         outs.append(out)
-    _emit_chains(plan, segs, left, chain_max or CHAIN_MAX)
+    _emit_chains(plan, segs, left)
     for out, j, r in left:  # registered as they are (flip-flop only)
         out[j].append(r)
     return outs
 
 
-def _emit_chains(plan: _Plan, segs: list, left: list, chain_max: int = CHAIN_MAX) -> None:
+def _emit_chains(plan: _Plan, segs: list, left: list) -> None:
     """Pack segments into carry chains of <= CHAIN_MAX LCs (a segment's carry-out LC feeds the next one's cin).
     A chain that starts with a carry-in needs a feed-in LC (SB_CARRY(cin, cin, 0)). (Its LUT cannot usefully
     carry one of the stage's waiting bits to its flip-flop: Yosys removes a buffer LUT and the flip-flop moves.)"""
@@ -365,7 +363,7 @@ def _emit_chains(plan: _Plan, segs: list, left: list, chain_max: int = CHAIN_MAX
         while chain[-1][0].carry_col is not None and pending:
             nxt = pending[0][0]
             need = 1 + len(nxt.pos) + (1 if nxt.carry_col is not None else 0)
-            if length + need > chain_max:
+            if length + need > CHAIN_MAX:
                 break
             chain.append(pending.pop(0))
             length += 1 + len(nxt.pos)
@@ -392,8 +390,7 @@ def _score_bits(net: Netlist) -> int:
     return max(1, max(len(g) for g in net.outputs).bit_length())
 
 
-def _plan_counter(net: Netlist, out_signals: list[int], register_inputs: bool = False, seg_max: int = 0,
-                  chain_max: int = 0):
+def _plan_counter(net: Netlist, out_signals: list[int], register_inputs: bool = False):
     """The counter's cell plan: (plan, final heaps (<= 1 ref per column), latency, valid_out ref)."""
     sb = _score_bits(net)
     index: dict[int, int] = {}
@@ -422,7 +419,7 @@ def _plan_counter(net: Netlist, out_signals: list[int], register_inputs: bool = 
     stage_ffs: list[int] = []
     while stage == 0 or any(len(col) > 1 for h in heaps for col in h):
         stage += 1
-        heaps = _compress_stage(plan, heaps, sb, first=stage == 1, seg_max=seg_max, chain_max=chain_max)
+        heaps = _compress_stage(plan, heaps, sb, first=stage == 1)
         stage_ffs = []
         regd = []
         for h in heaps:
@@ -469,13 +466,8 @@ class TreeCounter(Elaboratable):
         self.hard_carry = bool(hard_carry)
         self.score_bits = _score_bits(net)
         self.register_inputs = bool(register_inputs)
-        # a family whose carry chain is not used (ECP5 / Gowin, --no-hard-carry): carries are LUTs, so a stage's
-        # ripple is one LUT level per cell; short segments and chains bound it (LUT_RIPPLE_MAX)
-        prim = primitives(lut_cells)
-        self.short_ripple = prim is not None and prim.chain_cell is not None and not self.hard_carry
-        bound = (LUT_RIPPLE_MAX - 1, LUT_RIPPLE_MAX) if self.short_ripple else (0, 0)
         self._plan, self._final, self.latency, self._valid = _plan_counter(net, self.out_signals,
-                                                                           self.register_inputs, *bound)
+                                                                           self.register_inputs)
         self.values = Signal(max(1, len(self.out_signals)))
         self.valid_in = Signal()
         self.scores = Signal(net.classes * self.score_bits)
