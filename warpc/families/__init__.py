@@ -21,15 +21,6 @@ PORTABLE = "portable"
 CELL_STYLES: tuple[str, ...] = tuple(f.cell_style for f in FAMILIES.values()) + (PORTABLE,)
 
 
-def family(name: str) -> Family:
-    from ..errors import ConfigError
-
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise ConfigError(f"unknown FPGA family {name!r}; known: {', '.join(FAMILIES)}") from None
-
-
 def primitives(cell_style: str) -> Primitives | None:
     """The explicit primitives of a cell style, None for portable logic; ConfigError for an unknown style."""
     from ..errors import ConfigError
@@ -42,4 +33,4 @@ def primitives(cell_style: str) -> Primitives | None:
     raise ConfigError(f"unknown LUT cell style {cell_style!r}; choose one of {', '.join(CELL_STYLES)}")
 
 
-__all__ = ["CELL_STYLES", "FAMILIES", "PORTABLE", "Family", "Primitives", "family", "primitives"]
+__all__ = ["CELL_STYLES", "FAMILIES", "PORTABLE", "Family", "Primitives", "primitives"]

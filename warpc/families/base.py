@@ -20,8 +20,9 @@ class Primitives:
     """How the core instantiates a family's cells. Every family has a LUT4 whose output is INIT[{I3, I2, I1, I0}]
     (the port names differ) and flip-flops the counters instantiate explicitly, so the formal check pairs RTL and
     netlist cell by cell instead of proving adder trees by SAT. iCE40 has a separate carry cell (SB_CARRY,
-    CO = maj(I0, I1, CI), sharing the LC of the LUT beside it); ECP5's CCU2C and Gowin's ALU pair their carry with
-    fixed LUT logic that the counters' plans do not fit, so there a carry is a LUT4 computing maj."""
+    CO = maj(I0, I1, CI), sharing the LC of the LUT beside it). ECP5's CCU2C and Gowin's ALU pair their carry with
+    fixed logic: the tree counters' ripple segments use them as a whole chain (`chain_cell`); any other carry there
+    is a LUT4 computing maj."""
 
     lut_type: str
     lut_inputs: tuple[str, str, str, str]
@@ -29,7 +30,7 @@ class Primitives:
     lut_param: str
     # (d, q, en or None, reset) -> Instance of a rising-edge flip-flop of the sync domain with Amaranth's
     # semantics (synchronous reset, taking precedence over the enable)
-    ff: Callable[..., Any]
+    dff_cell: Callable[..., Any]
     carry_cell_type: str | None = None  # SB_CARRY on iCE40
     # a hard carry chain: (CI, [(a, b, S signal or None) per element], CO signal, name) -> [(name, Instance)],
     # element i computing S = a ^ b ^ c_i and c_(i+1) = maj(a, b, c_i); None: carries are cells or LUTs
@@ -41,10 +42,6 @@ class Primitives:
     # Gowin: a LUT using n < 4 inputs becomes LUTn on its used inputs, in order (what synth_gowin's opt_lut_ins
     # makes of such a LUT4, so again the netlist holds the RTL's cells)
     shrink: bool = False
-
-    @property
-    def carry(self) -> bool:
-        return self.carry_cell_type is not None
 
     def lut4(self, init: int, ins, out):
         """An Instance of the 4-input LUT computing bit `init` >> (ins[3] ins[2] ins[1] ins[0])."""
@@ -80,9 +77,6 @@ class Primitives:
             return self.lut4(MAJ3, [i0, i1, ci, Const(0, 1)], co)
         return Instance(self.carry_cell_type, i_I0=i0, i_I1=i1, i_CI=ci, o_CO=co)
 
-    def dff_cell(self, d, q, en=None, reset: bool = False):
-        return self.ff(d, q, en, reset)
-
 
 @dataclass(frozen=True)
 class Family:
@@ -113,11 +107,11 @@ class Family:
     pack_args: Callable[[Any, Any], list] = field(default=lambda board, plat: [])
     # (module, board clock signal, f_in, f_out) -> (core clock, locked): the PLL a board's core_clock_hz uses
     pll: Callable[..., Any] | None = None
-    pll_plan: Callable[..., Any] | None = None
+    pll_plan: Callable[..., Any] | None = None  # (f_in, f_out) -> the PLL's settings, ConfigError if impossible
     # with --router auto, redo a router2 run that has not converged in --router2-timeout with router1 (measured on
     # iCE40; on the ECP5-85F router1 had 78,000 of a 27,000-LUT design's arcs left after 34,000 iterations where
     # router2 converged in 11 min: there router2 runs to the end)
-    router1_fallback: bool = False  # (f_in, f_out) -> the PLL's settings, ConfigError if impossible
+    router1_fallback: bool = False
 
     def pll_check(self, f_in: float, f_out: float) -> None:
         """ConfigError when the family's PLL cannot make f_out from f_in."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from .base import Family, Primitives
 
 
-def _ff(d, q, en, reset):
+def _ff(d, q, en=None, reset: bool = False):
     """TRELLIS_FF, the ECP5's only flip-flop cell: LSR_OVER_CE = Amaranth's synchronous reset over the enable."""
     from amaranth.hdl import ClockSignal, Const, Instance, ResetSignal
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from .base import Family, Primitives
 
 
-def _ff(d, q, en, reset):
+def _ff(d, q, en=None, reset: bool = False):
     """DFF / DFFE / DFFR / DFFRE (synchronous reset over the enable, as in Amaranth)."""
     from amaranth.hdl import ClockSignal, Instance, ResetSignal
 

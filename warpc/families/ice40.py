@@ -4,7 +4,7 @@ from __future__ import annotations
 from .base import Family, Primitives
 
 
-def _ff(d, q, en, reset):
+def _ff(d, q, en=None, reset: bool = False):
     """SB_DFF / SB_DFFE / SB_DFFSR / SB_DFFESR (SB_DFFESR resets only while enabled: the counters' reset
     flip-flops have no enable)."""
     from amaranth.hdl import ClockSignal, Instance, ResetSignal

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import BoardError
+from ..errors import BoardError, WarpcError
 from ..families import CELL_STYLES, FAMILIES, PORTABLE, Family
 
 PROGRAMMERS = ("iceprog", "ecpprog", "openFPGALoader")  # the only executables `warpc flash` runs
@@ -23,8 +23,8 @@ LUT_CELLS = CELL_STYLES
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _PLATFORM = re.compile(r"^amaranth_boards\.[a-z0-9_]+:[A-Za-z_][A-Za-z0-9_]*$")
 _FLAG = re.compile(r"^[A-Za-z0-9_.{}=:-]+$")  # programmer arguments: no shell syntax, no spaces
-_FIELDS = {"name", "description", "family", "platform", "core_clock_hz", "device", "package", "synth_device", "nextpnr_device",
-           "nextpnr_package", "clock_hz", "uart", "capacity", "lut_cells", "programmers"}
+_FIELDS = {"name", "description", "family", "platform", "core_clock_hz", "device", "package", "synth_device",
+           "nextpnr_device", "nextpnr_package", "clock_hz", "uart", "capacity", "lut_cells", "programmers"}
 _ICE40_ONLY = ("synth_device", "nextpnr_device", "nextpnr_package")  # other families: from the platform
 
 
@@ -181,7 +181,7 @@ def parse_board(d, path: Path | str = "<board>", default_name: str = "board") ->
             raise BoardError(f"{where}: field core_clock_hz needs the family's PLL, which warpc drives on ECP5 only")
         try:
             family.pll_check(clock, core)
-        except Exception as e:
+        except WarpcError as e:
             raise BoardError(f"{where}: field core_clock_hz: {e}") from None
         clock = core  # the UART and everything else run at the core clock
     uart = need("uart", dict, 'an object {"baud": ...}')

@@ -660,16 +660,13 @@ def estimate_net(net: Netlist, board, *, interval: int = 1, pipeline: int = 1, l
         # chain, each element in the slot of the sum LUT it absorbs (CCU2C half, ALU); other carries are LUTs
         chain = bool(board.family.primitives.chain_cell) and interval == 1
 
-        def luts(on: bool) -> int:
-            return sum(int(b["lut"]) + (0 if on and k in ("popcount", "argmax") else int(b["carry"]))
-                       for k, b in blocks.items())
+        def luts(name: str, b: dict, on: bool) -> int:
+            return int(b["lut"]) + (0 if on and name in ("popcount", "argmax") else int(b["carry"]))
 
         if chain and hard_carry is None:
-            hard_carry = luts(True) <= HARD_CARRY_MAX_LUTS
-        chained = ("popcount", "argmax") if chain and hard_carry else ()
+            hard_carry = sum(luts(k, b, True) for k, b in blocks.items()) <= HARD_CARRY_MAX_LUTS
         for name, b in blocks.items():
-            b["lc"] = int(b["lut"]) + (0 if name in chained else int(b["carry"]))
-            b["exact_cells"] = False
+            b["lc"], b["exact_cells"] = luts(name, b, chain and bool(hard_carry)), False
         tot["lc"] = sum(int(b["lc"]) for b in blocks.values())
     util = round(100.0 * tot["lc"] / lc_cap, 1) if lc_cap else None
     from .boards import platform_for

@@ -314,9 +314,9 @@ def _hard_carry(opts: BuildOptions, fam, est: dict, say: Progress) -> bool:
     (estimate.HARD_CARRY_MAX_LUTS)."""
     from .estimate import HARD_CARRY_MAX_LUTS
 
-    if fam.primitives.chain_cell is None or opts.hard_carry is not None:
-        return bool(opts.hard_carry) if opts.hard_carry is not None else True
-    if (est or {}).get("hard_carry") is False:
+    if opts.hard_carry is not None:
+        return bool(opts.hard_carry)
+    if fam.primitives.chain_cell is not None and (est or {}).get("hard_carry") is False:
         say(f"[carry] counters with LUT carries: the design is above {HARD_CARRY_MAX_LUTS:,} LUT4s, where the carry "
             "chains made random-wired nets unroutable (docs/families.md); --hard-carry forces the chain")
         return False
