@@ -3,6 +3,7 @@
 C++: built on first use (~30-60 s, cached under ~/.cache/warpc). Triton: run under its CPU interpreter
 (TRITON_INTERPRET=1) in a subprocess, skipped when triton is not importable.
 """
+import contextlib
 import os
 import subprocess
 import sys
@@ -69,6 +70,28 @@ def compare_backend(backend, k, sampling, batch=37, n_in=50, n_out=40, init="ran
     _assert_same_step(y, yr, sampling, [(layer.theta, ref.theta), (x, x2)], device)
 
 
+def compare_shards(backend, k, sampling, batch=37, n_in=50, n_out=40, cut=16, device="cpu"):
+    """A batch computed in two row shards (data-parallel training: warplut.noise_rows) draws the very noise of the
+    whole batch: the shards' outputs are the whole batch's rows, bit for bit (fused: same seed; plain: same torch
+    RNG state)."""
+    from warpc.nn.warplut import noise_rows
+
+    plain = {"backend": "torch"} if backend == "torch" else {}
+    layer = WarpLUT(n_in, n_out, k=k, sampling=sampling, init="random", seed=k, **plain).to(device)
+    x = torch.rand(batch, n_in, device=device)
+
+    def run(xs, rows=None):
+        torch.manual_seed(7)
+        with torch.no_grad(), (noise_rows(*rows) if rows else contextlib.nullcontext()):
+            return layer.train()(xs) if backend == "torch" else K.layer_forward(layer, xs, backend, seed=4321)
+
+    whole = run(x)
+    parts = torch.cat([run(x[:cut], (0, batch)), run(x[cut:], (cut, batch))])
+    assert torch.equal(whole, parts)
+    if sampling.startswith("gumbel"):  # and the noise does depend on the row: a shard is not a batch of its own
+        assert not torch.equal(run(x[cut:]), whole[cut:])
+
+
 def compare_learnable(backend, k, sampling, batch=37, n_in=50, n_out=30, candidates=5, device="cpu"):
     """Learnable wiring on a fused backend against the plain mixture (WarpLUT._gather) + reference layer:
     forward, and gradients of theta, the wiring logits and the input."""
@@ -92,6 +115,14 @@ def compare_learnable(backend, k, sampling, batch=37, n_in=50, n_out=30, candida
     yr = ys + ((ys > 0.5).to(ys.dtype) - ys).detach() if sampling.endswith("_st") else ys
     _assert_same_step(y, yr, sampling,
                       [(layer.theta, ref.theta), (layer.wiring_logits, ref.wiring_logits), (x, x2)], device)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "torch"])
+@pytest.mark.parametrize("k,sampling", [(2, "gumbel"), (2, "gumbel_st"), (4, "gumbel"), (6, "gumbel"), (3, "soft")])
+def test_batch_shards_draw_the_whole_batchs_noise(backend, k, sampling, request):
+    if backend == "cpp":
+        request.getfixturevalue("cpp")
+    compare_shards(backend, k, sampling)
 
 
 @pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
@@ -520,6 +551,9 @@ TRITON_SCRIPT = textwrap.dedent(
         for s in ("soft", "gumbel", "soft_st", "gumbel_st"):
             compare_backend("triton", k, s, batch=20, n_in=24, n_out=18)
     compare_backend("triton", 2, "gumbel", tau=0.7, batch=20, n_in=24, n_out=18)
+    from tests.test_kernels import compare_shards
+    for k, s in ((2, "gumbel"), (4, "gumbel_st"), (3, "soft")):
+        compare_shards("triton", k, s, batch=20, n_in=24, n_out=18, cut=7)
     from tests.test_kernels import compare_learnable
     for k, s in ((2, "soft"), (2, "gumbel"), (3, "gumbel_st"), (6, "soft")):
         compare_learnable("triton", k, s, batch=20, n_in=24, n_out=10, candidates=4)
@@ -604,7 +638,8 @@ def test_triton_kernels_compile_for_sm90_without_a_gpu(k):
 
     bn, bb = T._tiles(128, k)
     fwd_sig = {"xT": "*bf16", "idx": "*i32", "theta": "*fp32", "noise": "*fp32", "yT": "*bf16", "ysT": "*fp32",
-               "out": "i32", "B": "i32", "seed": "i64", "inv_tau": "fp32", "K": "constexpr", "MODE": "constexpr",
+               "out": "i32", "B": "i32", "seed": "i64", "inv_tau": "fp32", "row0": "i32", "total": "i32",
+               "K": "constexpr", "MODE": "constexpr",
                "ST": "constexpr", "BN": "constexpr", "BB": "constexpr", "LIN": "constexpr"}
     for mode, st, lin in ((1, True, False), (2, False, False), (0, False, True)):
         k_fwd = _compile_for_sm90(T._fwd_kernel, fwd_sig, {"K": k, "MODE": mode, "ST": st, "BN": bn, "BB": bb,

@@ -5,6 +5,8 @@ See warpc/nn/walsh.py for the sign and index conventions. Fused backends (warpc.
 """
 from __future__ import annotations
 
+import contextlib
+
 import math
 
 import numpy as np
@@ -35,6 +37,40 @@ def logistic_noise(shape, device, dtype=torch.float32, generator: torch.Generato
     """G1 - G2 for two independent Gumbel(0,1) variables, i.e. Logistic(0,1): log u - log(1-u)."""
     u = torch.rand(shape, device=device, dtype=dtype, generator=generator).clamp_(1e-6, 1.0 - 1e-6)
     return torch.log(u) - torch.log1p(-u)
+
+
+# Data-parallel training: which rows (row0, total) of the global batch this process computes. The training noise
+# of a sample depends on its row in the global batch, not on the process that computes it, so a run split over N
+# processes draws exactly the noise of the one-process run (see warpc.training.distributed).
+_NOISE_ROWS: tuple[int, int] | None = None
+
+
+@contextlib.contextmanager
+def noise_rows(row0: int, total: int):
+    """Within this block, training forwards compute rows [row0, row0 + B) of a `total`-row batch."""
+    global _NOISE_ROWS
+    previous, _NOISE_ROWS = _NOISE_ROWS, (int(row0), int(total))
+    try:
+        yield
+    finally:
+        _NOISE_ROWS = previous
+
+
+def batch_rows(batch: int) -> tuple[int, int]:
+    """(row0, total) of a `batch`-row forward: the whole batch outside `noise_rows`."""
+    if _NOISE_ROWS is None:
+        return 0, batch
+    row0, total = _NOISE_ROWS
+    if row0 < 0 or row0 + batch > total:
+        raise ValueError(f"noise rows [{row0}, {row0 + batch}) outside a batch of {total}")
+    return row0, total
+
+
+def row_noise(batch: int, out: int, device, dtype=torch.float32) -> torch.Tensor:
+    """Logistic noise (batch, out) for the plain path: this process's rows of the global batch's noise."""
+    row0, total = batch_rows(batch)
+    n = logistic_noise((total, out), device, dtype)
+    return n if total == batch else n[row0:row0 + batch]
 
 
 def warp_forward_reference(
@@ -224,7 +260,7 @@ class WarpLUT(nn.Module):
             return y
         z = (walsh_basis(xi) * self.theta).sum(-1)
         if self.sampling.startswith("gumbel"):
-            z = z + logistic_noise(z.shape, z.device, z.dtype)
+            z = z + row_noise(z.shape[0], z.shape[1], z.device, z.dtype)
         y = torch.sigmoid(-z / self.tau)
         if self.sampling.endswith("_st"):
             y = y + ((z < 0).to(y.dtype) - y).detach()

@@ -23,6 +23,7 @@ import weakref
 import torch
 
 from ...errors import ConfigError
+from ..warplut import batch_rows
 
 BACKENDS = ("auto", "torch", "cpp", "triton")
 _global_backend: str | None = None
@@ -209,14 +210,17 @@ def layer_forward(layer, x: torch.Tensor, backend: str, seed: int | None = None,
             mode, seed = 2, 0
         else:
             mode, seed = 1, draw_seed() if seed is None else int(seed)
+    rows = batch_rows(x.shape[0])  # a shard of a data-parallel batch draws its rows' noise (warplut.noise_rows)
     if backend == "cpp":
         from ._cpu_fn import WarpCpuFn
 
-        y = WarpCpuFn.apply(x, theta, (idx32, rev_ptr, rev_slot, layer.tau, mode, seed, noise, kernel_st, lin))
+        y = WarpCpuFn.apply(x, theta, (idx32, rev_ptr, rev_slot, layer.tau, mode, seed, noise, kernel_st, lin,
+                                       rows))
     elif backend == "triton":
         from ._triton import WarpTritonFn
 
-        y = WarpTritonFn.apply(x, theta, idx32, rev_ptr, rev_slot, layer.tau, mode, seed, noise, kernel_st, lin)
+        y = WarpTritonFn.apply(x, theta, idx32, rev_ptr, rev_slot, layer.tau, mode, seed, noise, kernel_st, lin,
+                               rows)
     else:
         raise ConfigError(f"no fused backend {backend!r}")
     if lin and st:

@@ -41,7 +41,7 @@ CFLAGS = ["-O3", "-march=native", "-fopenmp", "-pthread", "-fno-math-errno", "-f
 PORTABLE_CFLAGS = [f for f in CFLAGS if f != "-march=native"]
 # last resort, a compiler without OpenMP (e.g. Apple clang): the pragmas are ignored, the pool still runs threads
 SERIAL_CFLAGS = [f for f in PORTABLE_CFLAGS if f != "-fopenmp"]
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 _lock = threading.Lock()
 _state: dict = {"mod": None, "tried": False, "error": None, "build_seconds": None}
@@ -159,7 +159,8 @@ _P, _I64, _I32, _F32, _U64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctyp
 _SIGNATURES = {
     "warpc_abi_version": ([], _I32),
     "warpc_set_openmp": ([_I32], None),
-    "warpc_forward": ([_P, _P, _P, _I64, _I64, _I32, _F32, _I32, _U64, _P, _I32, _I32, _P, _P, _I32], _I32),
+    "warpc_forward": ([_P, _P, _P, _I64, _I64, _I32, _F32, _I32, _U64, _P, _I64, _I64, _I32, _I32, _P, _P, _I32],
+                      _I32),
     "warpc_backward": ([_P, _P, _P, _P, _P, _I64, _I64, _I64, _I32, _F32, _P, _P, _I32, _P, _P, _P, _I32], _I32),
     "warpc_noise": ([_U64, _I64, _I64, _P, _I32], None),
     "warpc_thermometer": ([_P, _P, _I64, _I64, _I64, _P, _I32], None),
@@ -269,15 +270,19 @@ class Kernels:
             buf = self._local.buf = torch.empty(numel, dtype=torch.float32)
         return buf
 
-    def forward(self, xT, idx, theta, tau, mode, seed, noiseT, st, lin):
-        """xT (in, B), idx (out, k) int32, theta (out, 2^k) -> (yT, ysT) node-major; ysT is yT unless st."""
+    def forward(self, xT, idx, theta, tau, mode, seed, noiseT, st, lin, rows=None):
+        """xT (in, B), idx (out, k) int32, theta (out, 2^k) -> (yT, ysT) node-major; ysT is yT unless st.
+        rows = (row0, total): the batch is rows [row0, row0 + B) of a `total`-row batch split over processes,
+        and mode 1 draws those rows' noise (default: the whole batch)."""
         _f32(xT, "xT")
         _f32(theta, "theta")
         out, k = idx.shape
         B = xT.shape[1]
         _int(idx, torch.int32, out * k, "idx")
         _need(2 <= k <= 6 and theta.shape == (out, 1 << k), "k must be 2..6 and theta (out, 2^k)")
-        _need(out * B < 2**32, "layer too large for the 32-bit noise counter")
+        row0, total = rows if rows is not None else (0, B)
+        _need(0 <= row0 and row0 + B <= total, "noise rows outside the batch")
+        _need(out * total < 2**32, "layer too large for the 32-bit noise counter")
         if mode == 2:
             _f32(noiseT, "noiseT")
             _need(tuple(noiseT.shape) == (out, B), "noise shape mismatch")
@@ -285,7 +290,7 @@ class Kernels:
         ysT = torch.empty((out, B), dtype=torch.float32) if st else yT
         rc = _timed(self.threads, ("forward", k), out * B, lambda threads: self.lib.warpc_forward(
             xT.data_ptr(), idx.data_ptr(), theta.data_ptr(), B, out, k, 1.0 / tau, mode, seed & (2**64 - 1),
-            _ptr(noiseT) if mode == 2 else None, st, lin, yT.data_ptr(), ysT.data_ptr(), threads))
+            _ptr(noiseT) if mode == 2 else None, row0, total, st, lin, yT.data_ptr(), ysT.data_ptr(), threads))
         _need(rc == 0, f"forward rejected its arguments ({rc})")
         return yT, ysT
 

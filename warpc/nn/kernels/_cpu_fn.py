@@ -25,13 +25,14 @@ def _grad_rows(mod, g: torch.Tensor) -> torch.Tensor:
 
 
 class WarpCpuFn(torch.autograd.Function):
-    """apply(x, theta, cfg), cfg = (idx32, rev_ptr, rev_slot, tau, mode, seed, noise, st, lin): the
+    """apply(x, theta, cfg), cfg = (idx32, rev_ptr, rev_slot, tau, mode, seed, noise, st, lin, rows): the
     non-differentiable arguments travel in one tuple, which keeps autograd's per-call argument handling short.
-    lin: linear output y = z (DLGN), no noise or sigmoid."""
+    lin: linear output y = z (DLGN), no noise or sigmoid; rows = (row0, total): x holds rows [row0, row0 + B) of
+    a data-parallel batch of `total` rows (None: the whole batch)."""
 
     @staticmethod
     def forward(ctx, x, theta, cfg):
-        idx32, rev_ptr, rev_slot, tau, mode, seed, noise, st, lin = cfg
+        idx32, rev_ptr, rev_slot, tau, mode, seed, noise, st, lin, *rest = cfg
         mod = _cpu.load()
         xT = _input_rows(mod, x)
         th = theta.detach()
@@ -40,7 +41,8 @@ class WarpCpuFn(torch.autograd.Function):
         nT = _EMPTY
         if noise is not None:
             nT = noise.t().to(torch.float32).contiguous()
-        yT, ysT = mod.forward(xT, idx32, th, float(tau), int(mode), int(seed), nT, bool(st), bool(lin))
+        yT, ysT = mod.forward(xT, idx32, th, float(tau), int(mode), int(seed), nT, bool(st), bool(lin),
+                              rest[0] if rest else None)
         ctx.save_for_backward(xT, th, ysT)
         ctx.cfg = (idx32, rev_ptr, rev_slot, float(tau), bool(lin))
         return yT.t()

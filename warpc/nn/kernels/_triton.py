@@ -34,7 +34,7 @@ def _chi_block(xT, idx, offs_n, offs_b, mn, mb, B, K: tl.constexpr, M: tl.conste
 
 
 @triton.jit
-def _fwd_kernel(xT, idx, theta, noise, yT, ysT, out, B, seed, inv_tau,
+def _fwd_kernel(xT, idx, theta, noise, yT, ysT, out, B, seed, inv_tau, row0, total,
                 K: tl.constexpr, MODE: tl.constexpr, ST: tl.constexpr, BN: tl.constexpr, BB: tl.constexpr,
                 LIN: tl.constexpr = False):
     M: tl.constexpr = 1 << K
@@ -52,7 +52,9 @@ def _fwd_kernel(xT, idx, theta, noise, yT, ysT, out, B, seed, inv_tau,
         tl.store(yT + flat, z.to(yT.dtype.element_ty), mask=mask)
     else:
         if MODE == 1:
-            u = tl.rand(seed, flat.to(tl.int32))
+            # counter = the sample's place in the (data-parallel) global batch: row0 + b of `total` rows
+            counter = offs_n[:, None].to(tl.int64) * total + (row0 + offs_b[None, :])
+            u = tl.rand(seed, counter.to(tl.int32))
             u = tl.minimum(tl.maximum(u, 1e-6), 1.0 - 1e-6)
             z = z + (tl.log(u) - tl.log(1.0 - u))
         elif MODE == 2:
@@ -177,12 +179,13 @@ def triton_noise(seed: int, out: int, batch: int, device: torch.device) -> torch
 
 class WarpTritonFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, theta, idx32, rev_ptr, rev_slot, tau, mode, seed, noise, st, lin=False):
+    def forward(ctx, x, theta, idx32, rev_ptr, rev_slot, tau, mode, seed, noise, st, lin=False, rows=None):
         xT = x.t().contiguous()  # node-major rows; a no-op for the node-major views fused layers return
         th = theta.detach().to(torch.float32).contiguous()
         out, k = idx32.shape
         B = xT.shape[1]
-        if out * B >= 2**31:
+        row0, total = rows if rows is not None else (0, B)
+        if out * total >= 2**31:
             from ...errors import ConfigError
 
             raise ConfigError("layer too large for the Triton kernel's 32-bit noise offsets (out * batch >= 2^31)")
@@ -191,7 +194,7 @@ class WarpTritonFn(torch.autograd.Function):
         nT = noise.t().to(torch.float32).contiguous() if noise is not None else yT
         bn, bb = _tiles(B, k)
         grid = (triton.cdiv(out, bn), triton.cdiv(B, bb))
-        _fwd_kernel[grid](xT, idx32, th, nT, yT, ysT, out, B, int(seed), 1.0 / float(tau),
+        _fwd_kernel[grid](xT, idx32, th, nT, yT, ysT, out, B, int(seed), 1.0 / float(tau), int(row0), int(total),
                           K=k, MODE=int(mode), ST=bool(st), BN=bn, BB=bb, LIN=bool(lin))
         ctx.save_for_backward(xT, th, ysT, idx32, rev_ptr, rev_slot)
         ctx.tau = float(tau)
@@ -220,7 +223,7 @@ class WarpTritonFn(torch.autograd.Function):
             _bwd_input_kernel[(triton.cdiv(n_in, bp), triton.cdiv(B, bb))](buf, buf, rev_ptr, rev_slot, gxT, n_in,
                                                                            B, 1, WEIGHTED=False, BP=bp, BB=bb)
             gx = gxT.t()
-        return gx, gtheta, None, None, None, None, None, None, None, None, None
+        return gx, gtheta, None, None, None, None, None, None, None, None, None, None
 
 
 class MixTritonFn(torch.autograd.Function):

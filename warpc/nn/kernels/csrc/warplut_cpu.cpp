@@ -97,6 +97,9 @@ struct Noise {
   int mode;          // 0 none, 1 hash(seed), 2 explicit tensor
   uint32_t k0, k1;
   const float* ext;  // (out, B) when mode == 2
+  // mode 1: this call computes rows [row0, row0 + B) of a batch of `stride` rows; node j's sample b draws counter
+  // j * stride + row0 + b, so a batch split over processes gets the very noise one process would draw.
+  int64_t row0, stride;
 };
 
 // Walsh terms of node j for batch columns [b0, b0 + n): s_i = 1 - 2 x_i, chi_m = prod_{i in m} s_i (doubling order).
@@ -138,7 +141,7 @@ inline __attribute__((always_inline)) void forward_nodes(int64_t j0, int64_t j1,
       }
       if (nz.mode == 1 && inv_tau == 1.0f) {
         // tau = 1 (the k = 2 default): sigmoid(-(z + log(u/(1-u)))) = (1-u) / ((1-u) + u e^z), no log needed.
-        const uint32_t c0 = static_cast<uint32_t>(j * B + b0);
+        const uint32_t c0 = static_cast<uint32_t>(j * nz.stride + nz.row0 + b0);
         if (st) {
           float* sr = ysT + j * B + b0;
           for (int b = 0; b < n; ++b) {
@@ -157,7 +160,7 @@ inline __attribute__((always_inline)) void forward_nodes(int64_t j0, int64_t j1,
         continue;
       }
       if (nz.mode == 1) {
-        const uint32_t c0 = static_cast<uint32_t>(j * B + b0);
+        const uint32_t c0 = static_cast<uint32_t>(j * nz.stride + nz.row0 + b0);
         for (int b = 0; b < n; ++b) a[b] += logistic_from_counter(c0 + static_cast<uint32_t>(b), nz.k0, nz.k1);
       } else if (nz.mode == 2) {
         const float* nr = nz.ext + j * B + b0;
@@ -520,18 +523,21 @@ WARPC_CLONES void mix_grad_x(int64_t p0, int64_t p1, int64_t B, int64_t C, const
 // that the caller should never pass (a bug, reported as such).
 extern "C" {
 
-int warpc_abi_version() { return 2; }
+int warpc_abi_version() { return 3; }
 
 void warpc_set_openmp(int on) { g_use_openmp = on; }
 
 // xT (n_in, B), idx (out, k) int32, theta (out, 2^k); noise_mode 0 none / 1 hash(seed) / 2 explicit noiseT (out, B).
-// lin: linear output y = z (DLGN; no noise, no sigmoid). Writes yT (out, B) (hard for straight-through) and, when
+// noise_row0 / noise_stride: mode 1 draws the noise of rows [noise_row0, noise_row0 + B) of a batch of noise_stride
+// rows (0 / B for a whole batch). lin: linear output y = z (DLGN; no noise, no sigmoid). Writes yT (out, B) (hard for straight-through) and, when
 // st, ysT (out, B), the soft output kept for backward (pass ysT == yT otherwise).
 int warpc_forward(const float* xT, const int32_t* idx, const float* theta, int64_t B, int64_t out, int k,
-                  float inv_tau, int noise_mode, uint64_t seed, const float* noiseT, int st, int lin, float* yT,
-                  float* ysT, int nthreads) {
+                  float inv_tau, int noise_mode, uint64_t seed, const float* noiseT, int64_t noise_row0,
+                  int64_t noise_stride, int st, int lin, float* yT, float* ysT, int nthreads) {
   if (k < 2 || k > 6) return -1;
-  const Noise nz{noise_mode, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), noiseT};
+  if (noise_row0 < 0 || noise_row0 + B > noise_stride) return -3;
+  const Noise nz{noise_mode, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), noiseT, noise_row0,
+                 noise_stride};
   par_for(out, grain_for(B, k), nthreads, [&](int64_t j0, int64_t j1) {
     switch (k) {
       case 2: forward_k2(j0, j1, B, xT, idx, theta, inv_tau, nz, st, lin, yT, ysT); break;
