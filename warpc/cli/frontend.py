@@ -10,7 +10,7 @@ import click
 from click.core import ParameterSource
 
 from ..config import ModelConfig
-from ..errors import ConfigError, TrainingInterrupted
+from ..errors import ConfigError, TrainingError, TrainingInterrupted, WarpcError
 
 commands: list[click.Command] = []
 
@@ -122,16 +122,25 @@ _DATA_DIR_DEFAULT = "the dataset's system folder, e.g. /usr/share/datasets/fashi
               show_default="$WARPC_BACKEND or auto", help="WARP-LUT training kernels")
 @click.option("--eval-every", type=int, default=None, show_default="steps/20, at most 500",
               help="steps between validations (and saves of the resumable state)")
+@click.option("--nproc", type=int, default=1, show_default=True,
+              help="data-parallel processes on this machine (starts torchrun; --batch-size stays the global batch). "
+              "Several machines: torchrun --nnodes ... -m warpc train ...")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @click.option("--json", "as_json", is_flag=True, help="print the final metrics as one JSON object")
 def train_cmd(dataset, data_dir, label_column, download, out, force, resume, config_file, widths, k, thresholds,
               encoder, wiring, wiring_candidates, parametrization, tau, tau_head, sampling, init, input_bits, steps,
               epochs, batch_size, lr, weight_decay, seed, split_seed, val_fraction, test_fraction, device, backend,
-              eval_every, quiet, as_json):
+              eval_every, nproc, quiet, as_json):
     """Train a WARP-LUT network and save the best checkpoint (by discrete validation accuracy)."""
     from .. import training as wtrain
+    from ..training import distributed
 
     ctx = click.get_current_context()
+    if not isinstance(nproc, int) or nproc < 1:
+        raise ConfigError(f"--nproc must be a positive whole number of processes, got {nproc}")
+    if nproc > 1 and distributed.world_size_from_env() > 1:
+        raise ConfigError("--nproc starts the processes itself; under torchrun give --nproc-per-node to torchrun "
+                          "instead")
 
     def typed(name: str):
         """Model options override the config file (and are refused with --resume) only when typed."""
@@ -153,16 +162,45 @@ def train_cmd(dataset, data_dir, label_column, download, out, force, resume, con
         split_seed=split_seed, download=download, steps=steps, epochs=epochs, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, seed=seed, eval_every=eval_every)
     config = plan.config
-    click.echo(f"{plan.dataset!r}; model: {len(config.widths)} layers {config.widths}, k={config.k}, "
-               f"{config.parametrization}, {config.thresholds} thresholds ({config.encoder}); device {dev}"
-               + ("; resuming" if resume else ""), err=True)
+    launched = distributed.launched_nproc()  # a process of `warpc train --nproc N`
+    under_torchrun = distributed.world_size_from_env() > 1 and not launched
+    again = ["your torchrun command with" if under_torchrun else "warpc train", "--dataset", _quote(dataset)] \
+        + (["--data-dir", _quote(data_dir)] if data_dir else []) \
+        + (["--device", _quote(device)] if device != "auto" else []) \
+        + (["--nproc", str(max(nproc, launched))] if max(nproc, launched) > 1 else [])
+    if nproc > 1:  # checked here (one clear line), then run again in nproc processes
+        try:
+            distributed.launch(nproc, _argv_without(ctx, "nproc"))
+        except TrainingInterrupted as e:  # the processes said where they stopped
+            sys.exit(e.exit_code)
+        except TrainingError as e:
+            click.echo(f"error: {e}; continue with: {' '.join(again)} --out {_quote(out)} --resume", err=True)
+            sys.exit(1)
+        return
+    main = distributed.rank_from_env() == 0  # under torchrun, rank 0 alone prints
+    if main:
+        click.echo(f"{plan.dataset!r}; model: {len(config.widths)} layers {config.widths}, k={config.k}, "
+                   f"{config.parametrization}, {config.thresholds} thresholds ({config.encoder}); device {dev}"
+                   + ("; resuming" if resume else ""), err=True)
     try:
+        ddp = distributed.setup(dev)
+        if ddp is not None and main:
+            click.echo(distributed_line(ddp, plan), err=True)
         res = plan.run(device=dev, progress=not quiet)
     except TrainingInterrupted as e:
-        again = ["warpc train --dataset", _quote(dataset)] + (["--data-dir", _quote(data_dir)] if data_dir else []) \
-            + (["--device", _quote(device)] if device != "auto" else [])
-        click.echo(f"error: {e}; continue with: {' '.join(again)} --out {_quote(out)} --resume", err=True)
+        if main:
+            click.echo(f"error: {e}; continue with: {' '.join(again)} --out {_quote(out)} --resume", err=True)
         sys.exit(e.exit_code)
+    except WarpcError as e:
+        if not main:  # rank 0 says it; the others only when it is their own news
+            if isinstance(e, TrainingError) and "another training process" not in str(e):
+                click.echo(f"error: process {distributed.rank_from_env()}: {e}", err=True)
+            sys.exit(1)
+        raise
+    finally:
+        distributed.teardown()
+    if not main:
+        return
     m = res.metrics
     if as_json:
         click.echo(json.dumps({"checkpoint": str(res.checkpoint), **m}))
@@ -175,6 +213,29 @@ def train_cmd(dataset, data_dir, label_column, download, out, force, resume, con
 
 def _quote(text) -> str:
     return shlex.quote(str(text))
+
+
+def distributed_line(ddp, plan) -> str:
+    from ..training.loop import DEFAULT_BATCH_SIZE
+
+    batch = min(plan.options.get("batch_size", DEFAULT_BATCH_SIZE), len(plan.dataset.y_train))
+    return ddp.describe(batch)
+
+
+def _argv_without(ctx: click.Context, skip: str) -> list[str]:
+    """The command line of this invocation (the options the user typed), less option `skip`."""
+    args = [ctx.command.name]
+    for param in ctx.command.params:
+        if param.name == skip or ctx.get_parameter_source(param.name) is ParameterSource.DEFAULT:
+            continue
+        value = ctx.params[param.name]
+        flag = param.opts[0] if not getattr(param, "secondary_opts", None) or value else param.secondary_opts[0]
+        if getattr(param, "is_flag", False):
+            if value:
+                args.append(flag)
+            continue
+        args += [flag, str(value)]
+    return args
 
 
 @click.command("eval")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -12,14 +13,21 @@ class StopRequests:
     """Context manager that turns SIGINT / SIGTERM into `signum` (the main thread only: Python delivers signals
     there, and other threads cannot install handlers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, repeat_grace: float = 0.0) -> None:
+        """repeat_grace: a second signal within this many seconds of the first is the same request (torchrun's
+        launcher forwards the terminal's Ctrl-C to processes that got it already)."""
         self.signum: int | None = None
+        self.repeat_grace = repeat_grace
+        self._first = 0.0
         self._previous: dict = {}
 
     def _handle(self, signum, frame) -> None:
         if self.signum is not None:  # asked twice: the user wants out now
+            if time.monotonic() - self._first < self.repeat_grace:
+                return
             raise KeyboardInterrupt
         self.signum = signum
+        self._first = time.monotonic()
 
     def __enter__(self) -> "StopRequests":
         if threading.current_thread() is threading.main_thread():
