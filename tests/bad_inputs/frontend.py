@@ -127,6 +127,11 @@ CASES: list[Case] = [
     Case("train-fashion-empty-data-dir", lambda d, fx: ((d / "empty").mkdir(), [
         *TRAIN, "--dataset", "fashion-mnist", "--data-dir", d / "empty", "--out", d / "m.safetensors"])[-1],
         ("empty",)),
+    Case("train-nproc-0", _train("--nproc", "0"), ("--nproc", "positive")),
+    Case("train-nproc-letters", _train("--nproc", "two"), ("--nproc", "two"), exit_code=2),
+    Case("train-nproc-under-torchrun", _train("--nproc", "2"), ("--nproc-per-node", "torchrun"),
+         env={"WORLD_SIZE": "2"}),
+    Case("train-nproc-more-than-batch", _train("--nproc", "3", "--batch-size", "2"), ("batch", "--nproc 3")),
     Case("eval-split-bad", lambda d, fx: ["eval", fx.ckpt, "--split", "bad"], ("bad",), exit_code=2),
     Case("eval-other-feature-count", lambda d, fx: ["eval", fx.ckpt, "--dataset", "wine"], ("features",)),
     Case("eval-data-dir-missing", lambda d, fx: ["eval", fx.ckpt, "--data-dir", d / "nodir"], ("nodir",)),

@@ -169,6 +169,10 @@ def train_cmd(dataset, data_dir, label_column, download, out, force, resume, con
         + (["--device", _quote(device)] if device != "auto" else []) \
         + (["--nproc", str(max(nproc, launched))] if max(nproc, launched) > 1 else [])
     if nproc > 1:  # checked here (one clear line), then run again in nproc processes
+        batch = _global_batch(plan)
+        if batch < nproc:
+            raise ConfigError(f"a global batch of {batch} cannot be split over --nproc {nproc} processes; use "
+                              f"--batch-size >= {nproc} or fewer processes")
         try:
             distributed.launch(nproc, _argv_without(ctx, "nproc"))
         except TrainingInterrupted as e:  # the processes said where they stopped
@@ -185,7 +189,7 @@ def train_cmd(dataset, data_dir, label_column, download, out, force, resume, con
     try:
         ddp = distributed.setup(dev)
         if ddp is not None and main:
-            click.echo(distributed_line(ddp, plan), err=True)
+            click.echo(ddp.describe(_global_batch(plan)), err=True)
         res = plan.run(device=dev, progress=not quiet)
     except TrainingInterrupted as e:
         if main:
@@ -215,11 +219,10 @@ def _quote(text) -> str:
     return shlex.quote(str(text))
 
 
-def distributed_line(ddp, plan) -> str:
+def _global_batch(plan) -> int:
     from ..training.loop import DEFAULT_BATCH_SIZE
 
-    batch = min(plan.options.get("batch_size", DEFAULT_BATCH_SIZE), len(plan.dataset.y_train))
-    return ddp.describe(batch)
+    return min(plan.options.get("batch_size", DEFAULT_BATCH_SIZE), len(plan.dataset.y_train))
 
 
 def _argv_without(ctx: click.Context, skip: str) -> list[str]:
