@@ -7,6 +7,7 @@
 #      the plain reference
 #   3. the Fashion-MNIST race to 85.6 % discrete test accuracy: difflogic vs warpc's DLGN and WARP on the same net,
 #      and both with learnable first-layer wiring (2 x 8,000)
+#   4. data-parallel training (torchrun, NCCL) on 1 vs 2 GPUs, when the machine has two
 # CHECK_DRY=1 runs the same stages tiny and on the CPU, to test this script without a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -74,5 +75,19 @@ else
     --learnable-widths 8000 8000 --thresholds 3 --tau-head 10 --seconds "$per" --eval-every 2 --target 0.856 \
     --lr-difflogic 0.01 --lr-warp 0.05 --lr-dlgn 0.05 \
     --trainers difflogic dlgn warp warp-learnable dlgn-learnable --data-dir .gpu/data --out "$OUT" 2>&1 | tail -16
+fi
+# 4. data-parallel (DDP, NCCL) when the machine has two GPUs: the same run on 1 and 2 GPUs (step time, accuracy)
+NGPU=$(python3 -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
+if [ "$DRY" = 1 ]; then
+  log "4/4 data-parallel (dry: 2 CPU processes on gloo)"
+  timeout 120 python3 scripts/bench_ddp.py --nproc 1 2 --dataset digits -- --widths 500,500 --steps 100 2>&1 | tail -3
+  cp scripts/results/ddp.* "$OUT"/ 2>/dev/null
+elif [ "${NGPU:-0}" -ge 2 ]; then
+  log "4/4 data-parallel on 1 and 2 GPUs"
+  timeout "$(cap 150)" python3 scripts/bench_ddp.py --nproc 1 2 --data-dir .gpu/data -- --widths 8000,8000 \
+    --thresholds 3 --wiring learnable --tau-head 10 --steps 1500 --batch-size 512 --device cuda 2>&1 | tail -3
+  cp scripts/results/ddp.* "$OUT"/ 2>/dev/null
+else
+  log "4/4 data-parallel: skipped (${NGPU:-0} GPU; needs 2)"
 fi
 log "done"

@@ -15,6 +15,7 @@ with a TrainingError that names the last saved (resumable) state.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
@@ -82,6 +83,21 @@ class Distributed:
             dist.broadcast(t, src=0, group=group)
             out[name] = t
         return out
+
+    @contextlib.contextmanager
+    def main_threads(self):
+        """Rank 0 alone validates while the processes on its machine wait: on the CPU it borrows their threads
+        (each process has cores / N of them) for that time."""
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+        before = torch.get_num_threads()
+        wide = min(os.cpu_count() or before, before * max(1, local))
+        if self.device.type == "cpu" and wide > before:
+            torch.set_num_threads(wide)
+        try:
+            yield
+        finally:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """The DistributedDataParallel wrapper. Buffers (wiring, thresholds) are fixed and identical on every

@@ -13,6 +13,7 @@ up to float reduction order.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import signal
@@ -233,8 +234,9 @@ def train(
                                             f"try a lower learning rate (now {lr})")
                     te = time.perf_counter()
                     if ddp is None or ddp.is_main:  # the others wait at their next collective
-                        va = accuracy(model, xva, yva)
-                        var = accuracy(model, xva, yva, relaxed=True)
+                        with ddp.main_threads() if ddp is not None else contextlib.nullcontext():
+                            va = accuracy(model, xva, yva)
+                            var = accuracy(model, xva, yva, relaxed=True)
                         model.train()
                         s.history.append({"step": s.step, "loss": mean_loss, "val_accuracy": va,
                                           "val_accuracy_relaxed": var,
@@ -263,7 +265,15 @@ def train(
         if s.best_state is not None:
             model.load_state_dict(s.best_state)
         model.eval()
-        metrics = {**_test_metrics(model, xte, yte, xva, yva),
+        if ddp is None:
+            final = _test_metrics(model, xte, yte, xva, yva)
+        else:  # rank 0 evaluates (with its machine's threads), the others take its numbers
+            final = None
+            if ddp.is_main:
+                with ddp.main_threads():
+                    final = _test_metrics(model, xte, yte, xva, yva)
+            final = ddp.broadcast_object(final)
+        metrics = {**final,
                    "best_step": s.best_step, "steps": s.step, "seconds": round(seconds, 3),
                    "eval_seconds": round(eval_seconds, 3),
                    # optimisation only (this session's steps; validation and checkpoint writes excluded)
