@@ -52,6 +52,22 @@ def drift(a: list[dict], b: list[dict]) -> dict:
             "evaluations": len(pairs)}
 
 
+def render(result: dict) -> str:
+    lines = [f"# Data-parallel training vs one process ({result['dataset']}, {' '.join(result['train_options'])})", "",
+             f"{result['cores']} cores, {result['date']}; `python scripts/bench_ddp.py`. ms / step: optimisation "
+             "only; training s: steps + validation on rank 0; wall s: the whole command (start-up, data, test).", "",
+             "| processes | ms / step | training s | validation s | wall s | test accuracy | max loss drift vs "
+             "first | max val-accuracy diff | load at start |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["runs"]:
+        vs = r.get("vs_first")
+        loss = f"{vs['max_rel_loss_diff']:.1e}" if vs else "—"
+        val = f"{vs['max_val_accuracy_diff'] * 100:.2f} pt" if vs else "—"
+        lines.append(f"| {r['nproc']} | {r['seconds_per_step'] * 1e3:.2f} | {r['train_s']:.1f} | {r['eval_s']:.1f} | "
+                     f"{r['wall_s']:.1f} | {r['test_accuracy'] * 100:.2f} % | {loss} | {val} | "
+                     f"{r['load_avg_1m_at_start']} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nproc", type=int, nargs="+", default=[1, 2])
@@ -75,17 +91,7 @@ def main() -> None:
               "date": time.strftime("%Y-%m-%d"), "runs": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ddp.json").write_text(json.dumps(result, indent=1))
-    lines = [f"# Data-parallel training vs one process ({args.dataset}, {' '.join(extra)})", "",
-             f"{os.cpu_count()} cores, {result['date']}; `python scripts/bench_ddp.py`", "",
-             "| processes | ms / step (optimisation) | training s | test accuracy | max loss drift vs first | "
-             "max val-accuracy diff | load at start |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        vs = r.get("vs_first")
-        loss = f"{vs['max_rel_loss_diff']:.1e}" if vs else "—"
-        val = f"{vs['max_val_accuracy_diff'] * 100:.2f} pt" if vs else "—"
-        lines.append(f"| {r['nproc']} | {r['seconds_per_step'] * 1e3:.2f} | {r['train_s']:.1f} | "
-                     f"{r['test_accuracy'] * 100:.2f} % | {loss} | {val} | {r['load_avg_1m_at_start']} |")
-    (RESULTS / "ddp.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "ddp.md").write_text(render(result))
     print(f"wrote {RESULTS / 'ddp.json'} and ddp.md")
 
 
