@@ -1,5 +1,5 @@
-"""The `warpc` command line: a thin layer over the library. Commands live in frontend.py (train, eval),
-middle.py (compile, predict) and backend.py (hdl, synth, report, flash, run); each module exports `commands`.
+"""The `warpc` command line: a thin layer over the library. Commands live in frontend.py (train, eval), sweep.py
+(sweep), middle.py (compile, predict) and backend.py (hdl, synth, report, flash, run); each module exports `commands`.
 User mistakes print one line `error: ...` without a traceback: WarpcError exits 1, command-line usage errors
 (unknown option, bad value) exit 2, as click's own convention."""
 from __future__ import annotations
@@ -17,10 +17,11 @@ def _one_line(text: str) -> str:
 
 
 # The top-level help lists commands in workflow order, each with a one-line summary that is never cut off.
-WORKFLOW = ["train", "eval", "compile", "predict", "hdl", "synth", "report", "flash", "run"]
+WORKFLOW = ["train", "eval", "sweep", "compile", "predict", "hdl", "synth", "report", "flash", "run"]
 SUMMARIES = {
     "train": "train a WARP-LUT network from a dataset into a checkpoint",
     "eval": "discrete (hardware-semantics) accuracy and confusion matrix of a checkpoint",
+    "sweep": "search model shapes for the best accuracy per LC (Optuna; Pareto front + plot)",
     "compile": "checkpoint -> optimised, packed netlist IR (netlist.json + BLIF + summary)",
     "predict": "bit-exact emulation of the compiled netlist (--check compares with PyTorch)",
     "hdl": "Verilog / RTLIL of the core, for other toolchains",
@@ -72,9 +73,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import backend, frontend, middle
+    from . import backend, frontend, middle, sweep
 
-    for mod in (frontend, middle, backend):
+    for mod in (frontend, sweep, middle, backend):
         for cmd in mod.commands:
             main.add_command(cmd)
 

@@ -1,0 +1,254 @@
+"""A design-space sweep on Optuna: a multi-objective study (validation accuracy up, estimated LCs down, optionally
+the estimated Fmax up) whose trials train a model within a step budget, compile it and estimate its build.
+
+Storage: an SQLite file in the output folder by default; any database URL Optuna accepts lets several workers on
+several machines join one study (each runs `warpc sweep --storage URL --study NAME`). Workers record heartbeats: a
+worker that dies leaves its trial RUNNING until another worker notices (after GRACE_S), marks it failed and runs
+it again; the study ends when `trials` trials are complete or pruned, whoever ran them.
+
+Pruning (Optuna prunes single-objective studies only, so this one is warpc's): a trial stops after PRUNE_AT of its
+steps when a finished trial was at least PRUNE_MARGIN more accurate at the same point and costs no more LCs
+(dominated early), or when its estimate is over `max_lc`.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..data import Dataset
+from ..errors import ConfigError, WarpcError
+from .space import Choice, Space, suggest
+
+PRUNE_AT = 0.3          # share of a trial's steps after which it may be pruned
+PRUNE_MARGIN = 0.02     # accuracy lead (at PRUNE_AT) that makes a cheaper-or-equal finished trial dominate
+HEARTBEAT_S = 10        # a running trial's heartbeat period
+GRACE_S = 40            # a trial without heartbeat for this long belongs to a dead worker
+OBJECTIVES = ("accuracy", "lc", "fmax")
+MARKER = "sweep.json"   # the output folder's own file: its presence makes the folder a sweep's
+
+
+@dataclass
+class SweepSettings:
+    dataset: Dataset
+    out: Path
+    board: str = "icebreaker"
+    trials: int = 40
+    trial_steps: int = 1000
+    space: Space = field(default_factory=Space)
+    objectives: tuple[str, ...] = ("accuracy", "lc")
+    storage: str | None = None
+    study: str = "warpc-sweep"
+    seed: int | None = None
+    prune: bool = True
+    max_lc: int | None = None
+    batch_size: int = 128
+    lr: float = 0.05
+    device: str = "cpu"
+    synth_front: bool = False
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.out / 'sweep.db').resolve()}"
+
+
+def check_settings(st: SweepSettings) -> None:
+    """Everything that can be refused before the study or a file is touched."""
+    st.space.validate()
+    if not isinstance(st.trials, int) or st.trials < 1:
+        raise ConfigError(f"--trials must be a positive whole number, got {st.trials}")
+    if not isinstance(st.trial_steps, int) or st.trial_steps < 10:
+        raise ConfigError(f"--trial-steps must be a whole number >= 10, got {st.trial_steps}")
+    bad = [o for o in st.objectives if o not in OBJECTIVES]
+    if bad or "accuracy" not in st.objectives or len(set(st.objectives)) != len(st.objectives):
+        raise ConfigError(f"--objectives must list accuracy and any of lc, fmax once each, got "
+                          f"{','.join(st.objectives)}")
+    if st.max_lc is not None and st.max_lc < 1:
+        raise ConfigError(f"--max-lc must be a positive number of LCs, got {st.max_lc}")
+    from ..fpga.boards import load_board
+
+    load_board(st.board)
+    out = st.out
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the sweep's files")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise ConfigError(f"{out} holds files that are not a warpc sweep's; choose an empty or new folder (a sweep "
+                          f"folder has {MARKER})")
+
+
+def open_study(st: SweepSettings):
+    """The study at `st.storage_url` (created on first use), with heartbeats and a retry for dead workers' trials."""
+    import optuna
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # multivariate TPE
+    url = st.storage_url
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    try:
+        storage = RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                             failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
+    except Exception as e:  # a malformed URL, a driver that is not installed, a database that refuses
+        raise ConfigError(f"cannot open the study storage {url}: {str(e).splitlines()[0]}") from None
+    directions = ["maximize" if o != "lc" else "minimize" for o in st.objectives]
+    seed = None if st.seed is None else st.seed
+    sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
+                                         n_startup_trials=min(10, max(2, st.trials // 4)))
+    study = optuna.create_study(storage=storage, study_name=st.study, directions=directions, sampler=sampler,
+                                load_if_exists=True)
+    if study.directions != [optuna.study.StudyDirection.MAXIMIZE if d == "maximize" else
+                            optuna.study.StudyDirection.MINIMIZE for d in directions]:
+        raise ConfigError(f"study {st.study!r} at {url} has other objectives; use another --study name")
+    study.set_user_attr("dataset", st.dataset.name)
+    study.set_user_attr("objectives", list(st.objectives))
+    return study
+
+
+def run_sweep(st: SweepSettings, echo=print) -> dict:
+    """Run trials until the study has `st.trials` complete or pruned ones; write the results; return them."""
+    import optuna
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    check_settings(st)
+    st.out.mkdir(parents=True, exist_ok=True)
+    from .results import write_marker, write_results
+
+    write_marker(st)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_study(st)
+    done_states = (TrialState.COMPLETE, TrialState.PRUNED)
+    t_start = time.monotonic()
+
+    def objective(trial):
+        return _run_trial(trial, st)
+
+    def after(study, trial):
+        echo(progress_line(study, trial, st, time.monotonic() - t_start))
+        write_results(study, st)
+
+    finished = len(study.get_trials(deepcopy=False, states=done_states))
+    if finished < st.trials:
+        echo(f"[sweep] study {st.study!r} at {st.storage_url}: {finished} of {st.trials} trials done; "
+             f"{st.trial_steps} steps each on {st.dataset.name}, cost on {st.board}")
+        study.optimize(objective, callbacks=[MaxTrialsCallback(st.trials, states=done_states), after],
+                       catch=(WarpcError,), gc_after_trial=True)
+    result = write_results(study, st)
+    if st.synth_front:
+        from .results import synth_front
+
+        synth_front(study, st, echo)
+        result = write_results(study, st)
+    return result
+
+
+def _run_trial(trial, st: SweepSettings):
+    import optuna
+
+    from .. import estimate
+    from ..training import plan_training
+
+    choice = suggest(trial, st.space, st.dataset.classes)
+    trial.set_user_attr("model", choice.model)
+    trial.set_user_attr("interval", choice.interval)
+    folder = st.out / "trials" / f"{st.study}-{trial.number:04d}"
+    _clear_trial_folder(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ckpt = folder / "model.safetensors"
+    trial.set_user_attr("checkpoint", str(ckpt))
+    every = max(1, st.trial_steps // 10)
+    first = max(every, int(st.trial_steps * PRUNE_AT) // every * every)
+    t0 = time.perf_counter()
+    common = dict(steps=first, batch_size=st.batch_size, lr=st.lr, eval_every=every,
+                  seed=st.seed if st.seed is not None else 0)
+    try:
+        plan = plan_training(st.dataset, out=ckpt, overrides=choice.model, **common)
+    except ConfigError as e:  # e.g. a net that does not fit in memory: hopeless here
+        trial.set_user_attr("pruned_because", str(e))
+        raise optuna.TrialPruned(str(e)) from None
+    res = plan.run(device=st.device, progress=False, curve=False)
+    est = estimate(ckpt, st.board, interval=choice.interval)
+    partial = res.metrics["val_accuracy"]
+    trial.set_user_attr("partial_val_accuracy", partial)
+    trial.set_user_attr("partial_LC", est["LC"])
+    why = _prune_reason(trial.study, partial, est["LC"], st) if st.prune else None
+    if why:
+        trial.set_user_attr("pruned_because", why)
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
+        raise optuna.TrialPruned(why)
+    if st.trial_steps > first:
+        res = plan_training(st.dataset, out=ckpt, resume=True, steps=st.trial_steps).run(
+            device=st.device, progress=False, curve=False)
+        est = estimate(ckpt, st.board, interval=choice.interval)
+    m = res.metrics
+    fmax = est["Fmax"].get("path_estimate_MHz")
+    trial.set_user_attr("val_accuracy", m["val_accuracy"])
+    trial.set_user_attr("test_accuracy", m["test_accuracy"])
+    trial.set_user_attr("LC", est["LC"])
+    trial.set_user_attr("LC_capacity", est["capacity"]["LC"])
+    trial.set_user_attr("fits", bool(est["fits"]))
+    trial.set_user_attr("Fmax_class", est["Fmax"]["class"])
+    trial.set_user_attr("Fmax_estimate_MHz", fmax)
+    trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
+    values = {"accuracy": m["val_accuracy"], "lc": est["LC"], "fmax": fmax or 0.0}
+    return tuple(values[o] for o in st.objectives)
+
+
+def _clear_trial_folder(folder: Path) -> None:
+    """An earlier trial of the same study name and number here (another storage): remove its files, which a
+    sweep wrote (model*.safetensors); anything else stays and stops the trial."""
+    if not folder.exists():
+        return
+    for p in folder.iterdir():
+        if p.is_file() and p.name.startswith("model") and p.name.endswith(".safetensors"):
+            p.unlink()
+    if any(folder.iterdir()):
+        raise ConfigError(f"{folder} holds files a sweep did not write; move them away")
+
+
+def _prune_reason(study, partial: float, lc: int, st: SweepSettings) -> str | None:
+    from optuna.trial import TrialState
+
+    if st.max_lc is not None and lc > st.max_lc:
+        return f"~{lc:,} LCs after {PRUNE_AT:.0%} of the steps, over --max-lc {st.max_lc:,}"
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        a, c = t.user_attrs.get("partial_val_accuracy"), t.user_attrs.get("partial_LC")
+        if a is not None and c is not None and a >= partial + PRUNE_MARGIN and c <= lc:
+            return (f"dominated early by trial {t.number} ({a:.3f} vs {partial:.3f} validation accuracy after "
+                    f"{PRUNE_AT:.0%} of the steps, {c:,} vs {lc:,} LCs)")
+    return None
+
+
+def progress_line(study, trial, st: SweepSettings, elapsed: float) -> str:
+    """One line per finished trial: its result, the study's counts, the best so far and an ETA."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    count = {s: sum(t.state == s for t in trials) for s in TrialState}
+    done = count[TrialState.COMPLETE] + count[TrialState.PRUNED]
+    a = trial.user_attrs
+    model = Choice(a.get("model") or {}, a.get("interval", 1)).describe() if a.get("model") else "?"
+    if trial.state == TrialState.COMPLETE:
+        what = (f"val {a['val_accuracy']:.4f}, ~{a['LC']:,} LCs, {a['Fmax_class']}, {a['seconds']:.0f} s")
+    elif trial.state == TrialState.PRUNED:
+        what = f"pruned: {a.get('pruned_because', '')}"
+    else:
+        what = trial.state.name.lower()
+    best = max((t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("fits")),
+               key=lambda t: t.user_attrs["val_accuracy"], default=None)
+    best_txt = (f"best that fits: trial {best.number} val {best.user_attrs['val_accuracy']:.4f} "
+                f"(~{best.user_attrs['LC']:,} LCs)" if best else "none fits yet")
+    durations = [t.user_attrs.get("seconds") for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                 and t.user_attrs.get("seconds")]
+    left = max(0, st.trials - done)
+    workers = max(1, count[TrialState.RUNNING])
+    eta = left * (sum(durations) / len(durations)) / workers if durations else None
+    eta_txt = f", ETA {_clock(eta)}" if eta is not None and left else ""
+    return (f"[sweep] trial {trial.number} ({model}): {what} | {done}/{st.trials} done "
+            f"({count[TrialState.PRUNED]} pruned, {count[TrialState.RUNNING]} running, {count[TrialState.FAIL]} "
+            f"failed); {best_txt}; {_clock(elapsed)} elapsed{eta_txt}")
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
