@@ -15,6 +15,11 @@ def _train(*extra):
     return lambda d, fx: [*TRAIN, "--dataset", "iris", "--out", d / "m.safetensors", *extra]
 
 
+def _sweep(*extra):
+    """A sweep row: iris into the case folder's sw/, plus the bad options (nothing may be created)."""
+    return lambda d, fx: ["sweep", "--dataset", "iris", "--out", d / "sw", "--trials", "2", *extra]
+
+
 def _run_at(d, fx, name="m"):
     """A finished run at d/NAME (the fixture checkpoint and its resumable state)."""
     shutil.copy(fx.ckpt, d / f"{name}.safetensors")
@@ -132,6 +137,18 @@ CASES: list[Case] = [
     Case("train-nproc-under-torchrun", _train("--nproc", "2"), ("--nproc-per-node", "torchrun"),
          env={"WORLD_SIZE": "2"}),
     Case("train-nproc-more-than-batch", _train("--nproc", "3", "--batch-size", "2"), ("batch", "--nproc 3")),
+    Case("sweep-trials-0", _sweep("--trials", "0"), ("--trials",)),
+    Case("sweep-depth-reversed", _sweep("--depth", "3-1"), ("--depth",)),
+    Case("sweep-width-letters", _sweep("--width", "a-b"), ("--width",)),
+    Case("sweep-k-9", _sweep("--k", "2,9"), ("--k",)),
+    Case("sweep-objectives-without-accuracy", _sweep("--objectives", "lc"), ("--objectives",)),
+    Case("sweep-interval-0", _sweep("--interval", "0"), ("--interval",)),
+    Case("sweep-dlgn-without-k2", _sweep("--parametrization", "dlgn", "--k", "4"), ("DLGN",)),
+    Case("sweep-board-unknown", _sweep("--board", "nosuchboard"), ("nosuchboard",)),
+    Case("sweep-storage-bad-url", _sweep("--storage", "nosuchdb://x"), ("storage",)),
+    Case("sweep-out-foreign-files", lambda d, fx: ((d / "sw").mkdir(), (d / "sw" / "notes.txt").write_text("mine"),
+                                                   ["sweep", "--dataset", "iris", "--out", d / "sw"])[-1],
+         ("not a warpc sweep",)),
     Case("eval-split-bad", lambda d, fx: ["eval", fx.ckpt, "--split", "bad"], ("bad",), exit_code=2),
     Case("eval-other-feature-count", lambda d, fx: ["eval", fx.ckpt, "--dataset", "wine"], ("features",)),
     Case("eval-data-dir-missing", lambda d, fx: ["eval", fx.ckpt, "--data-dir", d / "nodir"], ("nodir",)),

@@ -74,7 +74,8 @@ def sweep_cmd(dataset, data_dir, label_column, out, board, trials, trial_steps, 
     if as_json:
         click.echo(json.dumps(summary))
         return
-    click.echo(f"{summary['complete']} complete, {summary['pruned']} pruned, {summary['failed']} failed trials; "
+    running = f", {summary['running']} still running (other workers, or a dead worker's)" if summary["running"] else ""
+    click.echo(f"{summary['complete']} complete, {summary['pruned']} pruned, {summary['failed']} failed trials{running}; "
                f"Pareto front ({len(summary['front'])} points):")
     for r in summary["front"]:
         click.echo(f"  trial {r['trial']:>4}: val {r['val_accuracy']:.4f} test {r['test_accuracy']:.4f}  "

@@ -67,7 +67,8 @@ def write_results(study, st: SweepSettings) -> dict:
                "objectives": list(st.objectives), "trials": len(table),
                "complete": sum(r["state"] == "COMPLETE" for r in table),
                "pruned": sum(r["state"] == "PRUNED" for r in table),
-               "failed": sum(r["state"] == "FAIL" for r in table), "front": front}
+               "failed": sum(r["state"] == "FAIL" for r in table),
+               "running": sum(r["state"] == "RUNNING" for r in table), "front": front}
     _atomic_write(st.out / "front.json", json.dumps(summary, indent=1))
     if front:
         plot_front(table, st, st.out / "pareto.png")

@@ -12,6 +12,7 @@ steps when a finished trial was at least PRUNE_MARGIN more accurate at the same 
 """
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -23,8 +24,10 @@ from .space import Choice, Space, suggest
 
 PRUNE_AT = 0.3          # share of a trial's steps after which it may be pruned
 PRUNE_MARGIN = 0.02     # accuracy lead (at PRUNE_AT) that makes a cheaper-or-equal finished trial dominate
-HEARTBEAT_S = 10        # a running trial's heartbeat period
-GRACE_S = 40            # a trial without heartbeat for this long belongs to a dead worker
+# A running trial's heartbeat period, and how long without one makes it a dead worker's (environment overrides for
+# tests and short trials: WARPC_SWEEP_HEARTBEAT_S, WARPC_SWEEP_GRACE_S).
+HEARTBEAT_S = int(os.environ.get("WARPC_SWEEP_HEARTBEAT_S", "10"))
+GRACE_S = int(os.environ.get("WARPC_SWEEP_GRACE_S", "40"))
 OBJECTIVES = ("accuracy", "lc", "fmax")
 MARKER = "sweep.json"   # the output folder's own file: its presence makes the folder a sweep's
 
@@ -80,14 +83,18 @@ def check_settings(st: SweepSettings) -> None:
 def open_study(st: SweepSettings):
     """The study at `st.storage_url` (created on first use), with heartbeats and a retry for dead workers' trials."""
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna import storages
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # multivariate TPE
     url = st.storage_url
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):  # optuna >= 4.9
+        retry = {"heartbeat_stale_trial_callback": storages.RetryHeartbeatStaleTrialCallback(max_retry=1)}
+    else:
+        retry = {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=1)}
     try:
-        storage = RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                             failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
+        storage = storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
+                                      grace_period=GRACE_S, **retry)
     except Exception as e:  # a malformed URL, a driver that is not installed, a database that refuses
         raise ConfigError(f"cannot open the study storage {url}: {str(e).splitlines()[0]}") from None
     directions = ["maximize" if o != "lc" else "minimize" for o in st.objectives]
@@ -111,12 +118,14 @@ def run_sweep(st: SweepSettings, echo=print) -> dict:
     from optuna.trial import TrialState
 
     check_settings(st)
-    st.out.mkdir(parents=True, exist_ok=True)
     from .results import write_marker, write_results
 
-    write_marker(st)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(st)
+    study = open_study(st) if st.storage else None  # a storage of the user's: opened before any file is written
+    st.out.mkdir(parents=True, exist_ok=True)
+    if study is None:
+        study = open_study(st)  # the default SQLite file in the output folder
+    write_marker(st)
     done_states = (TrialState.COMPLETE, TrialState.PRUNED)
     t_start = time.monotonic()
 
