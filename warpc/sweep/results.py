@@ -118,10 +118,11 @@ def plot_front(table: list[dict], st: SweepSettings, path: Path) -> None:
     if cap:
         ax.axvline(cap, color="crimson", ls="--", lw=1.2, label=f"{st.board} capacity ({cap:,})")
     ax.set_xscale("log")
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
     plain = FuncFormatter(lambda v, _: f"{v:,.0f}")
     ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_locator(LogLocator(base=10, subs=(2, 3, 5)))
     ax.xaxis.set_minor_formatter(plain)
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("estimated LCs (log)")
