@@ -95,7 +95,12 @@ def test_dominated_early_trials_are_pruned():
     assert "dominated early by trial 0" in runner._prune_reason(study, 0.85, 1200, st)
     assert runner._prune_reason(study, 0.89, 1200, st) is None      # within the margin
     assert runner._prune_reason(study, 0.80, 900, st) is None       # cheaper: may be on the front
-    assert "--max-lc" in runner._prune_reason(study, 0.99, 6000, st)
+    t = study.ask()  # a more accurate trial over the board's limit dominates nothing
+    t.set_user_attr("partial_val_accuracy", 0.99)
+    t.set_user_attr("partial_LC", 500)
+    t.set_user_attr("constraint", [100.0])
+    study.tell(t, [0.99, 500])
+    assert "by trial 0" in runner._prune_reason(study, 0.85, 1200, st)
 
 
 @pytest.mark.parametrize("bad, words", [
@@ -152,3 +157,41 @@ def test_a_bad_storage_url_is_one_line(tmp_path):
     _, err = p.communicate(timeout=120)
     assert p.returncode == 1 and err.strip().splitlines()[-1].startswith("error: cannot open the study storage")
     assert "Traceback" not in err
+
+
+def _fit_digits(tmp_path, **kw):
+    from warpc.sweep import fit as wfit
+
+    lines = []
+    res = wfit.fit_model(load_dataset("digits"), "icebreaker", tmp_path / "fit.safetensors", trials=5,
+                         search_steps=100, steps=300, echo=lines.append, progress=False, arch="spatial", **kw)
+    return res, lines
+
+
+def test_fit_trains_the_most_accurate_shape_that_fits(tmp_path):
+    import warpc
+    from warpc.sweep import fit as wfit
+
+    res, lines = _fit_digits(tmp_path, fixed={"parametrization": "warp", "k": 2})
+    s = res.summary()
+    limit = int(5280 * wfit.FIT_MARGIN)
+    assert s["LC"] <= limit and s["LC_capacity"] == 5280 and s["board"] == "icebreaker"
+    assert res.checkpoint.is_file() and (tmp_path / "fit.fit" / "fit.json").is_file()
+    assert warpc.estimate(res.checkpoint, "icebreaker")["LC"] == s["LC"]
+    table = json.loads((tmp_path / "fit.fit" / "trials.json").read_text())
+    assert all(r["parametrization"] == "warp" and r["k"] == 2 for r in table if r["k"] is not None)
+    assert table[0]["widths"] == "2000,1000"  # the search starts from warpc's defaults
+    fitting = [r for r in table if r["state"] == "COMPLETE" and r["LC"] <= limit]
+    chosen = max(fitting, key=lambda r: (r["val_accuracy"], -r["LC"]))
+    assert res.model["widths"] == [int(w) for w in chosen["widths"].split(",")]
+    assert any(ln.startswith("[fit] training trial") for ln in lines)
+
+
+@pytest.mark.slow
+def test_a_fit_model_builds_on_the_board(tmp_path):
+    """The promise of --fit: `warpc synth` of its checkpoint fits the board."""
+    import warpc
+
+    res, _ = _fit_digits(tmp_path)
+    rep = warpc.build(res.checkpoint, board="icebreaker", out=tmp_path / "build")
+    assert rep["LC"] <= 5280 and rep["equivalence"]["passed"]

@@ -125,12 +125,21 @@ _DATA_DIR_DEFAULT = "the dataset's system folder, e.g. /usr/share/datasets/fashi
 @click.option("--nproc", type=int, default=1, show_default=True,
               help="data-parallel processes on this machine (starts torchrun; --batch-size stays the global batch). "
               "Several machines: torchrun --nnodes ... -m warpc train ...")
+@click.option("--fit", "fit_board", default=None, metavar="BOARD",
+              help="search the most accurate model whose estimated build fits BOARD (a short sweep in NAME.fit/), "
+              "then train it; typed model options stay fixed")
+@click.option("--fit-trials", type=int, default=None, show_default="16", help="shapes the --fit search tries")
+@click.option("--interval", type=int, default=None, show_default="1",
+              help="with --fit: the build interval (warpc synth --interval) the model must fit at")
+@click.option("--fit-arch", type=click.Choice(["auto", "spatial", "folded"]), default=None,
+              show_default="auto on iCE40 boards with SPRAM, else spatial",
+              help="with --fit: the builds it may choose (warpc synth --arch)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @click.option("--json", "as_json", is_flag=True, help="print the final metrics as one JSON object")
 def train_cmd(dataset, data_dir, label_column, download, out, force, resume, config_file, widths, k, thresholds,
               encoder, wiring, wiring_candidates, parametrization, tau, tau_head, sampling, init, input_bits, steps,
               epochs, batch_size, lr, weight_decay, seed, split_seed, val_fraction, test_fraction, device, backend,
-              eval_every, nproc, quiet, as_json):
+              eval_every, nproc, fit_board, fit_trials, interval, fit_arch, quiet, as_json):
     """Train a WARP-LUT network and save the best checkpoint (by discrete validation accuracy)."""
     from .. import training as wtrain
     from ..training import distributed
@@ -156,6 +165,12 @@ def train_cmd(dataset, data_dir, label_column, download, out, force, resume, con
         from ..nn.kernels import set_backend
 
         set_backend(backend)
+    if fit_board is None and (fit_trials is not None or interval is not None or fit_arch is not None):
+        raise ConfigError("--fit-trials, --fit-arch and --interval go with --fit BOARD")
+    if fit_board is not None:
+        return _fit(ctx, dataset, data_dir, label_column, download, out, force, resume, config_file, overrides,
+                    fit_board, fit_trials, interval, nproc, steps, epochs, batch_size, lr, seed, split_seed,
+                    val_fraction, test_fraction, dev, as_json)
     plan = wtrain.plan_training(
         dataset, out=out, config=config_file, overrides=overrides, resume=resume, force=force, data_dir=data_dir,
         label_column=_label_column(label_column), val_fraction=val_fraction, test_fraction=test_fraction,
@@ -213,6 +228,56 @@ def train_cmd(dataset, data_dir, label_column, download, out, force, resume, con
                    f"val {m['val_accuracy']:.4f} at step {m['best_step']}/{m['steps']}; {m['seconds']:.1f} s"
                    f" ({'+'.join(m.get('kernels', [])) or '?'} kernels)")
         click.echo(f"saved {res.checkpoint}" + (f", curve {res.curve}" if res.curve else ""))
+
+
+def _fit(ctx, dataset, data_dir, label_column, download, out, force, resume, config_file, overrides, board,
+         fit_trials, interval, nproc, steps, epochs, batch_size, lr, seed, split_seed, val_fraction, test_fraction,
+         dev, as_json) -> None:
+    """`warpc train --fit BOARD`: warpc.sweep.fit does the work."""
+    from ..sweep import fit as wfit
+    from ..training import plan_training
+
+    for flag, given in (("--resume", resume), ("--config", config_file is not None), ("--epochs", epochs is not None),
+                        ("--nproc", nproc > 1)):
+        if given:
+            raise ConfigError(f"--fit searches and trains a new model; drop {flag}")
+    trials = wfit.FIT_TRIALS if fit_trials is None else fit_trials
+    if not isinstance(trials, int) or trials < 1:
+        raise ConfigError(f"--fit-trials must be a positive whole number, got {trials}")
+    iv = 1 if interval is None else interval
+    if iv < 1:
+        raise ConfigError(f"--interval must be a whole number >= 1, got {iv}")
+    fixed = {k: v for k, v in overrides.items() if v is not None}
+    wfit.fit_space(fixed, iv)  # typed options that --fit cannot hold fixed are refused before any work
+    from ..fpga.boards import load_board
+
+    load_board(board)
+    # the dataset (and the typed options' own checks) as a plain run would see them; no file is written here
+    plan = plan_training(dataset, overrides={k: v for k, v in fixed.items() if k != "widths"}, data_dir=data_dir,
+                         label_column=_label_column(label_column), val_fraction=val_fraction,
+                         test_fraction=test_fraction, split_seed=split_seed, download=download, steps=steps,
+                         batch_size=batch_size, lr=lr, seed=seed)
+    from ..training.files import plan_run_files
+
+    plan_run_files(out, force=force)
+    train_options = {k: plan.options[k] for k in ("batch_size", "lr") if k in plan.options}
+    res = wfit.fit_model(plan.dataset, board, out, interval=iv, fixed=fixed, trials=trials, steps=steps,
+                         seed=plan.options.get("seed", 0), device=str(dev), force=force,
+                         echo=lambda line: click.echo(line, err=True), train_options=train_options,
+                         progress=not ctx.params["quiet"], arch=ctx.params["fit_arch"])
+    s = res.summary()
+    if as_json:
+        click.echo(json.dumps(s))
+        return
+    how = (f"folded, {s['cycles_per_sample']:,} cycles per sample" if s["arch"] == "folded"
+           else f"spatial at interval {s['interval']}")
+    click.echo(f"fit: ~{s['LC']:,} of {s['LC_capacity']:,} LCs ({s['utilization_pct']} %) on the {s['board']} "
+               f"({s['device']}), {how}, Fmax {s['Fmax_class']} (estimate); test accuracy "
+               f"{s['test_accuracy']:.4f} (discrete), val {s['val_accuracy']:.4f}")
+    build = (["--arch", "folded"] if s["arch"] == "folded" else ["--arch", "spatial"]
+             + (["--interval", str(iv)] if iv > 1 else []))
+    click.echo(f"saved {res.checkpoint}; build it: warpc synth {_quote(out)} --board {board} {' '.join(build)} "
+               f"-o build/{_quote(res.checkpoint.stem)}")
 
 
 def _quote(text) -> str:

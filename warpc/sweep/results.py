@@ -1,7 +1,7 @@
 """A sweep's outputs, rebuilt from the study after every trial (by whichever worker finished it):
 
 - `trials.csv` / `trials.json`: every trial (state, model options, interval, validation / test accuracy, estimated
-  LCs and Fmax, seconds, checkpoint, why it was pruned);
+  LCs and Fmax, seconds, checkpoint, and a note: why it was pruned or stopped early over the cost limit);
 - `front.json` and `front/<study>-<trial>.safetensors`: the Pareto front (validation accuracy vs estimated LCs, and
   Fmax when it is an objective) with a copy of each front checkpoint;
 - `pareto.png`: accuracy vs LCs of every finished trial, coloured by k, the front as a step line and the board's
@@ -21,8 +21,8 @@ from pathlib import Path
 from .runner import MARKER, SweepSettings
 
 COLUMNS = ["trial", "state", "val_accuracy", "test_accuracy", "LC", "LC_capacity", "fits", "Fmax_estimate_MHz",
-           "Fmax_class", "seconds", "widths", "k", "parametrization", "thresholds", "wiring", "tau_head", "interval",
-           "on_front", "checkpoint", "pruned_because"]
+           "Fmax_class", "arch", "cycles_per_sample", "seconds", "widths", "k", "parametrization", "thresholds", "wiring", "tau_head", "interval",
+           "on_front", "checkpoint", "note"]
 
 
 def write_marker(st: SweepSettings) -> None:
@@ -44,12 +44,13 @@ def rows(study) -> list[dict]:
         out.append({"trial": t.number, "state": t.state.name, "val_accuracy": a.get("val_accuracy"),
                     "test_accuracy": a.get("test_accuracy"), "LC": a.get("LC"), "LC_capacity": a.get("LC_capacity"),
                     "fits": a.get("fits"), "Fmax_estimate_MHz": a.get("Fmax_estimate_MHz"),
-                    "Fmax_class": a.get("Fmax_class"), "seconds": a.get("seconds"),
+                    "Fmax_class": a.get("Fmax_class"), "arch": a.get("arch"),
+                    "cycles_per_sample": a.get("cycles_per_sample"), "seconds": a.get("seconds"),
                     "widths": ",".join(map(str, m.get("widths", []))), "k": m.get("k"),
                     "parametrization": m.get("parametrization"), "thresholds": m.get("thresholds"),
                     "wiring": m.get("wiring"), "tau_head": m.get("tau_head"), "interval": a.get("interval"),
                     "on_front": t.number in front, "checkpoint": a.get("checkpoint"),
-                    "pruned_because": a.get("pruned_because"), "synth": a.get("synth")})
+                    "note": a.get("pruned_because") or a.get("stopped_because"), "synth": a.get("synth")})
     return out
 
 

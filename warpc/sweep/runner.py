@@ -8,7 +8,8 @@ it again; the study ends when `trials` trials are complete or pruned, whoever ra
 
 Pruning (Optuna prunes single-objective studies only, so this one is warpc's): a trial stops after PRUNE_AT of its
 steps when a finished trial was at least PRUNE_MARGIN more accurate at the same point and costs no more LCs
-(dominated early), or when its estimate is over `max_lc`.
+(dominated early). A trial whose estimate is over `max_lc` stops there too, but completes as infeasible (an
+Optuna constraint), so that the sampler learns where the limit lies.
 """
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ class SweepSettings:
     lr: float = 0.05
     device: str = "cpu"
     synth_front: bool = False
+    arch: str = "spatial"      # spatial | auto | folded (warpc synth --arch): which build a trial's cost is
+    start_points: list = field(default_factory=list)  # Optuna params of shapes to try first (space.start_params)
 
     @property
     def storage_url(self) -> str:
@@ -67,6 +70,8 @@ def check_settings(st: SweepSettings) -> None:
     if bad or "accuracy" not in st.objectives or len(set(st.objectives)) != len(st.objectives):
         raise ConfigError(f"--objectives must list accuracy and any of lc, fmax once each, got "
                           f"{','.join(st.objectives)}")
+    if st.arch not in ("spatial", "auto", "folded"):
+        raise ConfigError(f"--arch must be spatial, auto or folded, got {st.arch!r}")
     if st.max_lc is not None and st.max_lc < 1:
         raise ConfigError(f"--max-lc must be a positive number of LCs, got {st.max_lc}")
     from ..fpga.boards import load_board
@@ -99,8 +104,11 @@ def open_study(st: SweepSettings):
         raise ConfigError(f"cannot open the study storage {url}: {str(e).splitlines()[0]}") from None
     directions = ["maximize" if o != "lc" else "minimize" for o in st.objectives]
     seed = None if st.seed is None else st.seed
+    old_constraints = {}
+    if constrained(st) and not hasattr(optuna.trial.Trial, "set_constraint"):
+        old_constraints = {"constraints_func": lambda t: t.user_attrs.get("constraint", [0.0])}
     sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
-                                         n_startup_trials=min(10, max(2, st.trials // 4)))
+                                         n_startup_trials=min(10, max(2, st.trials // 4)), **old_constraints)
     study = optuna.create_study(storage=storage, study_name=st.study, directions=directions, sampler=sampler,
                                 load_if_exists=True)
     if study.directions != [optuna.study.StudyDirection.MAXIMIZE if d == "maximize" else
@@ -108,6 +116,9 @@ def open_study(st: SweepSettings):
         raise ConfigError(f"study {st.study!r} at {url} has other objectives; use another --study name")
     study.set_user_attr("dataset", st.dataset.name)
     study.set_user_attr("objectives", list(st.objectives))
+    if not study.get_trials(deepcopy=False):  # a fresh study starts from the known-good shapes it was given
+        for params in st.start_points:
+            study.enqueue_trial(params, skip_if_exists=True)
     return study
 
 
@@ -176,10 +187,15 @@ def _run_trial(trial, st: SweepSettings):
         trial.set_user_attr("pruned_because", str(e))
         raise optuna.TrialPruned(str(e)) from None
     res = plan.run(device=st.device, progress=False, curve=False)
-    est = estimate(ckpt, st.board, interval=choice.interval)
+    est = cost_estimate(ckpt, st, choice.interval)
     partial = res.metrics["val_accuracy"]
     trial.set_user_attr("partial_val_accuracy", partial)
     trial.set_user_attr("partial_LC", est["LC"])
+    if violation(est, st) > 0:
+        # over the cost limit: stop here but finish the trial (infeasible), so that the sampler learns the limit
+        # (Optuna's samplers learn nothing from pruned multi-objective trials)
+        trial.set_user_attr("stopped_because", f"{_over_text(est, st)} after {PRUNE_AT:.0%} of the steps")
+        return _finish(trial, res.metrics, est, t0, st)
     why = _prune_reason(trial.study, partial, est["LC"], st) if st.prune else None
     if why:
         trial.set_user_attr("pruned_because", why)
@@ -188,9 +204,22 @@ def _run_trial(trial, st: SweepSettings):
     if st.trial_steps > first:
         res = plan_training(st.dataset, out=ckpt, resume=True, steps=st.trial_steps).run(
             device=st.device, progress=False, curve=False)
-        est = estimate(ckpt, st.board, interval=choice.interval)
-    m = res.metrics
+        est = cost_estimate(ckpt, st, choice.interval)
+    return _finish(trial, res.metrics, est, t0, st)
+
+
+def _finish(trial, m: dict, est: dict, t0: float, st: SweepSettings) -> tuple:
+    """Record a finished trial's numbers and return its objective values (and its cost constraint)."""
     fmax = est["Fmax"].get("path_estimate_MHz")
+    if constrained(st):
+        over = violation(est, st)  # <= 0: feasible
+        trial.set_user_attr("constraint", [over])
+        if hasattr(trial, "set_constraint"):  # optuna >= 5; older ones read the attribute (open_study)
+            trial.set_constraint("over_the_board", over)
+    trial.set_user_attr("arch", est.get("arch", "spatial"))
+    trial.set_user_attr("cycles_per_sample", est.get("Interval_cycles"))
+    if est.get("refused"):
+        trial.set_user_attr("stopped_because", est["refused"])
     trial.set_user_attr("val_accuracy", m["val_accuracy"])
     trial.set_user_attr("test_accuracy", m["test_accuracy"])
     trial.set_user_attr("LC", est["LC"])
@@ -201,6 +230,49 @@ def _run_trial(trial, st: SweepSettings):
     trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
     values = {"accuracy": m["val_accuracy"], "lc": est["LC"], "fmax": fmax or 0.0}
     return tuple(values[o] for o in st.objectives)
+
+
+def constrained(st: SweepSettings) -> bool:
+    return st.max_lc is not None or st.arch != "spatial"
+
+
+def cost_estimate(ckpt: Path, st: SweepSettings, interval: int) -> dict:
+    """The build estimate a trial is judged by. arch "auto": the spatial design when it is within max_lc (or fits),
+    else the folded one (iCE40 with SPRAM). A folded program too large for the memories comes back as the spatial
+    estimate with "refused" saying why (infeasible)."""
+    from .. import estimate
+
+    if st.arch == "folded":
+        try:
+            return estimate(ckpt, st.board, arch="folded")
+        except WarpcError as e:
+            est = estimate(ckpt, st.board, interval=interval)
+            return {**est, "refused": f"folded: {str(e).splitlines()[0][:200]}"}
+    est = estimate(ckpt, st.board, interval=interval)
+    within = est["fits"] and (st.max_lc is None or est["LC"] <= st.max_lc)
+    if st.arch == "spatial" or within:
+        return est
+    try:
+        return estimate(ckpt, st.board, arch="folded")
+    except WarpcError as e:
+        return {**est, "refused": f"spatial over the limit, folded: {str(e).splitlines()[0][:200]}"}
+
+
+def violation(est: dict, st: SweepSettings) -> float:
+    """How far `est` is over what the sweep allows (<= 0: feasible)."""
+    if est.get("refused"):
+        return float(max(1, est["LC"]))
+    if est.get("arch") == "folded":
+        return 0.0
+    if st.max_lc is not None:
+        return float(est["LC"] - st.max_lc)
+    return 0.0 if est["fits"] or st.arch == "spatial" else float(est["LC"] - est["capacity"]["LC"])
+
+
+def _over_text(est: dict, st: SweepSettings) -> str:
+    if est.get("refused"):
+        return f"~{est['LC']:,} LCs spatial; {est['refused']}"
+    return f"~{est['LC']:,} LCs, over --max-lc {st.max_lc:,}"
 
 
 def _clear_trial_folder(folder: Path) -> None:
@@ -218,9 +290,9 @@ def _clear_trial_folder(folder: Path) -> None:
 def _prune_reason(study, partial: float, lc: int, st: SweepSettings) -> str | None:
     from optuna.trial import TrialState
 
-    if st.max_lc is not None and lc > st.max_lc:
-        return f"~{lc:,} LCs after {PRUNE_AT:.0%} of the steps, over --max-lc {st.max_lc:,}"
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if (t.user_attrs.get("constraint") or [0.0])[0] > 0:  # an infeasible trial dominates nothing
+            continue
         a, c = t.user_attrs.get("partial_val_accuracy"), t.user_attrs.get("partial_LC")
         if a is not None and c is not None and a >= partial + PRUNE_MARGIN and c <= lc:
             return (f"dominated early by trial {t.number} ({a:.3f} vs {partial:.3f} validation accuracy after "
@@ -237,13 +309,17 @@ def progress_line(study, trial, st: SweepSettings, elapsed: float) -> str:
     done = count[TrialState.COMPLETE] + count[TrialState.PRUNED]
     a = trial.user_attrs
     model = Choice(a.get("model") or {}, a.get("interval", 1)).describe() if a.get("model") else "?"
-    if trial.state == TrialState.COMPLETE:
-        what = (f"val {a['val_accuracy']:.4f}, ~{a['LC']:,} LCs, {a['Fmax_class']}, {a['seconds']:.0f} s")
+    if trial.state == TrialState.COMPLETE and a.get("stopped_because"):
+        what = f"stopped: {a['stopped_because']}"
+    elif trial.state == TrialState.COMPLETE:
+        arch = (f" folded ({a['cycles_per_sample']:,} cycles/sample)" if a.get("arch") == "folded" else "")
+        what = f"val {a['val_accuracy']:.4f}, ~{a['LC']:,} LCs{arch}, {a['Fmax_class']}, {a['seconds']:.0f} s"
     elif trial.state == TrialState.PRUNED:
         what = f"pruned: {a.get('pruned_because', '')}"
     else:
         what = trial.state.name.lower()
-    best = max((t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("fits")),
+    best = max((t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("fits")
+                and (t.user_attrs.get("constraint") or [0])[0] <= 0),
                key=lambda t: t.user_attrs["val_accuracy"], default=None)
     best_txt = (f"best that fits: trial {best.number} val {best.user_attrs['val_accuracy']:.4f} "
                 f"(~{best.user_attrs['LC']:,} LCs)" if best else "none fits yet")

@@ -79,6 +79,30 @@ def suggest(trial, space: Space, classes: int) -> Choice:
     return Choice(model, _cat(trial, "interval", space.interval))
 
 
+def start_params(space: Space, model: dict, interval: int = 1) -> dict | None:
+    """Optuna params that make `suggest` pick `model` (widths, k, parametrization, thresholds, wiring, tau_head),
+    clamped into `space`; None when the space excludes its k or parametrization or depth."""
+    widths = model["widths"]
+    par = model.get("parametrization", "warp")
+    k = 2 if par == "dlgn" else model.get("k", 2)
+    if par not in space.parametrization or k not in space.k or not space.depth[0] <= len(widths) <= space.depth[1]:
+        return None
+    if interval not in space.interval:
+        interval = space.interval[0]
+
+    def clamp(v, bounds):
+        return min(max(v, bounds[0]), bounds[1])
+
+    params = {"depth": len(widths), **{f"width_{i}": clamp(w, space.width) for i, w in enumerate(widths)},
+              "parametrization": par, "thresholds": clamp(model.get("thresholds", 7), space.thresholds),
+              "wiring": model.get("wiring", "learnable") if model.get("wiring", "learnable") in space.wiring
+              else space.wiring[0], "tau_head": float(clamp(model.get("tau_head", 7.0), space.tau_head)),
+              "interval": interval}
+    if par != "dlgn":
+        params["k"] = k
+    return params
+
+
 def _int(trial, name: str, bounds: tuple[int, int]) -> int:
     return bounds[0] if bounds[0] == bounds[1] else trial.suggest_int(name, *bounds)
 
