@@ -11,12 +11,14 @@ A second `--fit` run with the same NAME.fit/ reuses the finished search.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..data import Dataset
 from ..errors import ConfigError, DoesNotFitError
+from ..ir.fold import MAX_WORDS
 from .runner import SweepSettings, cost_estimate, run_sweep, violation
 from .space import Space, start_params
 
@@ -43,6 +45,10 @@ FOLDED_START_SHAPES = [
     {"widths": [8000, 8000], "parametrization": "dlgn", "thresholds": 3, "wiring": "learnable", "tau_head": 10.0},
 ]
 FOLDED_WIDTH = (100, 12000)  # the largest folded program holds ~13,000 two-input nodes (docs/folded.md)
+# A search trial's folded program may fill this share of the program memory: trained 6x longer, a net's program
+# grew 1.5x (Fashion-MNIST, 1,654 + 3,380 WARP k=3: 12,875 -> 19,225 words at 1,000 -> 6,000 steps).
+FOLDED_SEARCH_WORDS = 0.6
+FOLDED_MID_WORDS = 0.85       # the same at half the final steps
 
 
 @dataclass
@@ -109,7 +115,6 @@ def fit_model(dataset: Dataset, board: str, out: str | Path, *, interval: int = 
               progress: bool = True, arch: str | None = None) -> FitResult:
     """Search, then train the most accurate shape that fits `board` (see the module docstring)."""
     from ..fpga.boards import load_board
-    from ..training import plan_training
     from ..training.files import plan_run_files
 
     fixed = {k: v for k, v in (fixed or {}).items() if v is not None}
@@ -128,7 +133,8 @@ def fit_model(dataset: Dataset, board: str, out: str | Path, *, interval: int = 
     starts = [p for p in (start_params(space, m, interval) for m in shapes) if p is not None]
     st = SweepSettings(dataset=dataset, out=folder, board=board, trials=trials, trial_steps=search_steps,
                        space=space, objectives=("accuracy", "lc"), study="fit", seed=seed, device=device,
-                       max_lc=limit, start_points=starts, arch=arch, **(train_options or {}))
+                       max_lc=limit, start_points=starts, arch=arch, max_words=int(FOLDED_SEARCH_WORDS * MAX_WORDS),
+                       **(train_options or {}))
     search = run_sweep(st, echo=echo)
     table = json.loads((folder / "trials.json").read_text())
     feasible = {t.number for t in _feasible(folder, st)}
@@ -138,26 +144,88 @@ def fit_model(dataset: Dataset, board: str, out: str | Path, *, interval: int = 
                               f"({len(table)} trials in {folder}); try --interval N (fewer LCs per counted bit), "
                               f"fewer --thresholds or more --fit-trials")
     final_steps = steps or FINAL_STEPS
-    options = dict(train_options or {})
-    for n, cand in enumerate(fitting[:FINAL_CANDIDATES]):
-        trial = next(t for t in table if t["trial"] == cand["trial"])
-        model = _model_of(trial)
-        echo(f"[fit] training trial {cand['trial']}'s shape ({trial['widths']} {trial['parametrization']} "
-             f"k={trial['k']}, {trial['thresholds']} thresholds, {trial['wiring']} wiring; search: val "
-             f"{cand['val_accuracy']:.4f}, ~{cand['LC']:,} LCs) for {final_steps} steps -> {out}")
-        plan = plan_training(dataset, out=out, overrides=model, steps=final_steps, seed=seed,
-                             force=force or n > 0, **options)
-        res = plan.run(device=device, progress=progress)
-        est = cost_estimate(Path(out), st, interval)
-        if violation(est, st) <= 0:
-            result = FitResult(board, Path(out), model, interval, est.get("arch", "spatial"), est, res.metrics,
+    mid_steps = max(search_steps, final_steps // 2)
+    # Short trials favour nets that learn fast; wide nets learn slower and end higher. So the best few of the
+    # search and the known recipes (the first trials) continue to half the final steps (resumed, not restarted),
+    # and the best of those to the full steps.
+    starts_run = {t.number for t in _feasible(folder, st) if t.number < len(starts)}
+    shortlist = [r for r in fitting[:FINAL_CANDIDATES]] + [r for r in fitting[FINAL_CANDIDATES:]
+                                                          if r["trial"] in starts_run]
+    mid = dataclasses.replace(st, max_words=int(FOLDED_MID_WORDS * MAX_WORDS))
+    final = dataclasses.replace(st, max_words=None)  # the trained model must fit the memory, not a search's share
+    ranked = []
+    for r in shortlist:
+        echo(f"[fit] trial {r['trial']} ({_shape(r)}; val {r['val_accuracy']:.4f} after {search_steps} steps): "
+             f"on to {mid_steps} steps")
+        metrics, est = _continue(dataset, r, mid_steps, mid, interval, device, progress=False)
+        ok = violation(est, mid) <= 0
+        echo(f"[fit]   val {metrics['val_accuracy']:.4f}, " + (_cost(est) if ok else f"no longer fits ({_why(est)})"))
+        if ok:
+            ranked.append((metrics["val_accuracy"], r))
+    ranked.sort(key=lambda p: -p[0])
+    for _, r in ranked:
+        echo(f"[fit] training trial {r['trial']}'s shape ({_shape(r)}) to {final_steps} steps")
+        metrics, est = _continue(dataset, r, final_steps, final, interval, device, progress=progress)
+        if violation(est, final) <= 0:
+            _copy_run(Path(r["checkpoint"]), Path(out))
+            model = _model_of(r)
+            result = FitResult(board, Path(out), model, interval, est.get("arch", "spatial"), est, metrics,
                                {"trials": search["trials"], "folder": str(folder)})
             (folder / "fit.json").write_text(json.dumps(result.summary(), indent=1))
             return result
-        why = est.get("refused") or f"~{est['LC']:,} LCs"
-        echo(f"[fit] trained, it no longer fits ({why}): the next candidate")
-    raise DoesNotFitError(f"the {FINAL_CANDIDATES} most accurate searched shapes grew over ~{limit:,} LCs when "
-                          f"trained for {final_steps} steps; try --interval N or more --fit-trials")
+        echo(f"[fit] trained, it no longer fits ({_why(est)}): the next candidate")
+    raise DoesNotFitError(f"none of the {len(shortlist)} most promising searched shapes fits the {brd.name} when "
+                          f"trained for {final_steps} steps; try --interval N, fewer --steps or more --fit-trials")
+
+
+def _shape(r: dict) -> str:
+    return (f"{r['widths']} {r['parametrization']} k={r['k']}, {r['thresholds']} thresholds, {r['wiring']} "
+            f"wiring")
+
+
+def _cost(est: dict) -> str:
+    if est.get("arch") == "folded":
+        return f"folded, {est['folded']['words']:,} program words, ~{est['LC']:,} LCs"
+    return f"~{est['LC']:,} LCs"
+
+
+def _why(est: dict) -> str:
+    return est.get("refused") or _cost(est)
+
+
+def _continue(dataset: Dataset, row: dict, steps: int, st: SweepSettings, interval: int, device: str,
+              progress: bool) -> tuple[dict, dict]:
+    """Resume a search trial's run (in its folder) to `steps`: (its final metrics, its cost estimate). A run that
+    is there already (an earlier --fit with this NAME.fit/) is taken as it is."""
+    from ..checkpoint import read_checkpoint
+    from ..training import plan_training
+
+    ckpt = Path(row["checkpoint"])
+    done = int((read_checkpoint(ckpt.with_name("model.last.safetensors"))[0].get("train_state") or {})
+               .get("step", 0))
+    if done < steps:
+        metrics = plan_training(dataset, out=ckpt, resume=True, steps=steps).run(
+            device=device, progress=progress, curve=False).metrics
+    else:
+        metrics = read_checkpoint(ckpt)[0].get("metrics") or {}
+    return metrics, cost_estimate(ckpt, st, interval)
+
+
+def _copy_run(src: Path, out: Path) -> None:
+    """The chosen trial's checkpoint and resumable state become the run at `out` (its files were checked at the
+    start: new, or a warpc run that --force replaces); written under temporary names, then renamed."""
+    import os
+    import shutil
+    import tempfile
+
+    from ..training.files import last_path
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for a, b in ((src, out), (src.with_name("model.last.safetensors"), last_path(out))):
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=".safetensors")
+        os.close(fd)
+        shutil.copyfile(a, tmp)
+        os.replace(tmp, b)
 
 
 def _feasible(folder: Path, st: SweepSettings) -> list:

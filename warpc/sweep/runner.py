@@ -52,6 +52,7 @@ class SweepSettings:
     device: str = "cpu"
     synth_front: bool = False
     arch: str = "spatial"      # spatial | auto | folded (warpc synth --arch): which build a trial's cost is
+    max_words: int | None = None  # folded: a program over this many words is infeasible (else: the memory's size)
     start_points: list = field(default_factory=list)  # Optuna params of shapes to try first (space.start_params)
 
     @property
@@ -165,7 +166,6 @@ def run_sweep(st: SweepSettings, echo=print) -> dict:
 def _run_trial(trial, st: SweepSettings):
     import optuna
 
-    from .. import estimate
     from ..training import plan_training
 
     choice = suggest(trial, st.space, st.dataset.classes)
@@ -263,7 +263,8 @@ def violation(est: dict, st: SweepSettings) -> float:
     if est.get("refused"):
         return float(max(1, est["LC"]))
     if est.get("arch") == "folded":
-        return 0.0
+        words = int((est.get("folded") or {}).get("words") or 0)
+        return 0.0 if st.max_words is None or words <= st.max_words else float(words - st.max_words)
     if st.max_lc is not None:
         return float(est["LC"] - st.max_lc)
     return 0.0 if est["fits"] or st.arch == "spatial" else float(est["LC"] - est["capacity"]["LC"])
@@ -272,6 +273,8 @@ def violation(est: dict, st: SweepSettings) -> float:
 def _over_text(est: dict, st: SweepSettings) -> str:
     if est.get("refused"):
         return f"~{est['LC']:,} LCs spatial; {est['refused']}"
+    if est.get("arch") == "folded":
+        return f"a folded program of {est['folded']['words']:,} words, over {st.max_words:,}"
     return f"~{est['LC']:,} LCs, over --max-lc {st.max_lc:,}"
 
 
