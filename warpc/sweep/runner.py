@@ -317,6 +317,8 @@ def progress_line(study, trial, st: SweepSettings, elapsed: float) -> str:
     elif trial.state == TrialState.COMPLETE:
         arch = (f" folded ({a['cycles_per_sample']:,} cycles/sample)" if a.get("arch") == "folded" else "")
         what = f"val {a['val_accuracy']:.4f}, ~{a['LC']:,} LCs{arch}, {a['Fmax_class']}, {a['seconds']:.0f} s"
+        if (a.get("constraint") or [0.0])[0] > 0:
+            what += ", over the limit (infeasible)"
     elif trial.state == TrialState.PRUNED:
         what = f"pruned: {a.get('pruned_because', '')}"
     else:
