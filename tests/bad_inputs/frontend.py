@@ -161,6 +161,9 @@ CASES: list[Case] = [
     Case("sweep-out-foreign-files", lambda d, fx: ((d / "sw").mkdir(), (d / "sw" / "notes.txt").write_text("mine"),
                                                    ["sweep", "--dataset", "iris", "--out", d / "sw"])[-1],
          ("not a warpc sweep",)),
+    Case("sweep-into-another-datasets-sweep", lambda d, fx: (
+        (d / "sw").mkdir(), (d / "sw" / "sweep.json").write_text('{"format": "warpc-sweep", "dataset": "digits"}'),
+        ["sweep", "--dataset", "iris", "--out", d / "sw", "--trials", "2"])[-1], ("sweep of digits",)),
     Case("eval-split-bad", lambda d, fx: ["eval", fx.ckpt, "--split", "bad"], ("bad",), exit_code=2),
     Case("eval-other-feature-count", lambda d, fx: ["eval", fx.ckpt, "--dataset", "wine"], ("features",)),
     Case("eval-data-dir-missing", lambda d, fx: ["eval", fx.ckpt, "--data-dir", d / "nodir"], ("nodir",)),

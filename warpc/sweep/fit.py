@@ -1,13 +1,16 @@
 """`warpc train --fit BOARD`: the most accurate model whose estimated build fits the board.
 
 1. A sweep (runner.py) in NAME.fit/ beside the checkpoint: short trials, accuracy vs estimated LCs, with the
-   estimate capped at FIT_MARGIN of the board's LCs (an Optuna constraint), starting from known-good shapes
-   (START_SHAPES), with the user's typed model options held fixed.
-2. The most accurate fitting trial's shape is trained for the full step count into the checkpoint. Its estimate
-   is checked again (a longer training changes the simplified netlist a little); over the limit, the next
-   candidate is trained instead.
-3. The result says the expected LCs, the estimated Fmax class and the accuracy, and NAME.fit/fit.json keeps them.
-A second `--fit` run with the same NAME.fit/ reuses the finished search.
+   estimate capped at FIT_MARGIN of the board's LCs (an Optuna constraint); with --fit-arch auto on an iCE40 with
+   SPRAM, a shape over the cap may run folded instead, if its program leaves room to grow in the memories. The
+   search starts from known-good shapes (START_SHAPES); the user's typed model options are held fixed.
+2. Short trials favour nets that learn fast, so the best few feasible trials and the known recipes continue
+   (resumed) to half the final steps, and the best of those to the full steps; each round re-checks the estimate.
+   The winner's run becomes the checkpoint.
+3. The result says the build (spatial at interval N, or folded with its cycles per sample), the expected LCs, the
+   estimated Fmax class and the accuracy; NAME.fit/fit.json keeps them.
+A second `--fit` with the same NAME.fit/ reuses its search (and the trials' continued runs); remove the folder
+to search again.
 """
 from __future__ import annotations
 

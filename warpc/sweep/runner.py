@@ -130,6 +130,16 @@ def run_sweep(st: SweepSettings, echo=print) -> dict:
     from optuna.trial import TrialState
 
     check_settings(st)
+    marker = st.out / MARKER
+    if marker.is_file():  # a sweep folder of another dataset would mix two studies' trials
+        import json
+
+        try:
+            recorded = json.loads(marker.read_text()).get("dataset")
+        except (OSError, ValueError):
+            recorded = None
+        if recorded is not None and recorded != st.dataset.name:
+            raise ConfigError(f"{st.out} holds a sweep of {recorded}, not {st.dataset.name}; choose another folder")
     from .results import write_marker, write_results
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
