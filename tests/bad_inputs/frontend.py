@@ -156,6 +156,7 @@ CASES: list[Case] = [
     Case("sweep-objectives-without-accuracy", _sweep("--objectives", "lc"), ("--objectives",)),
     Case("sweep-interval-0", _sweep("--interval", "0"), ("--interval",)),
     Case("sweep-dlgn-without-k2", _sweep("--parametrization", "dlgn", "--k", "4"), ("DLGN",)),
+    Case("sweep-folded-on-ecp5", _sweep("--arch", "folded", "--board", "ulx3s-85f"), ("SPRAM",)),
     Case("sweep-board-unknown", _sweep("--board", "nosuchboard"), ("nosuchboard",)),
     Case("sweep-storage-bad-url", _sweep("--storage", "nosuchdb://x"), ("storage",)),
     Case("sweep-out-foreign-files", lambda d, fx: ((d / "sw").mkdir(), (d / "sw" / "notes.txt").write_text("mine"),

@@ -40,13 +40,16 @@ commands: list[click.Command] = []
 @click.option("--parametrization", default="warp,dlgn", show_default=True, help="node parametrisations to try")
 @click.option("--tau-head", default="2-16", show_default=True, help="GroupSum temperature: X or LO-HI (log scale)")
 @click.option("--interval", default="1", show_default=True, help="build intervals to try (e.g. 1,4,16)")
+@click.option("--arch", type=click.Choice(["spatial", "auto", "folded"]), default="spatial", show_default=True,
+              help="the build a trial's cost is: spatial, folded from the memories (iCE40 + SPRAM), or auto "
+              "(spatial within --max-lc / the device, else folded)")
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--lr", type=float, default=0.05, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto")
 @click.option("--synth-front", is_flag=True, help="synthesise every Pareto point at the end (real LCs and Fmax)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary (front) as one JSON object")
 def sweep_cmd(dataset, data_dir, label_column, out, board, trials, trial_steps, objectives, storage, study_name,
-              seed, prune, max_lc, depth, width, ks, thresholds, wiring, parametrization, tau_head, interval,
+              seed, prune, max_lc, depth, width, ks, thresholds, wiring, parametrization, tau_head, interval, arch,
               batch_size, lr, device, synth_front, as_json):
     """Search widths, depth, k, thresholds, wiring, WARP / DLGN and interval for the best accuracy per LC."""
     from ..sweep import Space, SweepSettings, check_settings, run_sweep
@@ -61,16 +64,16 @@ def sweep_cmd(dataset, data_dir, label_column, out, board, trials, trial_steps, 
     resolve_device(device)
     if storage is not None and not storage.strip():
         raise ConfigError("--storage is empty; give a database URL or leave it out (sqlite in --out)")
-    placeholder = SweepSettings(dataset=None, out=Path(out), board=board, trials=trials, trial_steps=trial_steps,
+    settings = SweepSettings(dataset=None, out=Path(out), board=board, trials=trials, trial_steps=trial_steps,
                                 space=space, objectives=parse_list(objectives, "objectives"), storage=storage,
                                 study=study_name, seed=seed, prune=prune, max_lc=max_lc, batch_size=batch_size,
-                                lr=lr, device=device, synth_front=synth_front)
-    check_settings(placeholder)  # before the dataset is read or a file written
+                                lr=lr, device=device, synth_front=synth_front, arch=arch)
+    check_settings(settings)  # before the dataset is read or a file written
     from .. import data as wdata
     from .frontend import _label_column
 
-    placeholder.dataset = wdata.load_dataset(dataset, data_dir=data_dir, label_column=_label_column(label_column))
-    summary = run_sweep(placeholder, echo=lambda line: click.echo(line, err=True))
+    settings.dataset = wdata.load_dataset(dataset, data_dir=data_dir, label_column=_label_column(label_column))
+    summary = run_sweep(settings, echo=lambda line: click.echo(line, err=True))
     if as_json:
         click.echo(json.dumps(summary))
         return

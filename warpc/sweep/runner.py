@@ -77,7 +77,10 @@ def check_settings(st: SweepSettings) -> None:
         raise ConfigError(f"--max-lc must be a positive number of LCs, got {st.max_lc}")
     from ..fpga.boards import load_board
 
-    load_board(st.board)
+    brd = load_board(st.board)
+    if st.arch != "spatial" and not (brd.family.name == "ice40" and brd.capacity.get("SPRAM")):
+        raise ConfigError(f"--arch {st.arch}: folded execution needs an iCE40 with SPRAM; the {brd.name} "
+                          f"({brd.family.title}) builds spatial designs")
     out = st.out
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for the sweep's files")
