@@ -95,7 +95,7 @@ def test_nan_loss_is_a_one_line_error(tmp_path, monkeypatch):
     _one_line_error(res, "loss became nan")
 
 
-@pytest.mark.parametrize("name", ["train", "eval"])
+@pytest.mark.parametrize("name", ["train", "eval", "sweep"])
 def test_every_option_is_described_and_shows_its_default(name):
     """--help explains each option; non-flag options show their default and choices are listed."""
     cmd = main.commands[name]
@@ -109,8 +109,9 @@ def test_every_option_is_described_and_shows_its_default(name):
     for words in (["--encoder", "uniform|distributive|learnable"], ["--wiring", "[default: learnable]"],
                   ["--parametrization", "warp|dlgn"], ["--sampling", "gumbel_st"], ["--init", "residual|random"],
                   ["--k", "[default: 2]"], ["--thresholds", "[default: 7]"], ["--tau-head", "[default: 7.0]"],
-                  ["--data-dir"], ["--force"]) if name == "train" else (["--split", "test|val|train"],
-                                                                        ["--data-dir"]):
+                  ["--data-dir"], ["--force"], ["--nproc", "[default: 1]"], ["--fit-arch", "auto|spatial|folded"]) \
+            if name == "train" else (["--split", "test|val|train"], ["--data-dir"]) if name == "eval" else (
+                ["--trials", "[default: 40]"], ["--objectives", "accuracy,lc"], ["--arch", "spatial|auto|folded"]):
         assert all(" ".join(w.split()) in " ".join(text.split()) for w in words), words
 
 

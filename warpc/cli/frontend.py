@@ -125,7 +125,7 @@ _DATA_DIR_DEFAULT = "the dataset's system folder, e.g. /usr/share/datasets/fashi
 @click.option("--nproc", type=int, default=1, show_default=True,
               help="data-parallel processes on this machine (starts torchrun; --batch-size stays the global batch). "
               "Several machines: torchrun --nnodes ... -m warpc train ...")
-@click.option("--fit", "fit_board", default=None, metavar="BOARD",
+@click.option("--fit", "fit_board", default=None, metavar="BOARD", show_default="none: train the given shape",
               help="search the most accurate model whose estimated build fits BOARD (a short sweep in NAME.fit/), "
               "then train it; typed model options stay fixed")
 @click.option("--fit-trials", type=int, default=None, show_default="16", help="shapes the --fit search tries")

@@ -13,8 +13,10 @@ commands: list[click.Command] = []
 
 @click.command("sweep")
 @click.option("--dataset", required=True, help="dataset name or .csv / .npz path (as for warpc train)")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="folder with the dataset's files")
-@click.option("--label-column", default=None, help="CSV label column, by name or index")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              show_default="the dataset's system folder", help="folder with the dataset's files")
+@click.option("--label-column", default=None, show_default="label/class/target/y, else the last column",
+              help="CSV label column, by name or index")
 @click.option("--out", "out", required=True, type=click.Path(), help="folder for the sweep's files (trials, "
               "front checkpoints, trials.csv/json, front.json, pareto.png, and sweep.db unless --storage)")
 @click.option("--board", default="icebreaker", show_default=True, help="board whose estimate is the cost (and "
@@ -31,7 +33,8 @@ commands: list[click.Command] = []
               help="sampler and training seed (give each worker its own)")
 @click.option("--prune/--no-prune", default=True, show_default=True,
               help="stop trials dominated early (after 30 %% of their steps)")
-@click.option("--max-lc", type=int, default=None, help="prune trials estimated above this many LCs")
+@click.option("--max-lc", type=int, default=None, show_default="none",
+              help="trials estimated above this many LCs stop early and are infeasible (an Optuna constraint)")
 @click.option("--depth", default="1-3", show_default=True, help="layers: N or LO-HI")
 @click.option("--width", default="100-4000", show_default=True, help="nodes per layer: N or LO-HI (log scale)")
 @click.option("--k", "ks", default="2,3,4,6", show_default=True, help="inputs per node to try")
@@ -43,8 +46,8 @@ commands: list[click.Command] = []
 @click.option("--arch", type=click.Choice(["spatial", "auto", "folded"]), default="spatial", show_default=True,
               help="the build a trial's cost is: spatial, folded from the memories (iCE40 + SPRAM), or auto "
               "(spatial within --max-lc / the device, else folded)")
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--lr", type=float, default=0.05, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True, help="samples per step in every trial")
+@click.option("--lr", type=float, default=0.05, show_default=True, help="Adam learning rate in every trial")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto")
 @click.option("--synth-front", is_flag=True, help="synthesise every Pareto point at the end (real LCs and Fmax)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary (front) as one JSON object")
