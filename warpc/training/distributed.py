@@ -181,6 +181,12 @@ def teardown() -> None:
     """Leave the process group (at the end of `warpc train` under torchrun)."""
     global _CURRENT
     if _CURRENT is not None and dist.is_initialized():
+        # Leave together: a process that tears its connections down while a peer is still writing the run's
+        # files can make gloo abort in the peer ("terminate called without an active exception").
+        try:
+            dist.barrier(group=_CURRENT.control)
+        except RuntimeError:
+            pass  # a peer is gone already (the run is ending on an error)
         dist.destroy_process_group()
     _CURRENT = None
 
