@@ -156,9 +156,10 @@ def test_a_killed_process_ends_the_run_and_resume_finishes_it(tmp_path):
     assert proc.returncode == 1, err[-2000:]
     assert "Traceback" not in err
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert any("another training process stopped" in e and "m.last.safetensors" in e and "--resume" in e
-               for e in errors), err[-2000:]
-    assert any("training process 1 of 2 was killed by SIGKILL" in e and "--nproc 2" in e for e in errors), err
+    # Rank 0 notices the dead peer ("another training process stopped ...") unless the launcher stops it first
+    # (a loaded machine); either way the launcher's line names the killed process, the saved state and the way on.
+    assert any("training process 1 of 2 was killed by SIGKILL" in e and "--nproc 2" in e and "--resume" in e
+               and "m.last.safetensors (step" in e for e in errors), err
     saved = read_checkpoint(tmp_path / "m.last.safetensors")[0]["train_state"]["step"]
     r = _warpc(["train", "--dataset", "digits", "--device", "cpu", "--quiet", "--out", tmp_path / "m.safetensors",
                 "--resume", "--steps", saved + 80, "--nproc", "2"], tmp_path)

@@ -46,6 +46,20 @@ def _label_column(text: str | None) -> str | int | None:
         return text
 
 
+def _saved_state(plan) -> str:
+    """'; the resumable state FILE (step N) is intact', or '' when there is none to name."""
+    from ..checkpoint import read_checkpoint
+
+    last = plan.files.last if plan.files is not None else None
+    if last is None or not last.is_file():
+        return "; no resumable state was saved yet"
+    try:
+        step = int(read_checkpoint(last)[0].get("train_state", {}).get("step", 0))
+    except (WarpcError, TypeError, ValueError):
+        return ""
+    return f"; the resumable state {last} (step {step}) is intact"
+
+
 def _default(name: str):
     """A ModelConfig field's default, for --help (one source of truth)."""
     return ModelConfig.__dataclass_fields__[name].default
@@ -193,7 +207,9 @@ def train_cmd(dataset, data_dir, label_column, download, out, force, resume, con
         except TrainingInterrupted as e:  # the processes said where they stopped
             sys.exit(e.exit_code)
         except TrainingError as e:
-            click.echo(f"error: {e}; continue with: {' '.join(again)} --out {_quote(out)} --resume", err=True)
+            # The launcher may stop rank 0 before rank 0 says where its state is: say it here.
+            click.echo(f"error: {e}{_saved_state(plan)}; continue with: {' '.join(again)} --out {_quote(out)} --resume",
+                       err=True)
             sys.exit(1)
         return
     main = distributed.rank_from_env() == 0  # under torchrun, rank 0 alone prints
