@@ -108,7 +108,7 @@ def test_every_option_is_described_and_shows_its_default(name):
             assert opt.show_default, f"{name} {opt.opts[0]} does not show its default"
     for words in (["--encoder", "uniform|distributive|learnable"], ["--wiring", "[default: learnable]"],
                   ["--parametrization", "warp|dlgn"], ["--sampling", "gumbel_st"], ["--init", "residual|random"],
-                  ["--k", "[default: 2]"], ["--thresholds", "[default: 7]"], ["--tau-head", "[default: 7.0]"],
+                  ["--k", "[default: 2]"], ["--thresholds", "sized from the data"], ["--tau-head", "at least 7"],
                   ["--data-dir"], ["--force"], ["--nproc", "[default: 1]"], ["--fit-arch", "auto|spatial|folded"]) \
             if name == "train" else (["--split", "test|val|train"], ["--data-dir"]) if name == "eval" else (
                 ["--trials", "[default: 40]"], ["--objectives", "accuracy,lc"], ["--arch", "spatial|auto|folded"]):

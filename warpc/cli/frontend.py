@@ -11,6 +11,7 @@ from click.core import ParameterSource
 
 from ..config import ModelConfig
 from ..errors import ConfigError, TrainingError, TrainingInterrupted, WarpcError
+from ..training.auto import DEFAULT_BUDGET
 
 commands: list[click.Command] = []
 
@@ -86,15 +87,17 @@ _DATA_DIR_DEFAULT = "the dataset's system folder, e.g. /usr/share/datasets/fashi
               "config, hyper-parameters and split, up to its --steps (or a larger --steps)")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, show_default="none",
               help="model config JSON object (ModelConfig fields; n_features/classes are filled from the dataset); "
-              "the model options below override it")
-@click.option("--widths", default=None, show_default="2000,1000, the last rounded down to a multiple of the classes",
+              "the model options below override it; shape fields it leaves out are sized from the data")
+@click.option("--widths", default=None, show_default="sized from the data: 2000,1000 up to 10,000 training samples, "
+              "x sqrt(samples / 10,000) above (at most x4); the last a multiple of the classes",
               help="nodes per layer, comma-separated; the last must be a multiple of the number of classes")
 @click.option("--k", "k", default=str(_default("k")), show_default=True,
               help="inputs per node (2..6): one value, or one per layer comma-separated")
-@click.option("--thresholds", type=int, default=_default("thresholds"), show_default=True,
+@click.option("--thresholds", type=int, default=None, show_default="sized from the data: about 448 encoder bits, "
+              "7 to 31 per feature (7 for digits)",
               help="thermometer thresholds per feature")
-@click.option("--encoder", type=click.Choice(["uniform", "distributive", "learnable"]), default=_default("encoder"),
-              show_default=True, help="thermometer thresholds: evenly spaced, by quantiles of the "
+@click.option("--encoder", type=click.Choice(["uniform", "distributive", "learnable"]), default=None,
+              show_default="distributive under 64 features, else uniform", help="thermometer thresholds: evenly spaced, by quantiles of the "
               "training data, or learned")
 @click.option("--wiring", type=click.Choice(["random", "unique", "learnable"]), default=_default("wiring"),
               show_default=True, help="how nodes pick their inputs: random, random without repeats, "
@@ -106,7 +109,8 @@ _DATA_DIR_DEFAULT = "the dataset's system folder, e.g. /usr/share/datasets/fashi
               "or difflogic's softmax over gates (dlgn, k=2)")
 @click.option("--tau", default=None, show_default="auto: 1, 4, 16 for k = 2, 4, 6",
               help="node temperature: a number, one per layer comma-separated, or 'auto'")
-@click.option("--tau-head", type=float, default=_default("tau_head"), show_default=True,
+@click.option("--tau-head", type=float, default=None,
+              show_default="7 x sqrt(last-layer nodes per class / 100), at least 7",
               help="GroupSum temperature (class scores are divided by it); positive")
 @click.option("--sampling", type=click.Choice(["soft", "gumbel", "soft_st", "gumbel_st"]), default=_default("sampling"),
               show_default=True, help="training-time node relaxation: soft or Gumbel noise, "
@@ -115,7 +119,8 @@ _DATA_DIR_DEFAULT = "the dataset's system folder, e.g. /usr/share/datasets/fashi
               show_default=True, help="node initialisation: pass input 0 through (residual) or random")
 @click.option("--input-bits", type=int, default=_default("input_bits"), show_default=True,
               help="bits of the integer features the hardware receives (float data is quantised)")
-@click.option("--steps", type=int, default=None, show_default="1500, or the resumed run's",
+@click.option("--steps", type=int, default=None,
+              show_default="150 epochs, at least 1500, ended by --budget or a plateau; or the resumed run's",
               help="optimizer steps (instead of --epochs)")
 @click.option("--epochs", type=float, default=None, show_default="none", help="passes over the training split "
               "(instead of --steps)")
@@ -136,6 +141,9 @@ _DATA_DIR_DEFAULT = "the dataset's system folder, e.g. /usr/share/datasets/fashi
               show_default="$WARPC_BACKEND or auto", help="WARP-LUT training kernels")
 @click.option("--eval-every", type=int, default=None, show_default="steps/20, at most 500",
               help="steps between validations (and saves of the resumable state)")
+@click.option("--budget", default=DEFAULT_BUDGET, show_default=True,
+              help="training time (90s, 2m, 1h): the run ends at the first validation that would overrun it; "
+              "'none' for no limit. Applies to --steps / --epochs / --resume runs only when given")
 @click.option("--nproc", type=int, default=1, show_default=True,
               help="data-parallel processes on this machine (starts torchrun; --batch-size stays the global batch). "
               "Several machines: torchrun --nnodes ... -m warpc train ...")
@@ -153,8 +161,11 @@ _DATA_DIR_DEFAULT = "the dataset's system folder, e.g. /usr/share/datasets/fashi
 def train_cmd(dataset, data_dir, label_column, download, out, force, resume, config_file, widths, k, thresholds,
               encoder, wiring, wiring_candidates, parametrization, tau, tau_head, sampling, init, input_bits, steps,
               epochs, batch_size, lr, weight_decay, seed, split_seed, val_fraction, test_fraction, device, backend,
-              eval_every, nproc, fit_board, fit_trials, interval, fit_arch, quiet, as_json):
-    """Train a WARP-LUT network and save the best checkpoint (by discrete validation accuracy)."""
+              eval_every, budget, nproc, fit_board, fit_trials, interval, fit_arch, quiet, as_json):
+    """Train a WARP-LUT network and save the best checkpoint (by discrete validation accuracy).
+
+    Shape options left out (--widths, --thresholds, --encoder, --tau-head) and the length (without --steps /
+    --epochs) are sized from the dataset and --budget; the run prints what it chose and why."""
     from .. import training as wtrain
     from ..training import distributed
 
@@ -179,6 +190,11 @@ def train_cmd(dataset, data_dir, label_column, download, out, force, resume, con
         from ..nn.kernels import set_backend
 
         set_backend(backend)
+    if fit_board is not None and typed("budget") is not None:
+        raise ConfigError("--fit sizes its own search and training; drop --budget")
+    # A run of a given length (or a resumed one) is limited in time only when --budget is typed.
+    fixed_length = resume or steps is not None or epochs is not None
+    budget = typed("budget") if fixed_length else budget
     if fit_board is None and (fit_trials is not None or interval is not None or fit_arch is not None):
         raise ConfigError("--fit-trials, --fit-arch and --interval go with --fit BOARD")
     if fit_board is not None:
@@ -189,7 +205,7 @@ def train_cmd(dataset, data_dir, label_column, download, out, force, resume, con
         dataset, out=out, config=config_file, overrides=overrides, resume=resume, force=force, data_dir=data_dir,
         label_column=_label_column(label_column), val_fraction=val_fraction, test_fraction=test_fraction,
         split_seed=split_seed, download=download, steps=steps, epochs=epochs, batch_size=batch_size, lr=lr,
-        weight_decay=weight_decay, seed=seed, eval_every=eval_every)
+        weight_decay=weight_decay, seed=seed, eval_every=eval_every, auto=True, budget=budget)
     config = plan.config
     launched = distributed.launched_nproc()  # a process of `warpc train --nproc N`
     under_torchrun = distributed.world_size_from_env() > 1 and not launched
@@ -217,6 +233,8 @@ def train_cmd(dataset, data_dir, label_column, download, out, force, resume, con
         click.echo(f"{plan.dataset!r}; model: {len(config.widths)} layers {config.widths}, k={config.k}, "
                    f"{config.parametrization}, {config.thresholds} thresholds ({config.encoder}); device {dev}"
                    + ("; resuming" if resume else ""), err=True)
+        for why in plan.choices:
+            click.echo(f"auto: {why}", err=True)
     try:
         ddp = distributed.setup(dev)
         if ddp is not None and main:
@@ -241,7 +259,9 @@ def train_cmd(dataset, data_dir, label_column, download, out, force, resume, con
         click.echo(json.dumps({"checkpoint": str(res.checkpoint), **m}))
     else:
         click.echo(f"test accuracy {m['test_accuracy']:.4f} (discrete), {m['test_accuracy_relaxed']:.4f} (relaxed); "
-                   f"val {m['val_accuracy']:.4f} at step {m['best_step']}/{m['steps']}; {m['seconds']:.1f} s"
+                   f"val {m['val_accuracy']:.4f} at step {m['best_step']}/{m['steps']}"
+                   + {"budget": " (the budget ended it)", "plateau": " (ended on a validation plateau)"}.get(
+                       m.get("stopped"), "") + f"; {m['seconds']:.1f} s"
                    f" ({'+'.join(m.get('kernels', [])) or '?'} kernels)")
         click.echo(f"saved {res.checkpoint}" + (f", curve {res.curve}" if res.curve else ""))
 

@@ -111,10 +111,14 @@ def train(
     progress: bool = True,
     eval_every: int | None = None,
     curve: bool = True,
+    time_limit: float | None = None,
+    patience: int | None = None,
 ) -> TrainResult:
     """Train a WarpNet on `dataset` and return the best model (by discrete validation accuracy) with metrics.
 
-    `steps` (or `epochs` of the training split) sets the length; default DEFAULT_STEPS. With `out`, the best model
+    `steps` (or `epochs` of the training split) sets the length; default DEFAULT_STEPS. The run ends earlier, at a
+    validation, once `time_limit` seconds of training have passed or `patience` steps have brought no better
+    validation accuracy (metrics["stopped"] says which: "steps", "budget" or "plateau"). With `out`, the best model
     is saved there, the resumable state beside it and a curve PNG (see files.py: an existing run at `out` is
     continued with `resume=True`, replaced with `force=True` once the new run finishes, and otherwise refused).
     A non-finite loss raises TrainingError; SIGINT / SIGTERM stop at the next step, save the resumable state and
@@ -130,6 +134,10 @@ def train(
     dev = resolve_device(device)
     check_train_options(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                         eval_every=eval_every)
+    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
+        raise ConfigError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+    if patience is not None and not (isinstance(patience, int) and patience >= 1):
+        raise ConfigError(f"patience must be a positive whole number of steps, got {patience!r}")
     ddp = distributed.setup(dev)  # None: one process
     if ddp is not None:
         dev = ddp.device
@@ -163,7 +171,8 @@ def train(
     gen.manual_seed(seed)
 
     train_args = {"steps": total, "batch_size": bs, "lr": lr, "weight_decay": weight_decay, "seed": seed,
-                  "device": str(dev), "eval_every": every, "processes": ddp.world if ddp else 1}
+                  "device": str(dev), "eval_every": every, "processes": ddp.world if ddp else 1,
+                  "time_limit": time_limit, "patience": patience}
     s = LoopState()
     if resume:
         s = resume_state(files.last, files.best, model, opt, gen, config, dataset, dev)
@@ -201,7 +210,9 @@ def train(
 
     bar = tqdm(total=total, initial=s.step, disable=not progress, desc="train", unit="step", dynamic_ncols=True,
                leave=True)
-    t0 = time.perf_counter()
+    t0 = last_eval = time.perf_counter()
+    ended = None
+    stopped = "steps"  # or "budget" / "plateau" when the run ends early
     eval_seconds = 0.0  # validation + checkpoint writes, reported apart from the optimisation time
     model.train()
     # Signals stay caught until the run's files are final: a stop request after the last step lets it finish.
@@ -250,7 +261,15 @@ def train(
                         save_last(False, {})
                         bar.set_postfix(loss=f"{mean_loss:.3f}", val=f"{va:.4f}", relaxed=f"{var:.4f}",
                                         best=f"{s.best_acc:.4f}")
+                        now = time.perf_counter()
+                        ended = _ended_early(s, now - t0, now - last_eval, time_limit, patience)
+                        last_eval = now
                     eval_seconds += time.perf_counter() - te
+                    if ddp is not None and (time_limit or patience):  # rank 0 decided; all stop together
+                        ended = _collective(ddp.broadcast_object, ended, ddp=ddp, s=s, files=files, saved=saved_step)
+                    if ended is not None and s.step < total:
+                        stopped = ended
+                        break
         finally:
             bar.close()
         time_run = time.perf_counter() - t0
@@ -274,7 +293,7 @@ def train(
                     final = _test_metrics(model, xte, yte, xva, yva)
             final = ddp.broadcast_object(final)
         metrics = {**final,
-                   "best_step": s.best_step, "steps": s.step, "seconds": round(seconds, 3),
+                   "best_step": s.best_step, "steps": s.step, "stopped": stopped, "seconds": round(seconds, 3),
                    "eval_seconds": round(eval_seconds, 3),
                    # optimisation only (this session's steps; validation and checkpoint writes excluded)
                    "seconds_per_step": round((time_run - eval_seconds) / max(s.step - start_step, 1), 6),
@@ -386,6 +405,17 @@ def _peer_failed(e: RuntimeError, ddp: distributed.Distributed | None, s: LoopSt
                             f"validation)") from None
     raise TrainingError(f"{where}; the resumable state {files.last} (step {saved}) is intact: continue with "
                         f"--resume") from None
+
+
+def _ended_early(s: LoopState, elapsed: float, interval: float, time_limit: float | None,
+                 patience: int | None) -> str | None:
+    """At a validation: 'budget' when another validation interval would overrun `time_limit`, 'plateau' when
+    `patience` steps brought no better validation accuracy, else None."""
+    if time_limit is not None and elapsed + interval > time_limit:
+        return "budget"
+    if patience is not None and s.step - s.best_step >= patience:
+        return "plateau"
+    return None
 
 
 def _kept(files: RunFiles | None, s: LoopState) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..config import ModelConfig
 from ..data import Dataset
 from ..errors import ConfigError, DatasetError, ShapeError
+from . import auto as auto_mod
 from .evaluation import check_data_dir
 from .files import RunFiles, plan_run_files
 from .loop import DEFAULT_BATCH_SIZE, DEFAULT_LR, DEFAULT_WEIGHT_DECAY, TrainResult, check_train_options, train
@@ -27,6 +28,7 @@ class TrainingPlan:
     dataset: Dataset
     options: dict = field(default_factory=dict)   # keyword arguments for train() (steps, lr, out, resume, ...)
     files: RunFiles | None = None
+    choices: list[str] = field(default_factory=list)  # what `auto` chose and why, for the user
 
     def run(self, **kwargs) -> TrainResult:
         """Train as planned; `kwargs` adds run-time options (device, progress, curve)."""
@@ -75,15 +77,23 @@ def plan_training(
     weight_decay: float | None = None,
     seed: int | None = None,
     eval_every: int | None = None,
+    auto: bool = False,
+    budget: float | str | None = None,
 ) -> TrainingPlan:
     """Merge a config (JSON file, dict or ModelConfig) with `overrides` (ModelConfig fields; None = not given) and
     the dataset's n_features / classes, or, with `resume`, take the stored run's config, hyper-parameters and
-    split (model overrides are then refused; hyper-parameters given here still apply)."""
+    split (model overrides are then refused; hyper-parameters given here still apply).
+
+    `auto` (what `warpc train` does): the shape fields neither the config nor `overrides` set, and the length
+    when neither `steps` nor `epochs` is given, are sized from the dataset (auto.py; `plan.choices` says what and
+    why). `budget` (seconds or '2m'-style; None = none) ends the run at the first validation that would overrun
+    it."""
     from .. import data as wdata
     from ..checkpoint import read_checkpoint
 
     if resume and out is None:
         raise ConfigError("resume needs the checkpoint path (out)")
+    budget_s = auto_mod.parse_budget(budget)
     files = plan_run_files(out, resume=resume, force=force) if out is not None else None
     check_data_dir(data_dir)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -109,8 +119,8 @@ def plan_training(
         meta, _ = read_checkpoint(files.last)
         base = dict(meta.get("config") or {})
         prev = meta.get("train") if isinstance(meta.get("train"), dict) else {}
-        train_kw = {k: prev[k] for k in ("steps", "batch_size", "lr", "weight_decay", "seed", "eval_every")
-                    if k in prev}
+        train_kw = {k: prev[k] for k in ("steps", "batch_size", "lr", "weight_decay", "seed", "eval_every",
+                                         "patience") if prev.get(k) is not None}
         data_meta = meta.get("data") if isinstance(meta.get("data"), dict) else {}
         if epochs is not None:
             train_kw.pop("steps", None)
@@ -147,6 +157,17 @@ def plan_training(
                            f"was trained on ({data_meta.get('name')}, split seed {data_meta.get('seed', 0)}); drop "
                            f"the split options or pass the run's dataset")
 
+    choices: list[str] = []
+    if budget_s is not None:
+        train_kw["time_limit"] = budget_s
+    if auto and not resume:
+        pick = auto_mod.choose(ds, set(base) | set(overrides), budget_s,
+                               batch_size=train_kw.get("batch_size", DEFAULT_BATCH_SIZE),
+                               length_given=steps is not None or epochs is not None)
+        base = {**base, **pick.fields}
+        if pick.steps is not None:
+            train_kw.update(steps=pick.steps, patience=pick.patience)
+        choices = pick.reasons
     cfg = {**base, **overrides}
     if not resume:
         cfg["seed"] = train_kw.get("seed", cfg.get("seed", 0))
@@ -160,4 +181,4 @@ def plan_training(
     model_config = ModelConfig.from_dict(cfg)
     train_kw.setdefault("seed", model_config.seed)
     options = {**train_kw, "out": out, "resume": resume, "force": force}
-    return TrainingPlan(model_config, ds, options, files)
+    return TrainingPlan(model_config, ds, options, files, choices)
