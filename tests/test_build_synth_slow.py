@@ -145,3 +145,28 @@ def test_synth_with_an_interval_end_to_end(digits_build, tmp_path):
     r = CliRunner().invoke(main, ["run", "--build", str(out), "--simulate", "--limit", "5", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["agreement_with_model"] == 1.0
+
+
+def test_synth_keeps_the_fastest_of_several_placements(digits_build, tmp_path):
+    """--pnr-seeds 2: both placements run, the higher Fmax is kept (its layout under the usual names, checked by
+    the equivalence stage as always), every try is reported, and a second build into the folder replaces the
+    first's files, the per-seed ones included."""
+    ckpt, _ = digits_build
+    out = tmp_path / "seeds"
+    args = ["synth", str(ckpt), "--board", "icebreaker", "-o", str(out), "--no-formal", "--seed", "4",
+            "--pnr-seeds", "2"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    rep = json.loads((out / "report.json").read_text())
+    tries = rep["options"]["seed_tries_MHz"]
+    kept = rep["options"]["seed_kept"]
+    assert set(tries) == {"4", "5"} and kept in (4, 5) and tries[str(kept)] == max(tries.values())
+    assert rep["Fmax_MHz"] == tries[str(kept)]             # the report's numbers are the kept layout's
+    assert not (out / f"nextpnr.seed{kept}.json").exists()  # moved to nextpnr.json, which the report read
+    assert (out / "top.asc").exists() and not list(out.glob("top.seed*.asc"))
+    assert (out / f"nextpnr.seed{9 - kept}.log").exists()   # the other try's log stays for the record
+    assert rep["equivalence"]["passed"]
+    assert f"placement: seed {kept} kept" in CliRunner().invoke(main, ["report", str(out)]).output
+    r = CliRunner().invoke(main, args[:-2])                  # one placement now: the per-seed files go
+    assert r.exit_code == 0, r.output
+    assert not list(out.glob("*.seed*")), sorted(p.name for p in out.iterdir())

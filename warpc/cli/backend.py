@@ -84,6 +84,9 @@ def hdl_cmd(source, out, pipeline, interval, lut_cells, lut_size, name, toolchai
 @click.option("--router2-timeout", default=300.0, show_default=True,
               help="iCE40 with --router auto: seconds before a stuck router2 run is redone with router1")
 @click.option("--seed", default=1, show_default=True, help="nextpnr placement seed")
+@click.option("--pnr-seeds", default=1, show_default=True,
+              help="place and route N times (seeds --seed .. --seed + N - 1, as many at a time as there are cores) "
+                   "and keep the highest Fmax; the report lists every try")
 @click.option("--no-equiv", is_flag=True, show_default="off",
               help="skip the equivalence checks (simulation and formal)")
 @click.option("--no-formal", is_flag=True, show_default="off", help="skip only the formal check")
@@ -104,7 +107,8 @@ def hdl_cmd(source, out, pipeline, interval, lut_cells, lut_size, name, toolchai
               help="ECP5 / Gowin: the counters' carries on the hard carry chain (faster), or as LUTs (a very large "
                    "random-wired design routes only so; docs/families.md)")
 @click.option("--json", "as_json", is_flag=True, show_default="off", help="print the report as JSON")
-def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scores, baud, router, router2_timeout, seed, no_equiv,
+def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scores, baud, router, router2_timeout, seed,
+              pnr_seeds, no_equiv,
               no_formal, formal_timeout, dataset, data_dir, max_vectors, allow_timing_fail, as_json, arch="auto",
               no_estimate_check=False, hard_carry=None):
     """Checkpoint (or netlist JSON) -> bitstream (OUT/top.bin, top.bit or top.fs), OUT/report.json, with
@@ -115,7 +119,7 @@ def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scor
 
     rep = build(source, board=board, out=out, dataset=dataset, data_dir=data_dir, progress=_echo_err,
                 pipeline=pipeline, interval=interval, toolchain=toolchain, lut_cells=lut_cells, scores=scores, seed=seed,
-                router=router, equivalence=not no_equiv, formal=not no_formal, formal_timeout=formal_timeout,
+                pnr_seeds=pnr_seeds, router=router, equivalence=not no_equiv, formal=not no_formal, formal_timeout=formal_timeout,
                 max_vectors=max_vectors, allow_timing_fail=allow_timing_fail, router2_timeout=router2_timeout,
                 baud=baud, estimate_check=not no_estimate_check, arch=arch, hard_carry=hard_carry)
     click.echo(json.dumps(rep, indent=1, default=str) if as_json else format_report(rep))

@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import __version__
-from ..errors import ConfigError, DoesNotFitError, ToolchainError, ToolTimeoutError
+from ..errors import ConfigError, DoesNotFitError, ToolchainError, ToolTimeoutError, WarpcError
 from ..ir.emulate import argmax_lowest, emulate_counts
 from ..ir.netlist import Netlist
 from ..ir.source import compiled_netlist, sample_data
@@ -42,6 +44,7 @@ ROUTERS = ("auto", "router1", "router2")
 ARCHS = ("auto", "spatial", "folded")
 PLACER_DENSITY = (0.9, 0.98)  # nextpnr heap placer density: its default, and the retry for nearly full devices
 RANDOM_VECTORS = 1000  # equivalence vectors when no test set is known
+MAX_PNR_SEEDS = 16
 # what the tool stages write (the family's packer files, the elaborated plan's files and the equivalence files are
 # added per build)
 TOOL_FILES = {"netlist.json", "yosys.log", "yosys.stdout.log", f"{TOP}.json", "stat.json", "nextpnr.log",
@@ -59,6 +62,7 @@ class BuildOptions:
     lut_cells: str | None = None      # sb_lut4 / portable; None = the board's choice
     scores: bool = False              # the UART reply carries the class scores
     seed: int = 1                     # nextpnr placement seed (and the random vectors' seed)
+    pnr_seeds: int = 1                # place and route with seeds seed .. seed + N - 1 (in parallel), keep the fastest
     router: str = "auto"              # auto, router1, router2
     router2_timeout: float = 300.0    # with router auto: seconds before a stuck router2 is redone with router1
     equivalence: bool = True          # simulate RTL and netlist against the IR
@@ -92,6 +96,9 @@ class BuildOptions:
         integer("pipeline", 0)
         integer("interval", 1)
         integer("seed", 0)
+        integer("pnr_seeds", 1)
+        if self.pnr_seeds > MAX_PNR_SEEDS:
+            raise ConfigError(f"pnr_seeds (--pnr-seeds) must be at most {MAX_PNR_SEEDS}, got {self.pnr_seeds}")
         if self.baud is not None:
             integer("baud", 1)
         if self.max_vectors is not None:
@@ -301,7 +308,8 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
     b.estimate = est
     b.options = {"board": brd.name, "arch": arch, "pipeline": opts.pipeline, "interval": opts.interval,
                  "baud": opts.baud or brd.baud, "toolchain": opts.toolchain, "lut_cells": lut_cells,
-                 "scores": opts.scores, "seed": opts.seed, "router": opts.router}
+                 "scores": opts.scores, "seed": opts.seed, "pnr_seeds": opts.pnr_seeds,
+                 "router": opts.router}
     b.hard_carry = _hard_carry(opts, fam, est, say)
     if fam.primitives.chain_cell is not None:
         b.options["hard_carry"] = b.hard_carry
@@ -440,6 +448,8 @@ def planned_files(b: Build) -> set[str]:
         names = set(b.plan.files) | TOOL_FILES | equiv.export_files(FOLDED_SIM_MODULES) | {IMAGE_FILE}
     else:
         names = set(b.plan.files) | TOOL_FILES | equiv.export_files(SIM_MODULES)
+    tries = range(b.opts.seed, b.opts.seed + b.opts.pnr_seeds) if b.opts.pnr_seeds > 1 else ()
+    names |= {_tagged(n, _seed_tag(seed)) for seed in tries for n in _pnr_outputs(b)}
     return names | set(b.board.family.tool_files) | equiv.formal_files(_formal_blocks(b)[0])
 
 
@@ -462,7 +472,9 @@ def synthesize(b: Build) -> None:
 def place_and_route(b: Build) -> None:
     """nextpnr; with router auto, router2 (above ROUTER2_ABOVE_LUTS), and router1 when router2 does not converge
     within router2_timeout (seen once: router2 cycling on 4 overused wires for 9+ minutes) on families where router1
-    is the better second try (Family.router1_fallback: iCE40 only)."""
+    is the better second try (Family.router1_fallback: iCE40 only). With pnr_seeds N > 1, N placements (seeds
+    seed .. seed + N - 1) run side by side, as many at a time as there are cores, and the one with the best Fmax
+    (against its clock constraint) is kept; every try's Fmax goes into the report."""
     o = b.opts
     fam = b.board.family
     n_lut = sum(int(v) for k, v in ((b.stat.get("design") or {}).get("num_cells_by_type") or {}).items()
@@ -471,56 +483,139 @@ def place_and_route(b: Build) -> None:
     if o.router == "auto" and b.arch == "folded":
         # measured: a folded digits design (~700 LCs, SPRAM + EBR) stalled router2 for 300 s; router1: 2.5 s
         rt = "router1"
-    b.options["router_used"] = rt
+    t = time.perf_counter()
+    if o.pnr_seeds == 1:
+        b.options.update(_pnr_try(b, o.seed, rt, ""))
+        _timed(b, "pnr_s", t)
+        return
+    seeds = list(range(o.seed, o.seed + o.pnr_seeds))
+    b.say(f"[place-and-route] seeds {seeds[0]}..{seeds[-1]}, {min(len(seeds), os.cpu_count() or 1)} at a time; "
+          f"the fastest is kept")
+    done: dict[int, dict] = {}
+    failed: dict[int, WarpcError] = {}
+    with ThreadPoolExecutor(max_workers=min(len(seeds), os.cpu_count() or 1)) as pool:
+        runs = {seed: pool.submit(_pnr_try, b, seed, rt, _seed_tag(seed)) for seed in seeds}
+        for seed, run in runs.items():
+            try:
+                done[seed] = run.result()
+            except WarpcError as e:
+                failed[seed] = e
+    if not done:
+        _explain_pnr_failure(b, _seed_tag(seeds[0]))
+        raise failed[seeds[0]]
+    score = {seed: _fmax_ratio(b.out / f"nextpnr{_seed_tag(seed)}.json") for seed in done}
+    mhz = {seed: _fmax_mhz(b.out / f"nextpnr{_seed_tag(seed)}.json") for seed in done}
+    best = max(done, key=lambda seed: (score[seed], -seed))
+    for name in _pnr_outputs(b):  # the kept try's files under the names the later stages read
+        (b.out / _tagged(name, _seed_tag(best))).replace(b.out / name)
+    for seed in done:
+        if seed != best:  # the other layouts are not needed; their logs and reports stay for the record
+            for name in _pnr_layout(b):
+                (b.out / _tagged(name, _seed_tag(seed))).unlink(missing_ok=True)
+    b.options.update(done[best])
+    b.options["seed_kept"] = best
+    b.options["seed_tries_MHz"] = {str(seed): (mhz[seed] if seed in done else f"failed: {failed[seed]}")
+                                   for seed in seeds}
+    b.say(f"[place-and-route] kept seed {best}: " + ", ".join(
+        f"seed {k} {v} MHz" for k, v in b.options["seed_tries_MHz"].items()))
+    _timed(b, "pnr_s", t)
+
+
+def _seed_tag(seed: int) -> str:
+    return f".seed{seed}"
+
+
+def _tagged(name: str, tag: str) -> str:
+    """top.asc -> top.seed2.asc, nextpnr.stdout.log -> nextpnr.seed2.stdout.log (tag '' -> name)."""
+    stem, dot, ext = name.partition(".")
+    return f"{stem}{tag}{dot}{ext}" if tag else name
+
+
+PNR_REPORTS = ("nextpnr.log", "nextpnr.json", "nextpnr.stdout.log")
+PNR_LAYOUT_FLAGS = ("--asc", "--textcfg", "--write")  # the nextpnr options that name its layout output
+
+
+def _pnr_layout(b: Build) -> list[str]:
+    """The layout file(s) nextpnr writes for this family (top.asc, top.config, top.pnr.json)."""
+    args = b.board.family.nextpnr_args(b.board, b.platform)
+    return [args[i + 1] for i, a in enumerate(args[:-1]) if a in PNR_LAYOUT_FLAGS]
+
+
+def _pnr_outputs(b: Build) -> list[str]:
+    """The files one nextpnr run writes: its logs, its report and its layout."""
+    return [*PNR_REPORTS, *_pnr_layout(b)]
+
+
+def _pnr_try(b: Build, seed: int, rt: str, tag: str) -> dict:
+    """One nextpnr placement and routing with `seed`, its files named with `tag`; returns the options it used."""
+    o = b.opts
+    fam = b.board.family
+    used = {"router_used": rt}
+    layout = set(_pnr_layout(b))
 
     def cmd(router: str, extra: list[str]) -> list[str]:
-        c = [b.exe["nextpnr"], "--quiet", "--log", "nextpnr.log", *fam.nextpnr_args(b.board, b.platform),
-             "--report", "nextpnr.json", "--seed", str(o.seed), "--router", router, *extra]
+        args = fam.nextpnr_args(b.board, b.platform)
+        args = [_tagged(a, tag) if a in layout and i and args[i - 1] in PNR_LAYOUT_FLAGS else a
+                for i, a in enumerate(args)]
+        c = [b.exe["nextpnr"], "--quiet", "--log", _tagged("nextpnr.log", tag), *args,
+             "--report", _tagged("nextpnr.json", tag), "--seed", str(seed), "--router", router, *extra]
         return c + (["--timing-allow-fail"] if o.allow_timing_fail else [])
 
-    t = time.perf_counter()
-    log = b.out / "nextpnr.stdout.log"
+    log = b.out / _tagged("nextpnr.stdout.log", tag)
+    stage = f"place-and-route{' seed ' + str(seed) if tag else ''}"
     dense: list[str] = []
 
     def status() -> str:
-        return tools.nextpnr_status(b.out / "nextpnr.log")
+        return tools.nextpnr_status(b.out / _tagged("nextpnr.log", tag))
     while True:
         try:
             try:
                 limit = (o.router2_timeout if (o.router == "auto" and rt == "router2" and fam.router1_fallback)
                          else None)
-                tools.run(cmd(rt, dense), b.out, log, "place-and-route", b.say, timeout=limit, status=status)
+                tools.run(cmd(rt, dense), b.out, log, stage, b.say, timeout=limit, status=status)
             except ToolTimeoutError:
-                b.say("[place-and-route] router2 did not converge in time; routing again with router1")
-                b.options["router_used"] = "router1 (router2 timed out)"
-                tools.run(cmd("router1", dense), b.out, log, "place-and-route", b.say, status=status)
-            break
+                b.say(f"[{stage}] router2 did not converge in time; routing again with router1")
+                used["router_used"] = "router1 (router2 timed out)"
+                tools.run(cmd("router1", dense), b.out, log, stage, b.say, status=status)
+            return used
         except ToolchainError:
-            if not dense and _legalisation_failed(b):
+            if not dense and _legalisation_failed(b, tag):
                 # measured: a Fashion-MNIST design at 86 % of the UP5K failed the heap placer's legaliser at its
                 # default density 0.9 (with any seed, and with SA placement router2 did not converge); at 0.98
                 # it placed and routed
-                b.say(f"[place-and-route] the placer could not legalise the design at {PLACER_DENSITY[0]} "
+                b.say(f"[{stage}] the placer could not legalise the design at {PLACER_DENSITY[0]} "
                       f"density; placing again at {PLACER_DENSITY[1]}")
                 dense = ["--placer-heap-beta", str(PLACER_DENSITY[1])]
-                b.options["placer_heap_beta"] = PLACER_DENSITY[1]
+                used["placer_heap_beta"] = PLACER_DENSITY[1]
                 continue
-            _explain_pnr_failure(b)
+            if not tag:
+                _explain_pnr_failure(b)
             raise
-    _timed(b, "pnr_s", t)
 
 
-def _legalisation_failed(b: Build) -> bool:
-    p = b.out / "nextpnr.log"
+def _fmax_ratio(report: Path) -> float:
+    """The slowest clock's achieved Fmax over its constraint (what a seed is ranked by)."""
+    fmax = json.loads(report.read_text()).get("fmax") or {}
+    ratios = [float(v.get("achieved", 0)) / float(v["constraint"]) for v in fmax.values() if v.get("constraint")]
+    return min(ratios) if ratios else 0.0
+
+
+def _fmax_mhz(report: Path) -> float:
+    fmax = json.loads(report.read_text()).get("fmax") or {}
+    return round(min((float(v.get("achieved", 0)) for v in fmax.values()), default=0.0), 2)
+
+
+def _legalisation_failed(b: Build, tag: str = "") -> bool:
+    p = b.out / _tagged("nextpnr.log", tag)
     text = p.read_text(errors="replace") if p.exists() else ""
     return "Unable to find legal placement" in text and "no BELs remaining" not in text
 
 
-def _explain_pnr_failure(b: Build) -> None:
+def _explain_pnr_failure(b: Build, tag: str = "") -> None:
     """Turn a failed nextpnr run into the user's terms: does not fit (with per-block LUTs) or timing not met."""
-    tools.raise_if_does_not_fit(b.out / "nextpnr.log", b.board.device,
+    log_path = b.out / _tagged("nextpnr.log", tag)
+    tools.raise_if_does_not_fit(log_path, b.board.device,
                                 parse_stat(b.stat, b.blocks, b.board.family)["blocks"], b.board.family)
-    log_path = b.out / "nextpnr.log"
     log = log_path.read_text(errors="replace") if log_path.exists() else ""
     if "FAIL at" in log:
         raise ToolchainError(f"timing not met at {b.board.core_clock_hz / 1e6:g} MHz: {_fmax_lines(log)}. Pipeline "

@@ -189,7 +189,7 @@ def _format_report(r: dict) -> str:
     st = r.get("stamp", {})
     L.append(f"build {st.get('id')}  {st.get('time_utc')}  warpc {st.get('warpc_version')}")
     L.append(f"board {r.get('board')} ({r.get('device')}-{r.get('package')})  options "
-             + ", ".join(f"{k}={v}" for k, v in (r.get("options") or {}).items()))
+             + ", ".join(f"{k}={v}" for k, v in (r.get("options") or {}).items() if not k.startswith("seed_tries")))
     m = r.get("model", {})
     L.append(f"model: {m.get('nodes')} nodes (k: {m.get('nodes_by_k')}), depth {m.get('depth')}, "
              f"{m.get('inputs_used')}/{m.get('inputs')} input bits used, {m.get('classes')} classes")
@@ -210,6 +210,10 @@ def _format_report(r: dict) -> str:
         L.append("")
     for clk, f in (r.get("fmax") or {}).items():
         L.append(f"Fmax {clk}: {f['achieved_MHz']} MHz (constraint {f['constraint_MHz']} MHz)")
+    tries = (r.get("options") or {}).get("seed_tries_MHz")
+    if tries:
+        L.append(f"placement: seed {r['options'].get('seed_kept')} kept of " + ", ".join(
+            f"seed {k} {v} MHz" for k, v in tries.items()))
     for cp in (r.get("critical_paths") or [])[:1]:
         L.append(f"critical path: {cp['delay_ns']} ns ({cp['logic_ns']} logic + {cp['routing_ns']} routing, "
                  f"{cp['segments']} segments) {cp.get('start')} -> {cp.get('end')}")
