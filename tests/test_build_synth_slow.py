@@ -160,7 +160,8 @@ def test_synth_keeps_the_fastest_of_several_placements(digits_build, tmp_path):
     rep = json.loads((out / "report.json").read_text())
     tries = rep["options"]["seed_tries_MHz"]
     kept = rep["options"]["seed_kept"]
-    assert set(tries) == {"4", "5"} and kept in (4, 5) and tries[str(kept)] == max(tries.values())
+    assert set(tries) == {"4", "5"} and kept in (4, 5)
+    assert tries[str(kept)] == max(v for v in tries.values() if isinstance(v, float))
     assert rep["Fmax_MHz"] == tries[str(kept)]             # the report's numbers are the kept layout's
     assert not (out / f"nextpnr.seed{kept}.json").exists()  # moved to nextpnr.json, which the report read
     assert (out / "top.asc").exists() and not list(out.glob("top.seed*.asc"))

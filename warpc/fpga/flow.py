@@ -494,7 +494,8 @@ def place_and_route(b: Build) -> None:
     done: dict[int, dict] = {}
     failed: dict[int, WarpcError] = {}
     with ThreadPoolExecutor(max_workers=min(len(seeds), os.cpu_count() or 1)) as pool:
-        runs = {seed: pool.submit(_pnr_try, b, seed, rt, _seed_tag(seed)) for seed in seeds}
+        routed = threading.Event()
+        runs = {seed: pool.submit(_pnr_try, b, seed, rt, _seed_tag(seed), routed) for seed in seeds}
         for seed, run in runs.items():
             try:
                 done[seed] = run.result()
@@ -508,16 +509,18 @@ def place_and_route(b: Build) -> None:
     best = max(done, key=lambda seed: (score[seed], -seed))
     for name in _pnr_outputs(b):  # the kept try's files under the names the later stages read
         (b.out / _tagged(name, _seed_tag(best))).replace(b.out / name)
-    for seed in done:
+    for seed in seeds:
         if seed != best:  # the other layouts are not needed; their logs and reports stay for the record
             for name in _pnr_layout(b):
                 (b.out / _tagged(name, _seed_tag(seed))).unlink(missing_ok=True)
     b.options.update(done[best])
     b.options["seed_kept"] = best
-    b.options["seed_tries_MHz"] = {str(seed): (mhz[seed] if seed in done else f"failed: {failed[seed]}")
+    b.options["seed_tries_MHz"] = {str(seed): (mhz[seed] if seed in done else
+                                                f"failed ({str(failed[seed]).split('; log:')[0]})")
                                    for seed in seeds}
     b.say(f"[place-and-route] kept seed {best}: " + ", ".join(
-        f"seed {k} {v} MHz" for k, v in b.options["seed_tries_MHz"].items()))
+        f"seed {k} {v} MHz" if isinstance(v, float) else f"seed {k} {v}"
+        for k, v in b.options["seed_tries_MHz"].items()))
     _timed(b, "pnr_s", t)
 
 
@@ -546,8 +549,10 @@ def _pnr_outputs(b: Build) -> list[str]:
     return [*PNR_REPORTS, *_pnr_layout(b)]
 
 
-def _pnr_try(b: Build, seed: int, rt: str, tag: str) -> dict:
-    """One nextpnr placement and routing with `seed`, its files named with `tag`; returns the options it used."""
+def _pnr_try(b: Build, seed: int, rt: str, tag: str, routed: threading.Event | None = None) -> dict:
+    """One nextpnr placement and routing with `seed`, its files named with `tag`; returns the options it used.
+    `routed` (several seeds): set when this try has a layout; a try that times out in router2 after another has
+    routed is dropped instead of routed again with router1."""
     o = b.opts
     fam = b.board.family
     used = {"router_used": rt}
@@ -574,9 +579,16 @@ def _pnr_try(b: Build, seed: int, rt: str, tag: str) -> dict:
                          else None)
                 tools.run(cmd(rt, dense), b.out, log, stage, b.say, timeout=limit, status=status)
             except ToolTimeoutError:
+                if routed is not None and routed.is_set():
+                    # another seed has a layout already; router1 on a design router2 could not finish can stall
+                    # for many minutes (seen: 8,521 arcs left after 1.2 million iterations), so drop this seed
+                    b.say(f"[{stage}] router2 did not converge in time; dropped (another seed has routed)")
+                    raise
                 b.say(f"[{stage}] router2 did not converge in time; routing again with router1")
                 used["router_used"] = "router1 (router2 timed out)"
                 tools.run(cmd("router1", dense), b.out, log, stage, b.say, status=status)
+            if routed is not None:
+                routed.set()
             return used
         except ToolchainError:
             if not dense and _legalisation_failed(b, tag):

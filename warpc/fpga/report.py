@@ -213,7 +213,7 @@ def _format_report(r: dict) -> str:
     tries = (r.get("options") or {}).get("seed_tries_MHz")
     if tries:
         L.append(f"placement: seed {r['options'].get('seed_kept')} kept of " + ", ".join(
-            f"seed {k} {v} MHz" for k, v in tries.items()))
+            f"seed {k} {v} MHz" if isinstance(v, (int, float)) else f"seed {k} {v}" for k, v in tries.items()))
     for cp in (r.get("critical_paths") or [])[:1]:
         L.append(f"critical path: {cp['delay_ns']} ns ({cp['logic_ns']} logic + {cp['routing_ns']} routing, "
                  f"{cp['segments']} segments) {cp.get('start')} -> {cp.get('end')}")
