@@ -97,8 +97,8 @@ _DATA_DIR_DEFAULT = "the dataset's system folder, e.g. /usr/share/datasets/fashi
               "7 to 31 per feature (7 for digits)",
               help="thermometer thresholds per feature")
 @click.option("--encoder", type=click.Choice(["uniform", "distributive", "learnable"]), default=None,
-              show_default="distributive under 64 features, else uniform", help="thermometer thresholds: evenly spaced, by quantiles of the "
-              "training data, or learned")
+              show_default="distributive under 64 features, else uniform",
+              help="thermometer thresholds: evenly spaced, by quantiles of the training data, or learned")
 @click.option("--wiring", type=click.Choice(["random", "unique", "learnable"]), default=_default("wiring"),
               show_default=True, help="how nodes pick their inputs: random, random without repeats, "
               "or learned among candidates (first layer)")

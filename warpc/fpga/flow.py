@@ -33,7 +33,7 @@ from ..ir.source import compiled_netlist, sample_data
 from . import equiv, tools
 from .boards import LUT_CELLS, Board, load_board, platform_for
 from .outdir import BuildDir
-from .report import parse_stat, summarize_build, write_report
+from .report import parse_nextpnr, parse_stat, summarize_build, write_report
 
 TOP = "top"  # the design's name: top.il, top.json, top.bin and the hierarchy's root module
 # Measured (docs/backend.md): on the combinational-popcount designs router1 was quicker below ~3,500 LUTs; on the
@@ -504,8 +504,12 @@ def place_and_route(b: Build) -> None:
     if not done:
         _explain_pnr_failure(b, _seed_tag(seeds[0]))
         raise failed[seeds[0]]
-    score = {seed: _fmax_ratio(b.out / f"nextpnr{_seed_tag(seed)}.json") for seed in done}
-    mhz = {seed: _fmax_mhz(b.out / f"nextpnr{_seed_tag(seed)}.json") for seed in done}
+    fmax = {seed: parse_nextpnr(json.loads((b.out / f"nextpnr{_seed_tag(seed)}.json").read_text()))["fmax"]
+            for seed in done}
+    # the slowest clock against its constraint ranks a try; its MHz go into the report
+    score = {seed: min((f["achieved_MHz"] / f["constraint_MHz"] for f in v.values() if f["constraint_MHz"]),
+                       default=0.0) for seed, v in fmax.items()}
+    mhz = {seed: min((f["achieved_MHz"] for f in v.values()), default=0.0) for seed, v in fmax.items()}
     best = max(done, key=lambda seed: (score[seed], -seed))
     for name in _pnr_outputs(b):  # the kept try's files under the names the later stages read
         (b.out / _tagged(name, _seed_tag(best))).replace(b.out / name)
@@ -556,12 +560,10 @@ def _pnr_try(b: Build, seed: int, rt: str, tag: str, routed: threading.Event | N
     o = b.opts
     fam = b.board.family
     used = {"router_used": rt}
-    layout = set(_pnr_layout(b))
 
     def cmd(router: str, extra: list[str]) -> list[str]:
         args = fam.nextpnr_args(b.board, b.platform)
-        args = [_tagged(a, tag) if a in layout and i and args[i - 1] in PNR_LAYOUT_FLAGS else a
-                for i, a in enumerate(args)]
+        args = [_tagged(a, tag) if i and args[i - 1] in PNR_LAYOUT_FLAGS else a for i, a in enumerate(args)]
         c = [b.exe["nextpnr"], "--quiet", "--log", _tagged("nextpnr.log", tag), *args,
              "--report", _tagged("nextpnr.json", tag), "--seed", str(seed), "--router", router, *extra]
         return c + (["--timing-allow-fail"] if o.allow_timing_fail else [])
@@ -603,18 +605,6 @@ def _pnr_try(b: Build, seed: int, rt: str, tag: str, routed: threading.Event | N
             if not tag:
                 _explain_pnr_failure(b)
             raise
-
-
-def _fmax_ratio(report: Path) -> float:
-    """The slowest clock's achieved Fmax over its constraint (what a seed is ranked by)."""
-    fmax = json.loads(report.read_text()).get("fmax") or {}
-    ratios = [float(v.get("achieved", 0)) / float(v["constraint"]) for v in fmax.values() if v.get("constraint")]
-    return min(ratios) if ratios else 0.0
-
-
-def _fmax_mhz(report: Path) -> float:
-    fmax = json.loads(report.read_text()).get("fmax") or {}
-    return round(min((float(v.get("achieved", 0)) for v in fmax.values()), default=0.0), 2)
 
 
 def _legalisation_failed(b: Build, tag: str = "") -> bool:
