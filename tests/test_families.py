@@ -132,6 +132,24 @@ def test_ecp5_pll_settings_are_legal_and_exact():
         pll_params(25e6, 1e9)
 
 
+def test_ice40_pll_settings_match_icepll_and_stay_in_range():
+    from warpc.families.ice40 import pll_params
+
+    # icepll -i 12 -o 48 / -o 36 / -o 60: DIVR 0, DIVF 63 / 47 / 79, DIVQ 4, FILTER_RANGE 1
+    for f_out, divf in [(48e6, 63), (36e6, 47), (60e6, 79)]:
+        p = pll_params(12e6, f_out)
+        assert (p["DIVR"], p["DIVF"], p["DIVQ"], p["FILTER_RANGE"]) == (0, divf, 4, 1) and p["f_out"] == f_out
+    for f_out in (20e6, 33e6, 50e6, 72e6, 100e6, 133e6):
+        p = pll_params(12e6, f_out)
+        pfd = 12e6 / (p["DIVR"] + 1)
+        vco = pfd * (p["DIVF"] + 1)
+        assert 10e6 <= pfd <= 133e6 and 533e6 <= vco <= 1066e6 and p["f_out"] == vco / 2 ** p["DIVQ"]
+        assert abs(p["f_out"] / f_out - 1) < 1e-2
+    for bad in (10e6, 300e6):
+        with pytest.raises(ConfigError, match="iCE40 PLL cannot make"):
+            pll_params(12e6, bad)
+
+
 def test_a_core_clock_needs_a_family_pll():
     d = json.loads(open(load_board("ulx3s-85f").source).read())
     b = parse_board({**d, "core_clock_hz": 50_000_000}, "b.json")

@@ -7,7 +7,8 @@ from _backend_nets import random_net, random_x
 from _faults import damage
 from reference_eval import reference_counts
 from warpc.fpga.protocol import ACK_BYTE, NAK_BYTE, crc8, frame_bytes, parse_reply, reply_length
-from warpc.hdl.shell import UartShell
+from warpc.errors import ConfigError
+from warpc.hdl.shell import CORE_DOMAIN, UartShell
 from warpc.hdl.uart import UARTRx, UARTTx
 
 DIV = 4
@@ -66,7 +67,7 @@ def test_uart_loopback():
     assert got == data
 
 
-def _run_shell(shell, script, background=()):
+def _run_shell(shell, script, background=(), core_period=None):
     """Run `script(ctx, got)` (an async testbench) against the shell while a background receiver appends every
     byte the shell sends to `got` (and the `background` testbenches run, e.g. a flash model); returns what the
     script returns."""
@@ -83,6 +84,8 @@ def _run_shell(shell, script, background=()):
 
     sim = Simulator(shell)
     sim.add_clock(1e-6)
+    if core_period is not None:  # the core on a clock of its own (warpc synth --core-clock)
+        sim.add_clock(core_period, domain=shell.core_domain)
     sim.add_testbench(bench)
     sim.add_testbench(receiver, background=True)
     for tb in background:
@@ -138,6 +141,34 @@ def test_shell_answers_like_reference(scores, input_bits, n_features):
 
     for i, r in enumerate(_run_shell(shell, script)):
         _check_ok(r, net, sb, scores, ref[i])
+
+
+@pytest.mark.parametrize("core_period,interval,scores", [(0.37e-6, 1, True), (2.9e-6, 1, False),
+                                                         (0.41e-6, 3, True)])
+def test_shell_with_a_core_clock_of_its_own_answers_like_reference(core_period, interval, scores):
+    """--core-clock: the core in its own clock domain, faster (or slower) than the shell's and unrelated to it;
+    the start and the result cross through synchronisers, the answers are the reference's, frame after frame."""
+    net = random_net(seed=4, n_features=5, widths=(16, 9), classes=3, input_bits=8)
+    x = random_x(net, 5, seed=6)
+    ref = reference_counts(net, x)
+    shell = UartShell(net, divisor=DIV, pipeline=1, scores=scores, interval=interval, core_domain=CORE_DOMAIN)
+    sb = shell.core.shape.score_bits
+    n_payload = reply_length(net.classes, sb, scores)
+
+    async def script(ctx, got):
+        replies = []
+        for row in x:
+            await send(ctx, shell, frame_bytes(row, 8))
+            replies.append(await recv_reply(ctx, got, n_payload))
+        return replies
+
+    for i, r in enumerate(_run_shell(shell, script, core_period=core_period)):
+        _check_ok(r, net, sb, scores, ref[i])
+
+
+def test_core_domain_needs_a_pipelined_core():
+    with pytest.raises(ConfigError, match="pipelined"):
+        UartShell(random_net(seed=1), divisor=DIV, pipeline=0, core_domain=CORE_DOMAIN)
 
 
 IDLE = 30 * DIV * 10  # a short idle timeout for the simulations (30 byte times; 2048 cycles once rounded up)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 from .harness import Case
 
@@ -39,6 +40,14 @@ def _board_file(d, fx, change):
     doc = doc if new is None else new
     p = d / "myboard.json"
     p.write_text(json.dumps(doc))
+    return p
+
+
+def _pll_board(d):
+    """The ULX3S-85F board file with a PLL core clock of its own (core_clock_hz)."""
+    doc = json.loads((Path(__file__).parents[2] / "boards" / "ulx3s-85f.json").read_text())
+    p = d / "pllboard.json"
+    p.write_text(json.dumps({**doc, "core_clock_hz": 50_000_000}))
     return p
 
 
@@ -136,6 +145,27 @@ CASES: list[Case] = [
          lambda d, fx: ["synth", fx.netlist, "--pnr-seeds", "0", "-o", _user_folder(d)], ("--pnr-seeds",)),
     Case("synth-pnr-seeds-too-many",
          lambda d, fx: ["synth", fx.netlist, "--pnr-seeds", "17", "-o", d / "b"], ("--pnr-seeds", "at most 16")),
+    Case("synth-core-clock-0",
+         lambda d, fx: ["synth", fx.netlist, "--core-clock", "0", "-o", _user_folder(d)], ("--core-clock", "positive")),
+    Case("synth-core-clock-negative",
+         lambda d, fx: ["synth", fx.netlist, "--core-clock", "-48", "-o", d / "b"], ("--core-clock",)),
+    Case("synth-core-clock-not-a-number",
+         lambda d, fx: ["synth", fx.netlist, "--core-clock", "fast", "-o", d / "b"], ("--core-clock",), exit_code=2),
+    Case("synth-core-clock-beyond-the-pll",
+         lambda d, fx: ["synth", fx.netlist, "--core-clock", "400", "-o", _user_folder(d)],
+         ("pll", "400 mhz", "16-275")),
+    Case("synth-core-clock-on-gowin",
+         lambda d, fx: ["synth", fx.netlist, "--board", "tangnano9k", "--core-clock", "100", "-o", d / "b"],
+         ("--core-clock", "ice40 and ecp5 only", "tangnano9k")),
+    Case("synth-core-clock-and-a-board-pll",
+         lambda d, fx: ["synth", fx.netlist, "--board", _pll_board(d), "--core-clock", "100", "-o", d / "b"],
+         ("--core-clock", "already runs the design from its pll")),
+    Case("synth-core-clock-folded",
+         lambda d, fx: ["synth", fx.netlist, "--arch", "folded", "--core-clock", "48", "-o", d / "b"],
+         ("--core-clock", "spatial")),
+    Case("synth-core-clock-combinational",
+         lambda d, fx: ["synth", fx.netlist, "--pipeline", "0", "--core-clock", "48", "-o", d / "b"],
+         ("--core-clock", "--pipeline")),
     Case("synth-baud-0", lambda d, fx: ["synth", fx.netlist, "--baud", "0", "-o", _user_folder(d)], ("--baud",)),
     Case("synth-baud-negative",
          lambda d, fx: ["synth", fx.netlist, "--baud", "-115200", "-o", d / "b"], ("--baud",)),

@@ -106,11 +106,15 @@ def hdl_cmd(source, out, pipeline, interval, lut_cells, lut_size, name, toolchai
 @click.option("--hard-carry/--no-hard-carry", default=None, show_default="by size: on up to ~12,000 LUT4s",
               help="ECP5 / Gowin: the counters' carries on the hard carry chain (faster), or as LUTs (a very large "
                    "random-wired design routes only so; docs/families.md)")
+@click.option("--core-clock", type=float, default=None, show_default="off: one clock, the board's",
+              help="MHz: run the core (LUT network, counters, argmax) on a PLL clock of its own, the UART shell "
+                   "and encoder on the board clock (iCE40; e.g. 48 on the iCEBreaker); the build fails unless the "
+                   "core meets it")
 @click.option("--json", "as_json", is_flag=True, show_default="off", help="print the report as JSON")
 def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scores, baud, router, router2_timeout, seed,
               pnr_seeds, no_equiv,
               no_formal, formal_timeout, dataset, data_dir, max_vectors, allow_timing_fail, as_json, arch="auto",
-              no_estimate_check=False, hard_carry=None):
+              no_estimate_check=False, hard_carry=None, core_clock=None):
     """Checkpoint (or netlist JSON) -> bitstream (OUT/top.bin, top.bit or top.fs), OUT/report.json, with
     equivalence checks.
     Progress goes to stderr, the report to stdout."""
@@ -121,7 +125,8 @@ def synth_cmd(source, board, out, pipeline, interval, toolchain, lut_cells, scor
                 pipeline=pipeline, interval=interval, toolchain=toolchain, lut_cells=lut_cells, scores=scores, seed=seed,
                 pnr_seeds=pnr_seeds, router=router, equivalence=not no_equiv, formal=not no_formal, formal_timeout=formal_timeout,
                 max_vectors=max_vectors, allow_timing_fail=allow_timing_fail, router2_timeout=router2_timeout,
-                baud=baud, estimate_check=not no_estimate_check, arch=arch, hard_carry=hard_carry)
+                baud=baud, estimate_check=not no_estimate_check, arch=arch, hard_carry=hard_carry,
+                core_clock=core_clock)
     click.echo(json.dumps(rep, indent=1, default=str) if as_json else format_report(rep))
 
 

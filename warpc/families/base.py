@@ -108,6 +108,9 @@ class Family:
     # (module, board clock signal, f_in, f_out) -> (core clock, locked): the PLL a board's core_clock_hz uses
     pll: Callable[..., Any] | None = None
     pll_plan: Callable[..., Any] | None = None  # (f_in, f_out) -> the PLL's settings, ConfigError if impossible
+    # (module, platform, f_in, f_out) -> (board clock, core clock, locked or None): a PLL that also passes the board clock
+    # through, for `warpc synth --core-clock` (the shell on the board clock, the core on the PLL's)
+    pll_split: Callable[..., Any] | None = None
     # with --router auto, redo a router2 run that has not converged in --router2-timeout with router1 (measured on
     # iCE40; on the ECP5-85F router1 had 78,000 of a 27,000-LUT design's arcs left after 34,000 iterations where
     # router2 converged in 11 min: there router2 runs to the end)

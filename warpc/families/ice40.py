@@ -17,6 +17,55 @@ def _ff(d, q, en=None, reset: bool = False):
         ports["i_R"] = ResetSignal("sync", allow_reset_less=True)
     return Instance(kind, **ports)
 
+def pll_params(f_in: float, f_out: float) -> dict:
+    """SB_PLL40 dividers (simple feedback) for f_out from f_in, as icepll chooses them: PFD = f_in / (DIVR + 1)
+    in 10-133 MHz, VCO = PFD * (DIVF + 1) in 533-1066 MHz, f_out = VCO / 2^DIVQ in 16-275 MHz; the closest,
+    ConfigError when nothing is within 1 % (iCE40 FPGA-TN-02052, sysCLOCK PLL Design and Usage Guide)."""
+    from ..errors import ConfigError
+
+    best = None
+    for r in range(16):
+        pfd = f_in / (r + 1)
+        if not 10e6 <= pfd <= 133e6:
+            continue
+        for f in range(128):
+            vco = pfd * (f + 1)
+            if not 533e6 <= vco <= 1066e6:
+                continue
+            for q in range(1, 7):
+                out = vco / (1 << q)
+                if 16e6 <= out <= 275e6 and (best is None or abs(out - f_out) < abs(best[0] - f_out)):
+                    best = (out, r, f, q, pfd)
+    if best is None or abs(best[0] / f_out - 1) > 1e-2:
+        raise ConfigError(f"the iCE40 PLL cannot make {f_out / 1e6:g} MHz from {f_in / 1e6:g} MHz within 1 % "
+                          "(its output range is 16-275 MHz)")
+    out, r, f, q, pfd = best
+    filt = next(i for i, top in enumerate((17e6, 26e6, 44e6, 66e6, 101e6, 1e12), 1) if pfd < top)
+    return {"DIVR": r, "DIVF": f, "DIVQ": q, "FILTER_RANGE": filt, "f_out": out}
+
+
+def _pll_split(m, platform, f_in: float, f_out: float):
+    """SB_PLL40_2_PAD on the board clock's pad: port A passes the board clock through (the shell's), port B is
+    the PLL's f_out (the core's). The pad is the PLL's own input (iCEBreaker: pin 35), so the clock resource is
+    requested raw. Returns (board clock, core clock, None): the LOCK output is left unconnected (nextpnr then
+    routes every PLL output through a LUT, and the routes at the PLL's IO tile were seen to stall router2); the
+    caller holds both domains in reset for a fixed time instead (the PLL locks within 50 us)."""
+    from amaranth.hdl import Const, Instance, Signal
+
+    p = pll_params(f_in, f_out)
+    pad = platform.request(platform.default_clk, 0, dir="-")
+    board, core = Signal(name="board_clk"), Signal(name="pll_clk")
+    m.submodules.pll = Instance(
+        "SB_PLL40_2_PAD", p_FEEDBACK_PATH="SIMPLE", p_PLLOUT_SELECT_PORTB="GENCLK",
+        p_DIVR=Const(p["DIVR"], 4), p_DIVF=Const(p["DIVF"], 7), p_DIVQ=Const(p["DIVQ"], 3),
+        p_FILTER_RANGE=Const(p["FILTER_RANGE"], 3),
+        io_PACKAGEPIN=pad.io, o_PLLOUTGLOBALA=board, o_PLLOUTGLOBALB=core,
+        i_RESETB=Const(1, 1), i_BYPASS=Const(0, 1))
+    # the board clock by its net's name; nextpnr derives the core clock's constraint from the PLL's settings
+    platform.add_clock_constraint(board, f_in)
+    return board, core, None
+
+
 _FFS = ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFSS", "SB_DFFS", "SB_DFFESR", "SB_DFFER", "SB_DFFESS",
         "SB_DFFES")
 
@@ -52,4 +101,6 @@ ICE40 = Family(
     pack_args=lambda board, plat: ["top.asc", "top.bin"],
     pack_log="icepack.log",
     router1_fallback=True,
+    pll_plan=pll_params,
+    pll_split=_pll_split,
 )

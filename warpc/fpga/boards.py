@@ -71,10 +71,19 @@ class Board:
     family_name: str = "ice40"    # warpc.families key
     pll_clock_hz: int | None = None  # the core's clock, made from clock_hz by the family's PLL (None: clock_hz)
 
+    # True: only the core runs on pll_clock_hz, the shell (UART, framing, encoder) on clock_hz (--core-clock)
+    pll_split: bool = False
+
     @property
     def core_clock_hz(self) -> int:
-        """The clock the design runs at: the board's, or the PLL's when the board file asks for one."""
+        """The clock the core runs at: the board's, or the PLL's when the board file (or --core-clock) asks for
+        one."""
         return self.pll_clock_hz or self.clock_hz
+
+    @property
+    def shell_clock_hz(self) -> int:
+        """The clock of the UART shell: the core's, except with --core-clock (then the board's)."""
+        return self.clock_hz if self.pll_split else self.core_clock_hz
 
     @property
     def uart_divisor(self) -> int:

@@ -75,6 +75,7 @@ class BuildOptions:
     arch: str = "auto"                # spatial (a LUT per node), folded (nodes streamed from memory), auto
     hard_carry: bool | None = None    # ECP5 / Gowin: the tree counters on the hard carry chain (CCU2C / ALU);
                                       # None = by size (HARD_CARRY_MAX_LUTS)
+    core_clock: float | None = None   # MHz: the core on a PLL clock of its own, the shell on the board's (iCE40)
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "BuildOptions":
@@ -107,6 +108,10 @@ class BuildOptions:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not (0 < v < math.inf):
                 raise ConfigError(f"{flag(name)} must be a positive number of seconds, got {v!r}")
+        if self.core_clock is not None:
+            v = self.core_clock
+            if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool) or not 0 < v < math.inf:
+                raise ConfigError(f"core_clock (--core-clock) must be a positive number of MHz, got {v!r}")
         if self.hard_carry is not None and not isinstance(self.hard_carry, (bool, np.bool_)):
             raise ConfigError(f"hard_carry must be True, False or None (by size), got {self.hard_carry!r}")
         for name in ("scores", "equivalence", "formal", "allow_timing_fail", "estimate_check"):
@@ -247,7 +252,9 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
     platform_for(brd)
     from ..hdl.uart import uart_divisor
 
-    uart_divisor(brd.core_clock_hz, opts.baud or brd.baud)  # ConfigError: too fast, or > 2 % off at this clock
+    if opts.core_clock is not None:
+        brd = _split_clock_board(brd, opts)
+    uart_divisor(brd.shell_clock_hz, opts.baud or brd.baud)  # ConfigError: too fast, or > 2 % off at this clock
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out} is a file, not a folder; give a folder for the build")
@@ -283,6 +290,10 @@ def prepare(source, board: str | Path, out: str | Path, opts: BuildOptions, *, x
             arch = "spatial" if not est or est.get("fits") is not False else "folded"
             say(f"[arch] {arch}: " + ("the spatial design fits" if arch == "spatial" else
                                       "the spatial design does not fit; the net runs folded from memory"))
+    if arch == "folded" and brd.pll_split:
+        raise DoesNotFitError(f"the spatial design does not fit the {brd.device}, and --core-clock applies to the "
+                              "spatial architecture only (the folded engine runs on the board clock): drop "
+                              "--core-clock or build a smaller net")
     if arch == "folded":
         net, src_info, prog, est, compile_s = _prepare_folded(source, brd, opts, say, t)
         if opts.interval > 1 and est["Interval_cycles"] > opts.interval:
@@ -382,7 +393,7 @@ def stamp(net: Netlist, options: dict) -> dict:
 def elaborate(b: Build) -> None:
     """The board design in memory (Amaranth elaboration, RTLIL, the synthesis script); nothing is written."""
     from ..hdl.framing import idle_cycles
-    from ..hdl.shell import BoardTop, UartShell, block_modules
+    from ..hdl.shell import CORE_DOMAIN, BoardTop, UartShell, block_modules
     from ..hdl.uart import uart_divisor
 
     t = time.perf_counter()
@@ -393,7 +404,7 @@ def elaborate(b: Build) -> None:
               f"{b.lut_cells} cells; build {b.stamp['id']}")
     tools.yosys_env(b.opts.toolchain)
     baud = b.opts.baud or b.board.baud
-    divisor = uart_divisor(b.board.core_clock_hz, baud)
+    divisor = uart_divisor(b.board.shell_clock_hz, baud)
     b.board = replace(b.board, baud=baud)  # the report's uart section describes the line as built
     if b.arch == "folded":
         from ..hdl.folded import FoldedShell, folded_block_modules
@@ -405,12 +416,16 @@ def elaborate(b: Build) -> None:
     else:
         b.shell = UartShell(b.net, divisor=divisor, pipeline=b.opts.pipeline, lut_cells=b.lut_cells,
                             scores=b.opts.scores, interval=b.opts.interval,
-                            idle_cycles=idle_cycles(b.board.core_clock_hz, divisor), hard_carry=b.hard_carry)
+                            idle_cycles=idle_cycles(b.board.shell_clock_hz, divisor), hard_carry=b.hard_carry,
+                            core_domain=CORE_DOMAIN if b.board.pll_split else None)
         b.blocks = block_modules(TOP)
         done = f"latency {b.shell.core.latency} cycles"
+        if b.board.pll_split:
+            done += (f"; core clock {b.board.core_clock_hz / 1e6:g} MHz from the PLL (asked {b.opts.core_clock:g}), "
+                     f"shell {b.board.clock_hz / 1e6:g} MHz")
     b.platform = platform_for(b.board)
     b.plan = b.platform.build(
-        BoardTop(b.shell, pll=_pll_of(b.board)), name=TOP, do_build=False,
+        BoardTop(b.shell, pll=_pll_of(b.board), split_pll=_split_pll_of(b.board)), name=TOP, do_build=False,
         synth_opts=b.board.family.synth_opts(b.board, b.platform),
         script_after_read="setattr -mod -set keep_hierarchy 1 " + " ".join(b.blocks.values()),
         script_after_synth="tee -q -o stat.json stat -json",
@@ -418,11 +433,37 @@ def elaborate(b: Build) -> None:
     b.say(f"[elaborate] done in {_timed(b, 'elaborate_s', t):.1f} s ({done})")
 
 
+def _split_clock_board(brd: Board, opts: BuildOptions) -> Board:
+    """The board with --core-clock: the core on the family's PLL, the shell on the board clock."""
+    fam = brd.family
+    if fam.pll_split is None:
+        raise ConfigError(f"--core-clock: warpc drives a separate core clock on iCE40 and ECP5 only; the "
+                          f"{brd.name} ({fam.title}) runs its design on its board clock")
+    if brd.pll_clock_hz is not None:
+        raise ConfigError(f"--core-clock: the {brd.name} board file already runs the design from its PLL "
+                          f"(core_clock_hz {brd.pll_clock_hz})")
+    if opts.arch == "folded":
+        raise ConfigError("--core-clock applies to the spatial architecture (the folded engine runs on the board "
+                          "clock); use --arch spatial")
+    if opts.pipeline < 1:
+        raise ConfigError("--core-clock needs a pipelined core (--pipeline 1 or more): the clock-domain crossing "
+                          "starts the core with a registered strobe")
+    plan = fam.pll_plan(brd.clock_hz, opts.core_clock * 1e6)  # ConfigError when the PLL cannot make it
+    return replace(brd, pll_clock_hz=int(round(plan["f_out"])), pll_split=True)
+
+
 def _pll_of(board: Board):
     """(family PLL, board clock, core clock) when the board file asks for a core clock other than the board's."""
-    if board.core_clock_hz == board.clock_hz:
+    if board.core_clock_hz == board.clock_hz or board.pll_split:
         return None
     return board.family.pll, board.clock_hz, board.core_clock_hz
+
+
+def _split_pll_of(board: Board):
+    """(family split PLL, board clock, core clock) with --core-clock."""
+    if not board.pll_split:
+        return None
+    return board.family.pll_split, board.clock_hz, board.core_clock_hz
 
 
 def _formal_blocks(b: Build) -> tuple[dict[str, str], dict]:
@@ -509,7 +550,12 @@ def place_and_route(b: Build) -> None:
     # the slowest clock against its constraint ranks a try; its MHz go into the report
     score = {seed: min((f["achieved_MHz"] / f["constraint_MHz"] for f in v.values() if f["constraint_MHz"]),
                        default=0.0) for seed, v in fmax.items()}
-    mhz = {seed: min((f["achieved_MHz"] for f in v.values()), default=0.0) for seed, v in fmax.items()}
+    if b.board.pll_split:  # --core-clock: the core's clock is the one reported (the shell's runs at 12 MHz)
+        core = b.board.core_clock_hz / 1e6
+        mhz = {seed: min(v.values(), key=lambda f: abs(f["constraint_MHz"] - core))["achieved_MHz"] if v else 0.0
+               for seed, v in fmax.items()}
+    else:
+        mhz = {seed: min((f["achieved_MHz"] for f in v.values()), default=0.0) for seed, v in fmax.items()}
     best = max(done, key=lambda seed: (score[seed], -seed))
     for name in _pnr_outputs(b):  # the kept try's files under the names the later stages read
         (b.out / _tagged(name, _seed_tag(best))).replace(b.out / name)

@@ -83,6 +83,14 @@ def summarize_build(out: Path, board, net, shell, options: dict, stamp: dict, st
     fmax = pnr.get("fmax", {})
     core_clock = float(board.core_clock_hz)
     f_ach = min((v["achieved_MHz"] for v in fmax.values()), default=None)
+    by_domain = None
+    if getattr(board, "pll_split", False):
+        # two clocks: nextpnr names them by net; tell them apart by their constraints (the core's is the PLL's)
+        def closest(hz):
+            return min(fmax.values(), key=lambda v: abs(v["constraint_MHz"] - hz / 1e6), default=None)
+        core_f, shell_f = closest(core_clock), closest(board.clock_hz)
+        by_domain = {"core": core_f, "shell": shell_f}
+        f_ach = core_f["achieved_MHz"] if core_f else None
     d = shell.describe()
     lat, ii = d["Latency_cycles"], d["Interval_cycles"]
     report = {
@@ -104,7 +112,11 @@ def summarize_build(out: Path, board, net, shell, options: dict, stamp: dict, st
         "clock_MHz": core_clock / 1e6,
         # the board's oscillator; a board file's core_clock_hz runs the design from the family's PLL instead
         "clocks": {"board_MHz": board.clock_hz / 1e6, "core_MHz": core_clock / 1e6,
-                   "pll": board.core_clock_hz != board.clock_hz},
+                   "shell_MHz": getattr(board, "shell_clock_hz", board.core_clock_hz) / 1e6,
+                   "pll": board.core_clock_hz != board.clock_hz,
+                   # --core-clock: the core alone on the PLL; Fmax_MHz is then the core domain's
+                   "split": bool(getattr(board, "pll_split", False)),
+                   **({"fmax_by_domain": by_domain} if by_domain else {})},
         "Latency_cycles": lat,
         "Interval_cycles": ii,
         # the core alone (one sample per interval at the clock it runs at, and at the Fmax nextpnr found);
@@ -208,6 +220,10 @@ def _format_report(r: dict) -> str:
         for b, v in blocks.items():
             L.append(f"{b:<10}{v.get('LUT', 0):>8}{v.get('FF', 0):>8}{v.get('CARRY', 0):>8}")
         L.append("")
+    clocks = r.get("clocks") or {}
+    if clocks.get("split"):
+        L.append(f"clocks: shell (UART, encoder) {clocks.get('shell_MHz')} MHz from the board, core "
+                 f"{clocks.get('core_MHz')} MHz from the PLL; Fmax below is the core's")
     for clk, f in (r.get("fmax") or {}).items():
         L.append(f"Fmax {clk}: {f['achieved_MHz']} MHz (constraint {f['constraint_MHz']} MHz)")
     tries = (r.get("options") or {}).get("seed_tries_MHz")

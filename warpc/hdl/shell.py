@@ -31,7 +31,8 @@ the net uses and only those bits are stored, instead of buffering n_features * i
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, ClockDomain, Const, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Cat, ClockDomain, Const, DomainRenamer, Elaboratable, Module, Mux, Signal
+from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 
 from ..errors import ConfigError
 from ..families import primitives
@@ -39,6 +40,10 @@ from ..ir.netlist import Netlist
 from .core import LUT_CELLS, WarpCore, _bits_for, lut4_init
 from .framing import ACK_BYTE, IDLE_BYTES, NAK_BYTE, NOPROG_BYTE, SYNC_BYTE, crc8_matrix
 from .uart import UARTRx, UARTTx
+
+
+PLL_SETTLE_S = 100e-6  # without a LOCK signal: reset held this long after configuration (iCE40 PLL lock < 50 us)
+CORE_DOMAIN = "core"  # the core's clock domain when it runs on a clock of its own (warpc synth --core-clock)
 
 
 class _EncoderPlan:
@@ -422,7 +427,11 @@ class UartShell(FramedShell):
 
     def __init__(self, net: Netlist, *, divisor: int, pipeline: int = 1, lut_cells: str = "portable",
                  scores: bool = False, interval: int = 1, idle_cycles: int | None = None,
-                 hard_carry: bool = True) -> None:
+                 hard_carry: bool = True, core_domain: str | None = None) -> None:
+        if core_domain is not None and (pipeline <= 0 or core_domain == "sync"):
+            raise ConfigError("a core clock of its own needs a pipelined core (pipeline >= 1) and a domain other "
+                              "than sync")
+        self.core_domain = core_domain
         # the serial encoder's bit register is the core's input register (saves one FF per used input bit)
         self.core = WarpCore(net, pipeline=pipeline, lut_cells=lut_cells, encoder=False, input_reg=pipeline == 0,
                              interval=interval, scores=scores, hard_carry=hard_carry)
@@ -433,16 +442,56 @@ class UartShell(FramedShell):
 
     def _attach(self, m: Module) -> None:
         m.submodules[self.ENCODER] = self.encoder
-        m.submodules[self.CORE] = self.core
-        m.d.comb += self.core.bits.eq(self.encoder.bits)
-        m.d.sync += self.core.valid_in.eq(0)
+        core = self.core
+        m.d.comb += core.bits.eq(self.encoder.bits)
+        self._go = Signal(name="start")  # comb: high in the cycle the check byte matched
+        if self.core_domain is None:
+            m.submodules[self.CORE] = core
+            m.d.sync += core.valid_in.eq(self._go)
+            self._finished = core.valid_out
+            self._cls, self._scores = core.cls, getattr(core, "scores", None)
+            return
+        self._attach_split(m, core, self.core_domain)
+
+    def _attach_split(self, m: Module, core: WarpCore, cd: str) -> None:
+        """The core in clock domain `cd` (a PLL's), the UART, framing and encoder in `sync` (the board's clock).
+
+        Crossing sync -> cd: the encoded bits are quasi-static. The encoder writes them while feature bytes
+        arrive and then not again before the reply has gone out; the start is a toggle that reaches the core
+        through a two-flip-flop synchroniser a whole check byte (10 bit times) after the last bit was written. So
+        whatever the routing delay from an encoder flip-flop into the core (nextpnr reports these paths as
+        cross-domain and does not time them), the core's first registers sample settled values in the one cycle
+        whose result is kept. Crossing cd -> sync: the core's class (and scores) are held in registers of cd
+        from its valid_out on, and a toggle tells sync through another two-flip-flop synchroniser; the
+        held values have been stable for two sync cycles when sync reads them."""
+        m.submodules[self.CORE] = DomainRenamer(cd)(core)
+        req = Signal(name="start_toggle")            # sync: flips once per sample
+        m.d.sync += req.eq(req ^ self._go)
+        req_c, req_c1 = Signal(name="start_toggle_core"), Signal(name="start_toggle_core_last")
+        m.submodules.start_sync = FFSynchronizer(req, req_c, o_domain=cd)
+        m.d[cd] += req_c1.eq(req_c)
+        m.d.comb += core.valid_in.eq(req_c ^ req_c1)  # one cd cycle per sample
+        ack = Signal(name="done_toggle")              # cd: flips when a result is held
+        cls_h = Signal.like(core.cls, name="cls_held", reset_less=True)
+        m.d[cd] += ack.eq(ack ^ core.valid_out)
+        with m.If(core.valid_out):
+            m.d[cd] += cls_h.eq(core.cls)
+        self._cls, self._scores = cls_h, None
+        if self.with_scores:
+            self._scores = Signal.like(core.scores, name="scores_held", reset_less=True)
+            with m.If(core.valid_out):
+                m.d[cd] += self._scores.eq(core.scores)
+        ack_s, ack_s1 = Signal(name="done_toggle_sync"), Signal(name="done_toggle_sync_last")
+        m.submodules.done_sync = FFSynchronizer(ack, ack_s, o_domain="sync")
+        m.d.sync += ack_s1.eq(ack_s)
+        self._finished = ack_s ^ ack_s1
 
     def _take_feature(self, m: Module, strobe, value, index) -> None:
         enc = self.encoder
         m.d.comb += [enc.value.eq(value), enc.index.eq(index), enc.strobe.eq(strobe)]
 
     def _start(self, m: Module) -> None:
-        m.d.sync += self.core.valid_in.eq(1)
+        m.d.comb += self._go.eq(1)
 
     def describe(self) -> dict:
         """Timing facts for the build report."""
@@ -452,15 +501,18 @@ class UartShell(FramedShell):
                              "depth": core.shape.depth},
                 "Latency_from": "the encoded input bits (the shell's serial-encoder register, written as the last "
                                 "feature byte arrives) to the class index; receiving a sample over the UART takes "
-                                "its bytes' time"}
+                                "its bytes' time"
+                                + ("; in core-clock cycles, plus the clock-domain crossings (the start through two "
+                                   "core-clock flip-flops, the result through two shell-clock flip-flops)"
+                                   if self.core_domain else "")}
 
     def _done(self):
-        return self.core.valid_out
+        return self._finished
 
     def _result(self):
-        core, sb = self.core, self.score_bits
-        scores = [core.scores[c * sb:(c + 1) * sb] for c in range(self.classes)] if self.with_scores else []
-        return self._reply_word(core.cls, scores)
+        sb = self.score_bits
+        scores = [self._scores[c * sb:(c + 1) * sb] for c in range(self.classes)] if self.with_scores else []
+        return self._reply_word(self._cls, scores)
 
 
 def _xor(bits):
@@ -477,14 +529,36 @@ class BoardTop(Elaboratable):
 
     SHELL = "shell"
 
-    def __init__(self, shell: FramedShell, pll=None) -> None:
+    def __init__(self, shell: FramedShell, pll=None, split_pll=None) -> None:
         self.shell = shell
         self.pll = pll  # (family PLL, board Hz, core Hz): the sync domain runs on the PLL's output, in reset until lock
+        # (family split PLL, board Hz, core Hz): sync on the board clock, the shell's core domain on the PLL's
+        self.split_pll = split_pll
 
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules[self.SHELL] = shell = self.shell
-        if self.pll is not None:
+        if self.split_pll is not None:
+            make, f_in, f_out = self.split_pll
+            board_clk, core_clk, locked = make(m, platform, f_in, f_out)
+            m.domains.sync = sync = ClockDomain("sync")
+            m.domains += (core := ClockDomain(shell.core_domain))
+            m.d.comb += [sync.clk.eq(board_clk), core.clk.eq(core_clk)]
+            # both domains stay in reset until the PLL has locked: its LOCK output where the family gives it,
+            # else a power-on timer in the board clock (PLL_SETTLE_S); released in each domain's own clock
+            if locked is None:
+                por = ClockDomain("por", reset_less=True, local=True)
+                m.domains += por
+                m.d.comb += por.clk.eq(board_clk)
+                delay = int(PLL_SETTLE_S * f_in)
+                timer, locked = Signal(range(delay + 1), name="pll_settle"), Signal(name="pll_settled")
+                with m.If(timer == delay):
+                    m.d.por += locked.eq(1)
+                with m.Else():
+                    m.d.por += timer.eq(timer + 1)
+            m.submodules.sync_reset = ResetSynchronizer(~locked, domain="sync")
+            m.submodules.core_reset = ResetSynchronizer(~locked, domain=shell.core_domain)
+        elif self.pll is not None:
             make, f_in, f_out = self.pll
             clk = platform.request(platform.default_clk, 0)
             pll_clk, locked = make(m, clk.i, f_in, f_out)
