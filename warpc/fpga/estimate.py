@@ -660,8 +660,9 @@ def estimate_net(net: Netlist, board, *, interval: int = 1, pipeline: int = 1, l
         # chain, each element in the slot of the sum LUT it absorbs (CCU2C half, ALU); other carries are LUTs
         chain = bool(board.family.primitives.chain_cell) and interval == 1
 
-        def luts(name: str, b: dict, on: bool) -> int:
-            return int(b["lut"]) + (0 if on and name in ("popcount", "argmax") else int(b["carry"]))
+        def luts(name: str, b: dict, on: bool) -> int:  # the argmax is on the chain either way (core.py)
+            return int(b["lut"]) + (0 if (on and name == "popcount") or (chain and name == "argmax")
+                                    else int(b["carry"]))
 
         if chain and hard_carry is None:
             hard_carry = sum(luts(k, b, True) for k, b in blocks.items()) <= HARD_CARRY_MAX_LUTS

@@ -422,8 +422,10 @@ class WarpCore(Elaboratable):
             # hard_carry: the tree counters' chains on the family's carry chain where it has one (ECP5, Gowin)
             self.counter = make_counter(net, out_signals, interval=interval, lut_cells=lut_cells,
                                         hard_carry=hard_carry)
+            # the argmax's few short chains route on any net (its inputs are the counters' registered scores):
+            # the hard chain where the family has one, whatever the counter uses
             self.argmax = make_argmax(sh.classes, sh.score_bits, interval=interval, lut_cells=lut_cells,
-                                      hard_carry=hard_carry)
+                                      hard_carry=True)
             self.lutnet = LutNetwork(net, self.pipeline, lut_cells, fused=getattr(self.counter, "fused", ()))
             self.front_latency = int(sh.input_reg) + sh.last_stage  # valid_in -> the counter loads
             self.latency = self.front_latency + self.counter.latency + self.argmax.latency

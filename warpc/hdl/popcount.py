@@ -60,6 +60,10 @@ from ..families import CELL_STYLES, primitives
 from ..ir.netlist import Netlist
 
 CHAIN_MAX = 16   # LCs per physical carry chain (ripple length of one pipeline stage)
+# ... where carries are LUTs (ECP5 / Gowin without their hard chain: every ripple step is a LUT level and a
+# route). Measured on the 2 x 8,000 Fashion-MNIST net's counter: 6 costs +1 % LUTs and +2 % flip-flops against 16
+# (one more stage), 4 costs +7 % / +8 % (the plans, TreeCounter.cells).
+LUT_CHAIN_MAX = 6
 SEG_MAX = 10     # columns per segment
 
 C0, C1 = ("c", 0), ("c", 1)
@@ -293,10 +297,12 @@ class _Segment:
         self.cin, self.pos, self.carry_col = cin, pos, carry_col
 
 
-def _compress_stage(plan: _Plan, heaps: list[list[list]], sb: int, first: bool) -> list[list[list]]:
+def _compress_stage(plan: _Plan, heaps: list[list[list]], sb: int, first: bool,
+                    chain_max: int = CHAIN_MAX) -> list[list[list]]:
     """One compression stage over all classes' heaps (lists of columns of refs, constants first); returns the
     new heaps (combinational refs, registered by the caller)."""
     outs = []
+    seg_max = min(SEG_MAX, chain_max - 2)  # a segment and its feed-in and extract LCs fit one chain
     segs: list[tuple[_Segment, list]] = []
     left: list[tuple[list, int, tuple]] = []  # bits that wait a stage: (out heap, column, ref)
     for heap in heaps:
@@ -326,7 +332,7 @@ def _compress_stage(plan: _Plan, heaps: list[list[list]], sb: int, first: bool) 
                 cin = avail[j0].pop() if len(avail[j0]) >= 3 else None
                 pos = [(j0, avail[j0].pop(), avail[j0].pop())]
                 j = j0 + 1
-                while j < sb and len(pos) < SEG_MAX and avail[j]:
+                while j < sb and len(pos) < seg_max and avail[j]:
                     a = avail[j].pop()
                     b = avail[j].pop() if avail[j] else C0
                     pos.append((j, a, b))
@@ -341,13 +347,13 @@ def _compress_stage(plan: _Plan, heaps: list[list[list]], sb: int, first: bool) 
                 else:
                     left.append((out, j, r))
         outs.append(out)
-    _emit_chains(plan, segs, left)
+    _emit_chains(plan, segs, left, chain_max)
     for out, j, r in left:  # registered as they are (flip-flop only)
         out[j].append(r)
     return outs
 
 
-def _emit_chains(plan: _Plan, segs: list, left: list) -> None:
+def _emit_chains(plan: _Plan, segs: list, left: list, chain_max: int = CHAIN_MAX) -> None:
     """Pack segments into carry chains of <= CHAIN_MAX LCs (a segment's carry-out LC feeds the next one's cin).
     A chain that starts with a carry-in needs a feed-in LC (SB_CARRY(cin, cin, 0)). (Its LUT cannot usefully
     carry one of the stage's waiting bits to its flip-flop: Yosys removes a buffer LUT and the flip-flop moves.)"""
@@ -363,7 +369,7 @@ def _emit_chains(plan: _Plan, segs: list, left: list) -> None:
         while chain[-1][0].carry_col is not None and pending:
             nxt = pending[0][0]
             need = 1 + len(nxt.pos) + (1 if nxt.carry_col is not None else 0)
-            if length + need > CHAIN_MAX:
+            if length + need > chain_max:
                 break
             chain.append(pending.pop(0))
             length += 1 + len(nxt.pos)
@@ -390,7 +396,7 @@ def _score_bits(net: Netlist) -> int:
     return max(1, max(len(g) for g in net.outputs).bit_length())
 
 
-def _plan_counter(net: Netlist, out_signals: list[int], register_inputs: bool = False):
+def _plan_counter(net: Netlist, out_signals: list[int], register_inputs: bool = False, chain_max: int = CHAIN_MAX):
     """The counter's cell plan: (plan, final heaps (<= 1 ref per column), latency, valid_out ref)."""
     sb = _score_bits(net)
     index: dict[int, int] = {}
@@ -419,7 +425,7 @@ def _plan_counter(net: Netlist, out_signals: list[int], register_inputs: bool = 
     stage_ffs: list[int] = []
     while stage == 0 or any(len(col) > 1 for h in heaps for col in h):
         stage += 1
-        heaps = _compress_stage(plan, heaps, sb, first=stage == 1)
+        heaps = _compress_stage(plan, heaps, sb, first=stage == 1, chain_max=chain_max)
         stage_ffs = []
         regd = []
         for h in heaps:
@@ -442,6 +448,15 @@ def _plan_counter(net: Netlist, out_signals: list[int], register_inputs: bool = 
     return plan, heaps, stage + int(register_inputs), valid
 
 
+def chain_max_for(lut_cells: str, hard_carry: bool = True) -> int:
+    """The longest ripple of one counting stage: CHAIN_MAX on a carry cell or hard chain, LUT_CHAIN_MAX where
+    the family's carries become LUTs (ECP5 / Gowin with hard_carry off)."""
+    prim = primitives(lut_cells) if lut_cells in CELL_STYLES else None
+    lut_carries = (prim is not None and prim.carry_cell_type is None
+                   and (prim.chain_cell is None or not hard_carry))
+    return LUT_CHAIN_MAX if lut_carries else CHAIN_MAX
+
+
 class TreeCounter(Elaboratable):
     """Per class, the popcount of its counted bits, one sample per clock (see the module docstring).
 
@@ -456,7 +471,7 @@ class TreeCounter(Elaboratable):
     interval = 1
 
     def __init__(self, net: Netlist, out_signals: list[int], *, lut_cells: str = "portable",
-                 register_inputs: bool = False, hard_carry: bool = True) -> None:
+                 register_inputs: bool = False, hard_carry: bool = True, chain_max: int | None = None) -> None:
         from amaranth.hdl import Signal
 
         if lut_cells not in CELL_STYLES:
@@ -465,20 +480,26 @@ class TreeCounter(Elaboratable):
         self.net, self.out_signals, self.lut_cells = net, list(out_signals), lut_cells
         self.hard_carry = bool(hard_carry)
         self.score_bits = _score_bits(net)
-        self.register_inputs = bool(register_inputs)
+        # chain_max: the longest ripple of one stage, by the cells' carries unless given
+        self.chain_max = int(chain_max) if chain_max is not None else chain_max_for(lut_cells, self.hard_carry)
+        # with LUT carries (a net too big for the hard chain to route) the counted values cross the chip into
+        # their class's counter: a register behind each (free in the LC that computes it) takes that route out of
+        # the network's last LUT level
+        self.register_inputs = bool(register_inputs) or self.chain_max <= LUT_CHAIN_MAX
         self._plan, self._final, self.latency, self._valid = _plan_counter(net, self.out_signals,
-                                                                           self.register_inputs)
+                                                                           self.register_inputs, self.chain_max)
         self.values = Signal(max(1, len(self.out_signals)))
         self.valid_in = Signal()
         self.scores = Signal(net.classes * self.score_bits)
         self.valid_out = Signal()
 
     @staticmethod
-    def cells(net: Netlist, out_signals: list[int], lut_cells: str = "sb_lut4", register_inputs: bool = False
-              ) -> dict:
+    def cells(net: Netlist, out_signals: list[int], lut_cells: str = "sb_lut4", register_inputs: bool = False,
+              hard_carry: bool = True) -> dict:
         """SB_LUT4 / SB_CARRY / flip-flop counts of the block (the same in both styles: portable logic maps to
         the same cells only approximately, so the numbers describe the sb_lut4 block)."""
-        return _plan_counter(net, list(out_signals), register_inputs)[0].counts()
+        cm = chain_max_for(lut_cells, hard_carry)
+        return _plan_counter(net, list(out_signals), register_inputs or cm <= LUT_CHAIN_MAX, cm)[0].counts()
 
     @staticmethod
     def lc_estimate(net: Netlist, out_signals: list[int], register_inputs: bool = False) -> int:
