@@ -17,7 +17,7 @@ from __future__ import annotations
 from amaranth.hdl import Const, Elaboratable, Module, Signal
 
 from ..errors import ConfigError
-from ..families import CELL_STYLES
+from ..families import CELL_STYLES, primitives
 from .popcount import C0, _init, _is_const, _Plan
 
 
@@ -25,7 +25,10 @@ def _bits_for(value: int) -> int:
     return max(1, int(value).bit_length())
 
 
-def _plan_argmax(classes: int, score_bits: int):
+def _plan_argmax(classes: int, score_bits: int, pack_ci: bool = True):
+    """pack_ci: the winner mux LUT also takes the chain element's carry-in on its I3 (ignored by its table) so
+    that the iCE40 packer puts it in the carry's own LC; False where the carries ride a hard chain (ECP5 CCU2C,
+    Gowin ALU), whose inner carries the fabric cannot read."""
     plan = _Plan()
     sb, cb = score_bits, _bits_for(classes - 1)
     # entry: (score refs (list of sb), inverted?, index refs (list of cb))
@@ -87,7 +90,7 @@ def _plan_argmax(classes: int, score_bits: int):
                 for b_i, na_i, c_i in chain_in:
                     # pins: I0 = take, I1 = b_i, I2 = ~a_i, I3 = CI (the carry's: packs into the chain's LC)
                     f = (lambda t, b, na, _ci, iv=inv_out: (b if t else 1 - na) ^ iv)
-                    sc2.append(reg(plan.lut(_init(f, 4), [take, b_i, na_i, c_i])))
+                    sc2.append(reg(plan.lut(_init(f, 4), [take, b_i, na_i, c_i if pack_ci else C0])))
             else:
                 inv_out = False
             idx2 = []
@@ -120,7 +123,10 @@ class TreeArgmax(Elaboratable):
             raise ConfigError(f"unknown LUT cell style {lut_cells!r}; choose one of {', '.join(CELL_STYLES)}")
         self.classes, self.score_bits, self.lut_cells = int(classes), int(score_bits), lut_cells
         self.hard_carry = bool(hard_carry)
-        self._plan, self._idx, self.latency, self._valid = _plan_argmax(self.classes, self.score_bits)
+        prim = primitives(lut_cells)
+        on_chain = prim is not None and prim.chain_cell is not None and self.hard_carry
+        self._plan, self._idx, self.latency, self._valid = _plan_argmax(self.classes, self.score_bits,
+                                                                       pack_ci=not on_chain)
         self.scores = Signal(self.classes * self.score_bits)
         self.valid_in = Signal()
         self.cls = Signal(_bits_for(self.classes - 1))
