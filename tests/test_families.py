@@ -150,6 +150,41 @@ def test_ice40_pll_settings_match_icepll_and_stay_in_range():
             pll_params(12e6, bad)
 
 
+def test_gowin_pll_settings_match_apycula_and_stay_in_range():
+    from warpc.families.gowin import pll_params
+
+    # apycula's gowin_pll -d "GW1NR-9 C6/I5" -i 27 -o 50 / 100 / 81: (IDIV_SEL, FBDIV_SEL, ODIV_SEL)
+    for f_out, want in [(50e6, (6, 12, 8)), (100e6, (6, 25, 4)), (81e6, (0, 2, 8))]:
+        p = pll_params(27e6, f_out)
+        assert (p["IDIV_SEL"], p["FBDIV_SEL"], p["ODIV_SEL"]) == want
+    for f_out in (12e6, 33e6, 54e6, 120e6, 200e6, 400e6):
+        p = pll_params(27e6, f_out)
+        pfd = 27e6 / (p["IDIV_SEL"] + 1)
+        assert 3e6 <= pfd <= 400e6 and p["f_out"] == pfd * (p["FBDIV_SEL"] + 1)
+        assert 400e6 <= p["f_out"] * p["ODIV_SEL"] <= 1200e6 and abs(p["f_out"] / f_out - 1) < 1e-2
+    for bad in (1e6, 700e6):
+        with pytest.raises(ConfigError, match="Gowin rPLL cannot make"):
+            pll_params(27e6, bad)
+
+
+def test_gowin_split_clock_constrains_each_domain():
+    """--core-clock on Gowin: nextpnr-himbaechel derives nothing from an rPLL, so each clock net gets its own
+    constraint from an SDC file (one clock: --freq as before)."""
+    from dataclasses import replace
+
+    from warpc.families.gowin import GOWIN
+
+    b = load_board("tangnano9k")
+    plat = platform_for(b)
+    args = GOWIN.nextpnr_args(b, plat)
+    assert args[args.index("--freq") + 1] == "27" and "--sdc" not in args and GOWIN.extra_files(b, plat) == {}
+    split = replace(b, pll_clock_hz=81_000_000, pll_split=True)
+    args = GOWIN.nextpnr_args(split, plat)
+    assert "--freq" not in args and args[args.index("--sdc") + 1] == "top.sdc"
+    assert GOWIN.extra_files(split, plat) == {"top.sdc": "create_clock -period 37.0370 [get_nets clk]\n"
+                                                         "create_clock -period 12.3457 [get_nets core_clk]\n"}
+
+
 def test_a_core_clock_needs_a_family_pll():
     d = json.loads(open(load_board("ulx3s-85f").source).read())
     b = parse_board({**d, "core_clock_hz": 50_000_000}, "b.json")
@@ -157,9 +192,13 @@ def test_a_core_clock_needs_a_family_pll():
     with pytest.raises(BoardError, match="core_clock_hz: the ECP5 PLL cannot make"):
         parse_board({**d, "core_clock_hz": 2_000_000_000}, "b.json")
     g = json.loads(open(load_board("tangnano9k").source).read())
-    with pytest.raises(BoardError, match="core_clock_hz needs the family's PLL"):
-        parse_board({**g, "core_clock_hz": 54_000_000}, "b.json")
-    assert parse_board({**g, "core_clock_hz": 27_000_000}, "b.json").core_clock_hz == 27_000_000
+    assert parse_board({**g, "core_clock_hz": 54_000_000}, "b.json").core_clock_hz == 54_000_000
+    with pytest.raises(BoardError, match="core_clock_hz: the Gowin rPLL cannot make"):
+        parse_board({**g, "core_clock_hz": 2_000_000_000}, "b.json")
+    i = json.loads(open(load_board("icebreaker").source).read())
+    with pytest.raises(BoardError, match="core_clock_hz needs the family's PLL, which warpc does not drive on"):
+        parse_board({**i, "core_clock_hz": 48_000_000}, "b.json")
+    assert parse_board({**i, "core_clock_hz": 12_000_000}, "b.json").core_clock_hz == 12_000_000
 
 
 def test_nextpnr_progress_says_where_it_is(tmp_path):

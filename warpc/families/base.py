@@ -105,6 +105,8 @@ class Family:
     synth_opts: Callable[[Any, Any], str] = field(default=lambda board, plat: "")
     nextpnr_args: Callable[[Any, Any], list] = field(default=lambda board, plat: [])
     pack_args: Callable[[Any, Any], list] = field(default=lambda board, plat: [])
+    # (board, platform) -> {file name: text}: files the family's tools need beside the platform's own
+    extra_files: Callable[[Any, Any], dict] = field(default=lambda board, plat: {})
     # (module, board clock signal, f_in, f_out) -> (core clock, locked): the PLL a board's core_clock_hz uses
     pll: Callable[..., Any] | None = None
     pll_plan: Callable[..., Any] | None = None  # (f_in, f_out) -> the PLL's settings, ConfigError if impossible

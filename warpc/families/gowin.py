@@ -42,9 +42,76 @@ def _chain(cin, elems, cout, name, cout_read: bool = True):
     return cells
 
 
+_ODIV = (2, 4, 8, 16, 32, 48, 64, 80, 96, 112, 128)
+
+
+def pll_params(f_in: float, f_out: float) -> dict:
+    """rPLL dividers for f_out from f_in (GW1N(R)-9 C6/I5, DS117: CLKOUT = f_in * (FBDIV_SEL + 1) / (IDIV_SEL + 1)
+    in 3.125-600 MHz, the PFD f_in / (IDIV_SEL + 1) in 3-400 MHz, VCO = CLKOUT * ODIV_SEL in 400-1200 MHz), the
+    closest; ConfigError when nothing is within 1 %."""
+    from ..errors import ConfigError
+
+    best = None
+    for i in range(64):
+        if not 3e6 <= f_in / (i + 1) <= 400e6:
+            continue
+        for fb in range(64):
+            out = f_in * (fb + 1) / (i + 1)
+            if not 3.125e6 <= out <= 600e6:
+                continue
+            odiv = next((o for o in _ODIV if 400e6 <= out * o <= 1200e6), None)
+            if odiv is not None and (best is None or abs(out - f_out) < abs(best[0] - f_out)):
+                best = (out, i, fb, odiv)
+    if best is None or abs(best[0] / f_out - 1) > 1e-2:
+        raise ConfigError(f"the Gowin rPLL cannot make {f_out / 1e6:g} MHz from {f_in / 1e6:g} MHz within 1 % "
+                          "(its output range is 3.125-600 MHz)")
+    out, i, fb, odiv = best
+    return {"IDIV_SEL": i, "FBDIV_SEL": fb, "ODIV_SEL": odiv, "f_out": out}
+
+
+def _pll(m, clk_in, f_in: float, f_out: float):
+    """An rPLL making f_out from the board clock (returns its output and lock signals)."""
+    from amaranth.hdl import Const, Instance, Signal
+
+    p = pll_params(f_in, f_out)
+    clk, locked = Signal(name="pll_clk"), Signal(name="pll_locked")
+    m.submodules.pll = Instance(
+        "rPLL", p_FCLKIN=f"{f_in / 1e6:g}", p_IDIV_SEL=p["IDIV_SEL"], p_FBDIV_SEL=p["FBDIV_SEL"],
+        p_ODIV_SEL=p["ODIV_SEL"], p_DEVICE="GW1NR-9C",
+        i_CLKIN=clk_in, i_CLKFB=Const(0, 1), i_RESET=Const(0, 1), i_RESET_P=Const(0, 1),
+        i_FBDSEL=Const(0, 6), i_IDSEL=Const(0, 6), i_ODSEL=Const(0, 6), i_PSDA=Const(0, 4), i_DUTYDA=Const(0, 4),
+        i_FDLY=Const(0, 4), o_CLKOUT=clk, o_LOCK=locked)
+    return clk, locked
+
+
+def _pll_split(m, platform, f_in: float, f_out: float):
+    """For --core-clock: the board clock for the shell, an rPLL's output for the core. Returns (board clock,
+    core clock, locked)."""
+    clk = platform.request(platform.default_clk, 0)
+    core, locked = _pll(m, clk.i, f_in, f_out)
+    return clk.i, core, locked
+
+
 def _nextpnr(board, plat) -> list:
+    # nextpnr-himbaechel derives no constraint from an rPLL and --freq sets every clock's: with --core-clock each
+    # domain gets its own from an SDC file instead (the shell is not held to the core's clock)
+    timing = ["--sdc", SDC_FILE] if board.pll_split else ["--freq", f"{board.core_clock_hz / 1e6:g}"]
     return ["--device", plat.part, "--vopt", f"family={plat._chipdb_device}", "--vopt", "cst=top.cst",
-            "--json", "top.syn.json", "--write", "top.pnr.json", "--freq", f"{board.core_clock_hz / 1e6:g}"]
+            "--json", "top.syn.json", "--write", "top.pnr.json", *timing]
+
+
+SDC_FILE = "top.sdc"
+
+
+def _extra_files(board, plat) -> dict:
+    """With --core-clock: both clocks' constraints, by the names of their nets (Amaranth's `clk` for the board
+    clock's domain, `core_clk` for the core's)."""
+    if not board.pll_split:
+        return {}
+    from ..hdl.shell import CORE_DOMAIN
+
+    return {SDC_FILE: f"create_clock -period {1e9 / board.clock_hz:.4f} [get_nets clk]\n"
+                      f"create_clock -period {1e9 / board.core_clock_hz:.4f} [get_nets {CORE_DOMAIN}_clk]\n"}
 
 
 GOWIN = Family(
@@ -74,4 +141,8 @@ GOWIN = Family(
     nextpnr_args=_nextpnr,
     pack_args=lambda board, plat: ["-d", plat._chipdb_device, "-o", "top.fs", "top.pnr.json"],
     pack_log="gowin_pack.log",
+    extra_files=_extra_files,
+    pll=_pll,
+    pll_plan=pll_params,
+    pll_split=_pll_split,
 )

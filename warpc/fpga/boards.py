@@ -187,7 +187,8 @@ def parse_board(d, path: Path | str = "<board>", default_name: str = "board") ->
         raise BoardError(f"{where}: field core_clock_hz must be a positive number of Hz, got {core!r}")
     if core != clock:
         if family.pll is None:
-            raise BoardError(f"{where}: field core_clock_hz needs the family's PLL, which warpc drives on ECP5 only")
+            raise BoardError(f"{where}: field core_clock_hz needs the family's PLL, which warpc "
+                             f"does not drive on {family.title}")
         try:
             family.pll_check(clock, core)
         except WarpcError as e:

@@ -430,6 +430,8 @@ def elaborate(b: Build) -> None:
         script_after_read="setattr -mod -set keep_hierarchy 1 " + " ".join(b.blocks.values()),
         script_after_synth="tee -q -o stat.json stat -json",
     )
+    for name, text in b.board.family.extra_files(b.board, b.platform).items():
+        b.plan.add_file(name, text)
     b.say(f"[elaborate] done in {_timed(b, 'elaborate_s', t):.1f} s ({done})")
 
 
@@ -437,8 +439,8 @@ def _split_clock_board(brd: Board, opts: BuildOptions) -> Board:
     """The board with --core-clock: the core on the family's PLL, the shell on the board clock."""
     fam = brd.family
     if fam.pll_split is None:
-        raise ConfigError(f"--core-clock: warpc drives a separate core clock on iCE40 and ECP5 only; the "
-                          f"{brd.name} ({fam.title}) runs its design on its board clock")
+        raise ConfigError(f"--core-clock: warpc drives no PLL on the {brd.name} ({fam.title}); it runs its design "
+                          "on its board clock")
     if brd.pll_clock_hz is not None:
         raise ConfigError(f"--core-clock: the {brd.name} board file already runs the design from its PLL "
                           f"(core_clock_hz {brd.pll_clock_hz})")
