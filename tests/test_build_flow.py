@@ -217,3 +217,31 @@ def test_equivalence_progress_counts_vectors():
     for c in range(1, 35):
         tick(c, 34)
     assert said[-1].startswith("[equivalence] RTL core: 300/300 vectors") and "100/300 vectors" in said[11]
+
+
+def test_a_failed_seed_is_dropped_when_another_routed(tmp_path, monkeypatch):
+    """--pnr-seeds 2 where seed 2's nextpnr dies (killed, or timing not met): seed 1's layout is kept and the
+    report says in one line why seed 2 is not."""
+    stages = _fake_tools(monkeypatch)
+    fake = tools.run
+
+    def run(cmd, cwd, log, stage, *args, **kw):
+        if not stage.startswith("place-and-route seed "):
+            return fake(cmd, cwd, log, stage, *args, **kw)
+        stages.append(stage)
+        Path(log).write_text("stub\n")
+        seed = stage.rsplit(" ", 1)[1]
+        if seed == "2":
+            raise ToolchainError(f"{stage} failed (stub-nextpnr exit -15) after 1.0 s; last lines of {log}:\n\n")
+        shutil.copy(FIX / "nextpnr.json", cwd / f"nextpnr.seed{seed}.json")
+        for name in (f"top.seed{seed}.asc", f"nextpnr.seed{seed}.log"):
+            (cwd / name).write_text("stub\n")
+        return 0, 0.01
+
+    monkeypatch.setattr(tools, "run", run)
+    rep, said = _build(_net_file(tmp_path), tmp_path / "out", pnr_seeds=2)
+    assert sorted(stages) == ["pack", "place-and-route seed 1", "place-and-route seed 2", "synth"]
+    tries = rep["options"]["seed_tries_MHz"]
+    assert rep["options"]["seed_kept"] == 1 and isinstance(tries["1"], float)
+    assert tries["2"] == "failed (place-and-route seed 2 failed (stub-nextpnr exit -15) after 1.0 s)"
+    assert (tmp_path / "out" / "top.asc").is_file() and not (tmp_path / "out" / "top.seed1.asc").exists()

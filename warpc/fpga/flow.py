@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -567,13 +568,18 @@ def place_and_route(b: Build) -> None:
                 (b.out / _tagged(name, _seed_tag(seed))).unlink(missing_ok=True)
     b.options.update(done[best])
     b.options["seed_kept"] = best
-    b.options["seed_tries_MHz"] = {str(seed): (mhz[seed] if seed in done else
-                                                f"failed ({str(failed[seed]).split('; log:')[0]})")
+    b.options["seed_tries_MHz"] = {str(seed): (mhz[seed] if seed in done else f"failed ({_first_clause(failed[seed])})")
                                    for seed in seeds}
     b.say(f"[place-and-route] kept seed {best}: " + ", ".join(
         f"seed {k} {v} MHz" if isinstance(v, float) else f"seed {k} {v}"
         for k, v in b.options["seed_tries_MHz"].items()))
     _timed(b, "pnr_s", t)
+
+
+def _first_clause(e: Exception) -> str:
+    """A failed seed's error for one report line: its first line, without the log excerpt or path."""
+    text = str(e).strip()
+    return re.split(r"; (?:log:|last lines of )", text.splitlines()[0] if text else "")[0]
 
 
 def _seed_tag(seed: int) -> str:
