@@ -77,7 +77,7 @@ def _pll(m, clk_in, f_in: float, f_out: float):
     clk, locked = Signal(name="pll_clk"), Signal(name="pll_locked")
     m.submodules.pll = Instance(
         "rPLL", p_FCLKIN=f"{f_in / 1e6:g}", p_IDIV_SEL=p["IDIV_SEL"], p_FBDIV_SEL=p["FBDIV_SEL"],
-        p_ODIV_SEL=p["ODIV_SEL"], p_DEVICE="GW1NR-9C",
+        p_ODIV_SEL=p["ODIV_SEL"],
         i_CLKIN=clk_in, i_CLKFB=Const(0, 1), i_RESET=Const(0, 1), i_RESET_P=Const(0, 1),
         i_FBDSEL=Const(0, 6), i_IDSEL=Const(0, 6), i_ODSEL=Const(0, 6), i_PSDA=Const(0, 4), i_DUTYDA=Const(0, 4),
         i_FDLY=Const(0, 4), o_CLKOUT=clk, o_LOCK=locked)
