@@ -76,7 +76,7 @@ class BuildOptions:
     arch: str = "auto"                # spatial (a LUT per node), folded (nodes streamed from memory), auto
     hard_carry: bool | None = None    # ECP5 / Gowin: the tree counters on the hard carry chain (CCU2C / ALU);
                                       # None = by size (HARD_CARRY_MAX_LUTS)
-    core_clock: float | None = None   # MHz: the core on a PLL clock of its own, the shell on the board's (iCE40)
+    core_clock: float | None = None   # MHz: the core on a PLL clock of its own, the shell on the board's
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "BuildOptions":
