@@ -201,6 +201,18 @@ def test_a_core_clock_needs_a_family_pll():
     assert parse_board({**i, "core_clock_hz": 12_000_000}, "b.json").core_clock_hz == 12_000_000
 
 
+def test_gowin_logic_cells_count_alus_in_lut_positions():
+    """A Gowin slice position holds a LUT4 or an ALU (nextpnr counts them apart): the report's logic cells are
+    both; ECP5 and iCE40 count one utilisation row."""
+    util = {"LUT4": {"used": 2487, "available": 8640}, "ALU": {"used": 1168, "available": 6480},
+            "DFF": {"used": 2265, "available": 6480}}
+    assert FAMILIES["gowin"].logic_cells(util) == {"used": 3655, "available": 8640}
+    assert FAMILIES["gowin"].logic_cell_name == "LUT4+ALU" and FAMILIES["gowin"].logic_cells({}) == {}
+    ecp5 = {"TRELLIS_COMB": {"used": 13750, "available": 83640}, "TRELLIS_FF": {"used": 8844, "available": 83640}}
+    assert FAMILIES["ecp5"].logic_cells(ecp5) == {"used": 13750, "available": 83640}
+    assert FAMILIES["ecp5"].logic_cell_name == "TRELLIS_COMB"
+
+
 def test_nextpnr_progress_says_where_it_is(tmp_path):
     from warpc.fpga.tools import nextpnr_status
 

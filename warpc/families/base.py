@@ -101,6 +101,9 @@ class Family:
     model_prelude: str | None = None    # cells_sim text before this marker is kept (macros the models use)
     extra_models: tuple[str, ...] = ()  # more Yosys share/ files whose modules `model_cells` may name
     pack_log: str = "pack.log"
+    # nextpnr utilisation keys whose cells take a logic cell of their own beside util_keys["LC"] (Gowin: an ALU
+    # sits in a LUT4's position, which nextpnr counts apart)
+    lc_shared: tuple[str, ...] = ()
     native_sim: bool = False           # netsim models its cells directly (else they are flattened into gates)
     synth_opts: Callable[[Any, Any], str] = field(default=lambda board, plat: "")
     nextpnr_args: Callable[[Any, Any], list] = field(default=lambda board, plat: [])
@@ -117,6 +120,18 @@ class Family:
     # iCE40; on the ECP5-85F router1 had 78,000 of a 27,000-LUT design's arcs left after 34,000 iterations where
     # router2 converged in 11 min: there router2 runs to the end)
     router1_fallback: bool = False
+
+    def logic_cells(self, util: dict) -> dict:
+        """{used, available} logic cells from nextpnr's utilisation table ({} when it has no such row)."""
+        lc = util.get(self.util_keys["LC"])
+        if not lc:
+            return {}
+        return {"used": lc["used"] + sum(util.get(k, {}).get("used", 0) for k in self.lc_shared),
+                "available": lc["available"]}
+
+    @property
+    def logic_cell_name(self) -> str:
+        return "+".join((self.util_keys["LC"], *self.lc_shared))
 
     def pll_check(self, f_in: float, f_out: float) -> None:
         """ConfigError when the family's PLL cannot make f_out from f_in."""

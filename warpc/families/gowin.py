@@ -129,6 +129,9 @@ GOWIN = Family(
     tool_files=("top.syn.json", "top.pnr.json", "top.fs", "gowin_pack.log"),
     logic_unit="LUT",
     util_keys={"LC": "LUT4", "FF": "DFF", "CARRY": "ALU", "BRAM": "BSRAM", "IO": "IOB", "DSP": "MULT18X18"},
+    # a slice position holds a LUT4 or an ALU, never both (nextpnr's slice_valid), and a flip-flop without
+    # either gets a pass-through LUT4 there: the positions used are LUT4 + ALU
+    lc_shared=("ALU",),
     kinds={"LUT[1-4]": "LUT", _FF: "FF", "ALU": "CARRY", "MUX2_LUT[5-8]": "MUX", "(S|SDP|DP|SP)(X9)?B?|pROM": "BRAM",
            "RAM16S.*|RAM16SDP.*": "LUTRAM", "MULT.*|ALU54D|PADD.*": "DSP", "[IOT]BUF|IOBUF": "IO"},
     cells_sim="gowin/cells_sim.v",

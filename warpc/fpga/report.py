@@ -76,7 +76,7 @@ def summarize_build(out: Path, board, net, shell, options: dict, stamp: dict, st
     util = pnr.get("utilization", {})
     cap = dict(board.capacity)
     keys = fam.util_keys
-    lc = util.get(keys["LC"], {})
+    lc = fam.logic_cells(util)
     io = util.get(keys["IO"], {})
     bram = util.get(keys["BRAM"], {})
     dsp = util.get(keys["DSP"], {})
@@ -102,8 +102,9 @@ def summarize_build(out: Path, board, net, shell, options: dict, stamp: dict, st
         "LUT": res["total"]["LUT"], "FF": res["total"]["FF"], "CARRY": res["total"]["CARRY"],
         "BRAM": bram.get("used", res["total"]["BRAM"]), "IO": io.get("used", res["total"]["IO"]),
         "DSP": dsp.get("used", res["total"]["DSP"]),
-        # placed logic cells: iCE40 LCs (LUT4 + carry + FF), ECP5 TRELLIS_COMB (LUT4 halves of slices), Gowin LUT4s
-        "LC": lc.get("used"), "LC_unit": keys["LC"],
+        # placed logic cells: iCE40 LCs (LUT4 + carry + FF), ECP5 TRELLIS_COMB (LUT4 halves of slices), Gowin
+        # LUT4 + ALU positions
+        "LC": lc.get("used"), "LC_unit": fam.logic_cell_name,
         "capacity": {"LC": lc.get("available", cap.get(fam.logic_unit)),
                      "LUT": cap.get("LUT", lc.get("available", cap.get(fam.logic_unit))),
                      "BRAM": bram.get("available", cap.get("BRAM")), "IO": io.get("available", cap.get("IO")),

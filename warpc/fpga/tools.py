@@ -140,8 +140,8 @@ def raise_if_does_not_fit(log: Path, device: str, blocks: dict | None = None, fa
     if bram and bram not in over.values():
         extra.append(f"BRAM {bram['used']}/{bram['available']}")
     per_block = ", ".join(f"{k} {v.get('LUT', 0)}" for k, v in (blocks or {}).items())
-    lc = util.get(family.util_keys["LC"])
-    unit = "LCs" if family.logic_unit == "LC" else f"logic cells ({family.util_keys['LC']})"
+    lc = family.logic_cells(util)
+    unit = "LCs" if family.logic_unit == "LC" else f"logic cells ({family.logic_cell_name})"
     need = (f"needs {lc['used']} {unit}, the {device} has {lc['available']}" if lc else "does not fit")
     if legal and lc:
         need = (f"placement failed with {lc['used']} of {lc['available']} {unit} used (tiles share clock enables "
