@@ -592,7 +592,17 @@ def _blocks(net: Netlist, *, pipeline: int, interval: int, lut_cells: str, score
     blocks["shell"] = {"lut": shell("lut"), "ff": shell("ff"), "carry": shell("carry"), "lc": shell("lc"),
                        "exact_cells": False, "model": "calibrated constant (UART, framing, CRC, idle timer, reply)"}
     facts["shape"] = sh
+    facts["counter_chains"] = _counter_chains(counter) if pipeline > 0 and interval == 1 else 0
     return blocks, facts
+
+
+def _counter_chains(counter) -> int:
+    """Physical carry chains of a tree counter on a family with a hard chain (the plan's own grouping, as the
+    build instantiates it); 0 when the plan is not available."""
+    got = _plan_of(counter)
+    if got is None or not hasattr(got[0], "carry_chains"):
+        return 0
+    return len(got[0].carry_chains(got[1])[0])
 
 
 def _comb_counter(net: Netlist, out_signals, score_bits: int) -> dict[str, int]:
@@ -636,6 +646,14 @@ def net_outputs(facts: dict):
 # chain) the counters use LUT carries unless the chain is asked for.
 HARD_CARRY_MAX_LUTS = 12_000
 
+# Logic cells each hard carry chain costs beyond its elements, fitted per family on placed builds (2026-12-05,
+# docs/families.md): nextpnr-ecp5 adds a feed-in and a feed-out CCU2C to every chain (4 TRELLIS_COMB, counted
+# exactly in three builds), and warpc's chain cells add their own feed / extract / pad halves; on Gowin the ALU
+# chain ends nextpnr adds and the pass-through LUT4s. Fitted on 3 ECP5 / 2 Gowin builds (25-302 chains), checked
+# on a fourth: within +-3.1 % of the placed count where the plain count was 14-15 % low.
+CHAIN_OVERHEAD_CELLS = {"ecp5": 6.2, "gowin": 6.1}
+SHELL_CHAINS = 4  # the UART shell's own counters (Yosys-inferred chains), the same in every build measured
+
 
 def estimate_net(net: Netlist, board, *, interval: int = 1, pipeline: int = 1, lut_cells: str | None = None,
                  scores: bool = False, hard_carry: bool | None = None) -> dict:
@@ -651,6 +669,7 @@ def estimate_net(net: Netlist, board, *, interval: int = 1, pipeline: int = 1, l
     blocks, facts = _blocks(net, pipeline=pipeline, interval=interval, lut_cells=lut_cells, scores=scores)
     facts["outputs"] = net.outputs
     tot = {k: sum(int(b[k]) for b in blocks.values()) for k in ("lut", "ff", "carry", "lc")}
+    chain_info = None
     cap = dict(board.capacity)
     lc_cap = board.logic_capacity or None
     unit = board.family.logic_unit
@@ -666,9 +685,14 @@ def estimate_net(net: Netlist, board, *, interval: int = 1, pipeline: int = 1, l
 
         if chain and hard_carry is None:
             hard_carry = sum(luts(k, b, True) for k, b in blocks.items()) <= HARD_CARRY_MAX_LUTS
+        per_chain = CHAIN_OVERHEAD_CELLS.get(board.family.name, 0.0) if chain else 0.0
+        chains = {"popcount": facts.get("counter_chains", 0) if hard_carry else 0,
+                  "argmax": max(0, facts["shape"].classes - 1) if pipeline > 0 else 0, "shell": SHELL_CHAINS}
         for name, b in blocks.items():
             b["lc"], b["exact_cells"] = luts(name, b, chain and bool(hard_carry)), False
+            b["lc"] += int(round(per_chain * chains.get(name, 0)))
         tot["lc"] = sum(int(b["lc"]) for b in blocks.values())
+        chain_info = {"per_block": chains, "cells_each": per_chain} if chain else None
     util = round(100.0 * tot["lc"] / lc_cap, 1) if lc_cap else None
     from .boards import platform_for
 
@@ -682,6 +706,8 @@ def estimate_net(net: Netlist, board, *, interval: int = 1, pipeline: int = 1, l
         "format": FORMAT,
         "board": board.name, "device": board.device, "family": board.family.name, "unit": unit,
         "hard_carry": bool(hard_carry) if board.family.primitives.chain_cell else None,
+        # hard carry chains per block and the logic cells each costs beyond its elements (CHAIN_OVERHEAD_CELLS)
+        "carry_chains": chain_info,
         "options": {"pipeline": pipeline, "interval": interval, "lut_cells": lut_cells, "scores": scores},
         "model": net.stats(),
         "LC": tot["lc"], "LUT": tot["lut"], "FF": tot["ff"], "CARRY": tot["carry"], "BRAM": 0, "IO": io,
@@ -786,6 +812,10 @@ def format_estimate(est: dict) -> str:
         verdict = ("fits" if est["fits"] else "clearly over: `warpc synth` refuses it" if est["clearly_over"]
                    else "over capacity by the estimate (within its margin: synth tries)")
         L.append(f"{est.get('unit', 'LC')} {est['LC']:,} of {cap:,} ({est['utilization_pct']['LC']} %): {verdict}")
+    ch = est.get("carry_chains")
+    if ch and any(ch["per_block"].values()):
+        L.append("carry chains: " + ", ".join(f"{k} {v:,}" for k, v in ch["per_block"].items() if v)
+                 + f"; ~{ch['cells_each']:g} cells each beyond their elements (the chain ends nextpnr adds)")
     L.append(f"BRAM {est['BRAM']}, IO {est['IO']}")
     f = est["Fmax"]
     L.append(f"Fmax {f['class']} (longest path estimate ~{f['path_estimate_MHz']} MHz, in the {f['limited_by']})"
