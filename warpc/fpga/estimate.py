@@ -650,7 +650,7 @@ HARD_CARRY_MAX_LUTS = 12_000
 # docs/families.md): nextpnr-ecp5 adds a feed-in and a feed-out CCU2C to every chain (4 TRELLIS_COMB, counted
 # exactly in three builds), and warpc's chain cells add their own feed / extract / pad halves; on Gowin the ALU
 # chain ends nextpnr adds and the pass-through LUT4s. Fitted on 3 ECP5 / 2 Gowin builds (25-302 chains), checked
-# on a fourth: within +-3.1 % of the placed count where the plain count was 14-15 % low.
+# on four more: within +-3.1 % of the placed count where the plain count was 14-15 % low.
 CHAIN_OVERHEAD_CELLS = {"ecp5": 6.2, "gowin": 6.1}
 SHELL_CHAINS = 4  # the UART shell's own counters (Yosys-inferred chains), the same in every build measured
 
