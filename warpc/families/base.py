@@ -173,6 +173,16 @@ class Family:
         return "\n\n".join(parts) + "\n"
 
 
+def pll_beside_board_clock(pll: Callable[..., Any]) -> Callable[..., Any]:
+    """A Family.pll_split for a PLL fed by the board clock's own buffer (ECP5, Gowin): the board clock stays the
+    shell's, the PLL's output is the core's. The split returns (board clock, core clock, locked)."""
+    def split(m, platform, f_in: float, f_out: float):
+        clk = platform.request(platform.default_clk, 0)
+        core, locked = pll(m, clk.i, f_in, f_out)
+        return clk.i, core, locked
+    return split
+
+
 def _blackbox(module: str) -> str:
     """A module's header, parameters and port declarations (no body), marked (* blackbox *)."""
     head, _, body = module.partition(";")

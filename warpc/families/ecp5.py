@@ -3,7 +3,7 @@
 The device, package and speed flags come from the board's amaranth-boards platform (Amaranth's own tables)."""
 from __future__ import annotations
 
-from .base import Family, Primitives
+from .base import Family, Primitives, pll_beside_board_clock
 
 
 def _ff(d, q, en=None, reset: bool = False):
@@ -98,14 +98,6 @@ def _pll(m, clk_in, f_in: float, f_out: float):
     return clk, locked
 
 
-def _pll_split(m, platform, f_in: float, f_out: float):
-    """For --core-clock: the board clock (its global buffer) for the shell, an EHXPLLL's output for the core.
-    Returns (board clock, core clock, locked)."""
-    clk = platform.request(platform.default_clk, 0)
-    core, locked = _pll(m, clk.i, f_in, f_out)
-    return clk.i, core, locked
-
-
 def _nextpnr(board, plat) -> list:
     dev = plat._nextpnr_device_options[plat.device]
     pkg = plat._nextpnr_package_options[plat.package].upper()
@@ -141,5 +133,5 @@ ECP5 = Family(
     pack_log="ecppack.log",
     pll=_pll,
     pll_plan=pll_params,
-    pll_split=_pll_split,
+    pll_split=pll_beside_board_clock(_pll),
 )

@@ -4,7 +4,7 @@ Amaranth 0.5 still calls the retired nextpnr-gowin; warpc runs nextpnr-himbaeche
 and the constraints as --vopt options, and passes the board clock as --freq (the .cst carries no clock)."""
 from __future__ import annotations
 
-from .base import Family, Primitives
+from .base import Family, Primitives, pll_beside_board_clock
 
 
 def _ff(d, q, en=None, reset: bool = False):
@@ -84,14 +84,6 @@ def _pll(m, clk_in, f_in: float, f_out: float):
     return clk, locked
 
 
-def _pll_split(m, platform, f_in: float, f_out: float):
-    """For --core-clock: the board clock for the shell, an rPLL's output for the core. Returns (board clock,
-    core clock, locked)."""
-    clk = platform.request(platform.default_clk, 0)
-    core, locked = _pll(m, clk.i, f_in, f_out)
-    return clk.i, core, locked
-
-
 def _nextpnr(board, plat) -> list:
     # nextpnr-himbaechel derives no constraint from an rPLL and --freq sets every clock's: with --core-clock each
     # domain gets its own from an SDC file instead (the shell is not held to the core's clock)
@@ -147,5 +139,5 @@ GOWIN = Family(
     extra_files=_extra_files,
     pll=_pll,
     pll_plan=pll_params,
-    pll_split=_pll_split,
+    pll_split=pll_beside_board_clock(_pll),
 )
