@@ -592,13 +592,13 @@ def _blocks(net: Netlist, *, pipeline: int, interval: int, lut_cells: str, score
     blocks["shell"] = {"lut": shell("lut"), "ff": shell("ff"), "carry": shell("carry"), "lc": shell("lc"),
                        "exact_cells": False, "model": "calibrated constant (UART, framing, CRC, idle timer, reply)"}
     facts["shape"] = sh
-    facts["counter_chains"] = _counter_chains(counter) if pipeline > 0 and interval == 1 else 0
+    facts["counter"] = counter  # its plan's carry chains are counted only where a family has a hard chain
     return blocks, facts
 
 
 def _counter_chains(counter) -> int:
     """Physical carry chains of a tree counter on a family with a hard chain (the plan's own grouping, as the
-    build instantiates it); 0 when the plan is not available."""
+    build instantiates it); 0 when there is no counter or plan (pipeline 0)."""
     got = _plan_of(counter)
     if got is None or not hasattr(got[0], "carry_chains"):
         return 0
@@ -686,7 +686,7 @@ def estimate_net(net: Netlist, board, *, interval: int = 1, pipeline: int = 1, l
         if chain and hard_carry is None:
             hard_carry = sum(luts(k, b, True) for k, b in blocks.items()) <= HARD_CARRY_MAX_LUTS
         per_chain = CHAIN_OVERHEAD_CELLS.get(board.family.name, 0.0) if chain else 0.0
-        chains = {"popcount": facts.get("counter_chains", 0) if hard_carry else 0,
+        chains = {"popcount": _counter_chains(facts["counter"]) if chain and hard_carry else 0,
                   "argmax": max(0, facts["shape"].classes - 1) if pipeline > 0 else 0, "shell": SHELL_CHAINS}
         for name, b in blocks.items():
             b["lc"], b["exact_cells"] = luts(name, b, chain and bool(hard_carry)), False
